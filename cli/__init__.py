@@ -1,0 +1,1 @@
+"""The `logstore` command line: parses options, calls one library function, formats the result."""

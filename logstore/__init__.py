@@ -1,0 +1,61 @@
+"""logstore: a time-travel dataset store that versions operations, not copies."""
+
+from .errors import (
+    CommitConflictError,
+    CorruptionError,
+    InvalidExpressionError,
+    InvalidInputError,
+    InvalidNameError,
+    KeyRequiredError,
+    KeyViolationError,
+    LogstoreError,
+    NotAStoreError,
+    SchemaMismatchError,
+    SelectorError,
+    StoreExistsError,
+    StoreNotFoundError,
+    TableExistsError,
+    TableNotFoundError,
+    TagExistsError,
+    TagNotFoundError,
+    TimestampError,
+    VersionNotFoundError,
+)
+from .log import Commit
+from .readers import read_arrow, read_pandas, read_polars, scan_polars
+from .store import Store, init, open
+from .table import Table
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Commit",
+    "CommitConflictError",
+    "CorruptionError",
+    "InvalidExpressionError",
+    "InvalidInputError",
+    "InvalidNameError",
+    "KeyRequiredError",
+    "KeyViolationError",
+    "LogstoreError",
+    "NotAStoreError",
+    "SchemaMismatchError",
+    "SelectorError",
+    "Store",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "Table",
+    "TableExistsError",
+    "TableNotFoundError",
+    "TagExistsError",
+    "TagNotFoundError",
+    "TimestampError",
+    "VersionNotFoundError",
+    "__version__",
+    "init",
+    "open",
+    "read_arrow",
+    "read_pandas",
+    "read_polars",
+    "scan_polars",
+]

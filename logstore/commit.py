@@ -1,0 +1,137 @@
+"""Publishing an operation as the next version: change file first, then the commit record with put-if-absent.
+
+A writer that loses the race for version N re-reads the head and re-runs its operation against it (operations
+are re-evaluated, not replayed as file lists), with jittered exponential backoff, up to MAX_ATTEMPTS times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import timestamps
+from .errors import CommitConflictError, InvalidInputError
+from .log import Commit, CommitRecord, DataFile
+from .materialize import DELETE, INSERT, ROW_ID, UPDATE, VERSION
+from .operations import ChangeSet, Head
+
+MAX_ATTEMPTS = 60
+FIRST_BACKOFF = 0.002
+MAX_BACKOFF = 0.25
+DATA_DIR = "data"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """What the caller says about a commit."""
+
+    message: str | None = None
+    author: str | None = None
+    timestamp: object = None
+    metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.metadata is None:
+            object.__setattr__(self, "metadata", {})
+        if not isinstance(self.metadata, dict):
+            raise InvalidInputError(self.metadata, f"metadata must be a dict, not {type(self.metadata).__name__}")
+        for name in ("message", "author"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise InvalidInputError(value, f"{name} must be a string, not {type(value).__name__}")
+
+
+def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo) -> Commit:
+    """Run `build` against the head and publish its changes as the next version; retry on conflicts."""
+    first_base = None
+    delay = FIRST_BACKOFF
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        head = table._head()
+        first_base = head.record.version if first_base is None else first_base
+        record = _publish_once(table, operation, head, build(head), info)
+        if record is not None:
+            table._after_commit(record)
+            return record.commit
+        time.sleep(random.uniform(0, delay))
+        delay = min(delay * 2, MAX_BACKOFF)
+    raise CommitConflictError(table.name, first_base, table._log.head_version(), MAX_ATTEMPTS)
+
+
+def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: CommitInfo) -> CommitRecord | None:
+    base = head.record
+    version = base.version + 1
+    moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
+    inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
+    fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
+    files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
+    record = CommitRecord(
+        commit=Commit(
+            version=version,
+            timestamp=moment,
+            operation=operation,
+            author=info.author,
+            message=info.message,
+            metadata=dict(info.metadata),
+            parameters=_jsonable(changes.parameters),
+            rows_inserted=inserted,
+            rows_updated=updated,
+            rows_deleted=deleted,
+            num_rows=base.commit.num_rows + inserted - deleted,
+        ),
+        columns=changes.columns,
+        key=base.key,
+        files=files,
+        next_row_id=changes.next_row_id,
+        change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),
+        properties=changes.properties if changes.properties is not None else base.properties,
+    )
+    published = False
+    try:
+        published = table._log.publish(record)
+    finally:
+        if not published:
+            for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
+                table._storage.delete(f"{table._prefix}/{f.path}")
+    return record if published else None
+
+
+def _min_row_id(rows: pa.Table) -> int:
+    return pc.min(rows.column(ROW_ID)).as_py() if rows.num_rows else 0
+
+
+def write_change_file(table, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
+    """Write change rows (with _version) as a Parquet file under a unique name; return its description."""
+    rows = rows.add_column(2, VERSION, pa.array([version] * rows.num_rows, pa.int64())).sort_by(ROW_ID)
+    staged = table._storage.staging_file(".parquet")
+    pq.write_table(rows, staged, compression="zstd")
+    relative = f"{DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
+    size, digest = publish_staged(table._storage, f"{table._prefix}/{relative}", staged)
+    return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
+
+
+def publish_staged(storage, path: str, staged: str) -> tuple[int, str]:
+    """Publish a staged file; return its size and SHA-256."""
+    with open(staged, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    size = os.path.getsize(staged)
+    storage.put_staged_if_absent(path, staged)
+    return size, digest
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

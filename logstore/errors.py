@@ -1,0 +1,149 @@
+"""The errors logstore raises. Every one derives from LogstoreError and carries the offending values."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+
+class LogstoreError(Exception):
+    """Base of every error logstore raises on purpose."""
+
+
+class StoreNotFoundError(LogstoreError):
+    def __init__(self, path: Any):
+        self.path = str(path)
+        super().__init__(f"no logstore store at {self.path!r} (create one with logstore.init)")
+
+
+class StoreExistsError(LogstoreError):
+    def __init__(self, path: Any):
+        self.path = str(path)
+        super().__init__(f"a store already exists at {self.path!r}")
+
+
+class NotAStoreError(LogstoreError):
+    def __init__(self, path: Any, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path!r} is not a logstore store: {reason}")
+
+
+class InvalidNameError(LogstoreError):
+    def __init__(self, kind: str, name: Any):
+        self.kind = kind
+        self.name = name
+        super().__init__(
+            f"invalid {kind} name {name!r}: use letters, digits, '_', '-' and '.', "
+            "starting with a letter or digit (no path separators, no '..')"
+        )
+
+
+class TableNotFoundError(LogstoreError):
+    def __init__(self, name: str, known: Iterable[str]):
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        super().__init__(f"no table {name!r} in this store (known tables: {listed})")
+
+
+class TableExistsError(LogstoreError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"table {name!r} already exists")
+
+
+class VersionNotFoundError(LogstoreError):
+    def __init__(self, version: Any, latest: int):
+        self.version = version
+        self.latest = latest
+        super().__init__(f"version {version!r} does not exist (latest version is {latest})")
+
+
+class TagNotFoundError(LogstoreError):
+    def __init__(self, tag: str, known: Iterable[str]):
+        self.tag = tag
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        super().__init__(f"no tag {tag!r} (known tags: {listed})")
+
+
+class TagExistsError(LogstoreError):
+    def __init__(self, tag: str, version: int):
+        self.tag = tag
+        self.version = version
+        super().__init__(f"tag {tag!r} already exists (it points at version {version}); delete it first")
+
+
+class TimestampError(LogstoreError):
+    """A timestamp that cannot be parsed, or that lies outside the range it must be in."""
+
+    def __init__(self, timestamp: Any, message: str):
+        self.timestamp = timestamp
+        super().__init__(message)
+
+
+class SelectorError(LogstoreError):
+    def __init__(self, given: dict):
+        self.given = given
+        names = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        super().__init__(f"give at most one of version, as_of and tag (got {names})")
+
+
+class SchemaMismatchError(LogstoreError):
+    def __init__(self, differences: list[str]):
+        self.differences = list(differences)
+        super().__init__("data does not match the table schema: " + "; ".join(self.differences))
+
+
+class KeyRequiredError(LogstoreError):
+    def __init__(self, table: str, operation: str):
+        self.table = table
+        self.operation = operation
+        super().__init__(f"{operation} needs a key, and table {table!r} has none (create it with key=...)")
+
+
+class KeyViolationError(LogstoreError):
+    """Null or duplicate key values."""
+
+    def __init__(self, key: list[str], problem: str, values: list):
+        self.key = list(key)
+        self.problem = problem
+        self.values = list(values)
+        shown = ", ".join(repr(v) for v in self.values[:5])
+        more = f" and {len(self.values) - 5} more" if len(self.values) > 5 else ""
+        super().__init__(f"{problem} in key {self.key}: {shown}{more}")
+
+
+class InvalidExpressionError(LogstoreError):
+    def __init__(self, expression: str, reason: str):
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"invalid expression {expression!r}: {reason}")
+
+
+class InvalidInputError(LogstoreError):
+    def __init__(self, value: Any, reason: str):
+        self.value = value
+        self.reason = reason
+        super().__init__(reason)
+
+
+class CommitConflictError(LogstoreError):
+    def __init__(self, table: str, base_version: int, head_version: int, attempts: int):
+        self.table = table
+        self.base_version = base_version
+        self.head_version = head_version
+        self.attempts = attempts
+        super().__init__(
+            f"could not commit to {table!r} after {attempts} attempts: other writers kept committing "
+            f"(tried on version {base_version}, head is now {head_version})"
+        )
+
+
+class CorruptionError(LogstoreError):
+    def __init__(self, path: str, version: int | None, reason: str):
+        self.path = path
+        self.version = version
+        self.reason = reason
+        where = f" (version {version})" if version is not None else ""
+        super().__init__(f"corrupt file {path!r}{where}: {reason}")

@@ -1,0 +1,209 @@
+"""The commit log of one table: records, publishing version N, finding the head, resolving timestamps.
+
+Each version is one JSON file `_log/<version, 20 digits>.json`, published once with put-if-absent and never
+changed. See docs/format.md for the fields.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field, replace
+
+from . import timestamps
+from .errors import CorruptionError, TimestampError, VersionNotFoundError
+from .schema import Column
+
+FORMAT_VERSION = 1
+LOG_DIR = "_log"
+VERSION_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one commit did: the public record of a version."""
+
+    version: int
+    timestamp: dt.datetime
+    operation: str
+    author: str | None = None
+    message: str | None = None
+    metadata: dict = field(default_factory=dict)
+    rows_inserted: int = 0
+    rows_updated: int = 0
+    rows_deleted: int = 0
+    num_rows: int = 0
+    parameters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A change file a commit adds; `path` is relative to the table directory."""
+
+    path: str
+    rows: int
+    size: int
+    sha256: str
+    inserts_only: bool  # every row is an insert of a row id no earlier version used
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "rows": self.rows, "size": self.size, "sha256": self.sha256, "inserts_only": self.inserts_only}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "DataFile":
+        return cls(
+            path=obj["path"], rows=int(obj["rows"]), size=int(obj["size"]), sha256=obj["sha256"], inserts_only=bool(obj["inserts_only"])
+        )
+
+
+@dataclass(frozen=True)
+class CommitRecord:
+    """Everything version N stores: the commit plus the table state needed to read it."""
+
+    commit: Commit
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    files: tuple[DataFile, ...]
+    next_row_id: int
+    change_rows_total: int  # rows in all change files that are not insert-only, up to this version
+    properties: dict
+
+    @property
+    def version(self) -> int:
+        return self.commit.version
+
+    def to_json(self) -> dict:
+        c = self.commit
+        return {
+            "format_version": FORMAT_VERSION,
+            "version": c.version,
+            "timestamp": timestamps.encode(c.timestamp),
+            "operation": c.operation,
+            "author": c.author,
+            "message": c.message,
+            "metadata": c.metadata,
+            "parameters": c.parameters,
+            "rows_inserted": c.rows_inserted,
+            "rows_updated": c.rows_updated,
+            "rows_deleted": c.rows_deleted,
+            "num_rows": c.num_rows,
+            "schema": [col.to_json() for col in self.columns],
+            "key": list(self.key),
+            "files": [f.to_json() for f in self.files],
+            "next_row_id": self.next_row_id,
+            "change_rows_total": self.change_rows_total,
+            "properties": self.properties,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CommitRecord":
+        commit = Commit(
+            version=int(obj["version"]),
+            timestamp=timestamps.decode(obj["timestamp"]),
+            operation=obj["operation"],
+            author=obj.get("author"),
+            message=obj.get("message"),
+            metadata=dict(obj.get("metadata") or {}),
+            parameters=dict(obj.get("parameters") or {}),
+            rows_inserted=int(obj["rows_inserted"]),
+            rows_updated=int(obj["rows_updated"]),
+            rows_deleted=int(obj["rows_deleted"]),
+            num_rows=int(obj["num_rows"]),
+        )
+        return cls(
+            commit=commit,
+            columns=tuple(Column.from_json(c) for c in obj["schema"]),
+            key=tuple(obj.get("key") or ()),
+            files=tuple(DataFile.from_json(f) for f in obj["files"]),
+            next_row_id=int(obj["next_row_id"]),
+            change_rows_total=int(obj["change_rows_total"]),
+            properties=dict(obj.get("properties") or {}),
+        )
+
+    def encode(self) -> bytes:
+        return json.dumps(self.to_json(), sort_keys=True, indent=1).encode()
+
+    def with_commit(self, **changes) -> "CommitRecord":
+        return replace(self, commit=replace(self.commit, **changes))
+
+
+def log_name(version: int) -> str:
+    return f"{version:0{VERSION_DIGITS}d}.json"
+
+
+class Log:
+    """Reads and publishes the commit records of the table stored under `prefix`."""
+
+    def __init__(self, storage, prefix: str):
+        self.storage = storage
+        self.prefix = prefix
+        self._records: dict[int, CommitRecord] = {}
+
+    def _path(self, version: int) -> str:
+        return f"{self.prefix}/{LOG_DIR}/{log_name(version)}"
+
+    def versions(self) -> list[int]:
+        names = self.storage.list(f"{self.prefix}/{LOG_DIR}")
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+    def head_version(self) -> int | None:
+        versions = self.versions()
+        return versions[-1] if versions else None
+
+    def exists(self) -> bool:
+        return self.storage.exists(self._path(0))
+
+    def read(self, version: int) -> CommitRecord:
+        """The record of `version`; CorruptionError if it is missing from the middle of the log or malformed."""
+        cached = self._records.get(version)
+        if cached is not None:
+            return cached
+        path = self._path(version)
+        try:
+            raw = self.storage.read(path)
+        except FileNotFoundError:
+            raise CorruptionError(path, version, "commit record is missing") from None
+        try:
+            record = CommitRecord.from_json(json.loads(raw))
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
+        if record.version != version:
+            raise CorruptionError(path, version, f"record says version {record.version}")
+        self._records[version] = record
+        return record
+
+    def head(self) -> CommitRecord:
+        latest = self.head_version()
+        if latest is None:
+            raise CorruptionError(f"{self.prefix}/{LOG_DIR}", None, "the log has no commits")
+        return self.read(latest)
+
+    def publish(self, record: CommitRecord) -> bool:
+        """Publish the record of a new version; False if another writer published that version first."""
+        published = self.storage.put_if_absent(self._path(record.version), record.encode())
+        if published:
+            self._records[record.version] = record
+        return published
+
+    def check_version(self, version, latest: int) -> int:
+        if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= latest:
+            raise VersionNotFoundError(version, latest)
+        return version
+
+    def version_at(self, moment: dt.datetime, latest: int) -> int:
+        """The latest version whose commit time is <= moment (binary search over the records)."""
+        if moment > timestamps.now():
+            raise TimestampError(moment, f"timestamp {timestamps.encode(moment)} is in the future; its version could still change")
+        first = self.read(0).commit.timestamp
+        if moment < first:
+            raise TimestampError(
+                moment, f"timestamp {timestamps.encode(moment)} is before the first commit at {timestamps.encode(first)}"
+            )
+        low, high = 0, latest  # invariant: time(low) <= moment
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.read(middle).commit.timestamp <= moment:
+                low = middle
+            else:
+                high = middle - 1
+        return low

@@ -1,0 +1,279 @@
+"""Turning each write operation into change rows against the head version.
+
+Every function here gets the head (its commit record and its materialization plan) and returns a ChangeSet: the
+rows to append to the change log (_row_id, _op, then the table's columns) and what they do. They are pure with
+respect to the store: nothing is written here, so a conflicting commit can simply re-run them on the new head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import expressions
+from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
+from .log import CommitRecord
+from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
+from .schema import Column, arrow_schema, conform, quote
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    rows: pa.Table  # _row_id, _op, then `columns`
+    columns: tuple[Column, ...]  # the table's columns after this commit
+    next_row_id: int
+    parameters: dict = field(default_factory=dict)
+    properties: dict | None = None  # new table properties, if this commit changes them
+
+    def count(self, op: str) -> int:
+        if self.rows.num_rows == 0:
+            return 0
+        return int(pc.sum(pc.equal(self.rows.column(OP), op)).as_py() or 0)
+
+
+@dataclass(frozen=True)
+class Head:
+    """What an operation sees: the latest commit record, its plan and a DuckDB cursor to run SQL on."""
+
+    record: CommitRecord
+    plan: Plan
+    con: duckdb.DuckDBPyConnection
+    table_name: str
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.record.columns
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.record.key
+
+    def state_sql(self) -> str:
+        return f"({self.plan.relation_sql()})"
+
+    def run(self, sql: str, *, expression: str | None = None) -> pa.Table:
+        try:
+            return self.con.sql(sql).to_arrow_table()
+        except duckdb.Error as e:
+            if expression is None:
+                raise
+            raise InvalidExpressionError(expression, expressions._message(e)) from None
+
+
+def append(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
+    batch, columns = _conform(head, data, merge)
+    if head.key:
+        _check_batch_keys(head, batch)
+        _check_new_keys(head, batch)
+    ids = pa.array(range(head.record.next_row_id, head.record.next_row_id + batch.num_rows), pa.int64())
+    rows = _with_change_columns(batch, ids, INSERT)
+    return ChangeSet(rows, columns, head.record.next_row_id + batch.num_rows)
+
+
+def upsert(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
+    if not head.key:
+        raise KeyRequiredError(head.table_name, "upsert")
+    batch, columns = _conform(head, data, merge)
+    _check_batch_keys(head, batch)
+    head.con.register("upsert_batch", _with_position(batch))
+    try:
+        on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
+        changed = _any_distinct("b", "h", [c for c in columns if c.name not in head.key and _held(c, head.columns)])
+        added = [c for c in columns if not _held(c, head.columns)]
+        changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in added])) or "false"
+        sql = f"""
+            SELECT {_new_or_existing_id(head, 'h', 'b')} AS {ROW_ID},
+                   CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' ELSE '{UPDATE}' END AS {OP},
+                   {', '.join(f'b.{quote(c.name)}' for c in columns)}
+            FROM upsert_batch b LEFT JOIN (SELECT {ROW_ID}, {_names(head.columns)} FROM {head.state_sql()}) h ON {on}
+            WHERE h.{ROW_ID} IS NULL OR {changed}
+            ORDER BY {ROW_ID}"""
+        rows = head.run(sql)
+    finally:
+        head.con.unregister("upsert_batch")
+    return _change_set(rows, columns, head)
+
+
+def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
+    if not isinstance(assignments, dict) or not assignments:
+        raise InvalidExpressionError(str(assignments), "set= must be a non-empty dict of column: SQL expression")
+    by_name = {c.name: c for c in head.columns}
+    for name, expression in assignments.items():
+        if name not in by_name:
+            raise SchemaMismatchError([f"update sets unknown column {name!r} (columns: {', '.join(by_name)})"])
+        if name in head.key:
+            raise InvalidExpressionError(str(expression), f"key column {name!r} cannot be updated; delete the row and append it")
+        expressions.check(head.con, expression, head.columns, kind="SET expression")
+    predicate = _predicate(head, where)
+    select = ", ".join(
+        f"CAST(({assignments[c.name]}) AS {c.type}) AS {quote(c.name)}" if c.name in assignments else quote(c.name)
+        for c in head.columns
+    )
+    sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+    rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()))
+    return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
+
+
+def delete(head: Head, where: str | None) -> ChangeSet:
+    predicate = _predicate(head, where)
+    nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
+    sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+    rows = head.run(sql, expression=where)
+    return _change_set(rows, head.columns, head, parameters={"where": where})
+
+
+def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
+    batch, columns = _conform(head, data, merge)
+    if head.key:
+        _check_batch_keys(head, batch)
+    head.con.register("overwrite_batch", _with_position(batch))
+    try:
+        sql = _overwrite_by_key_sql(head, columns) if head.key else _overwrite_by_rows_sql(head, columns)
+        rows = head.run(sql)
+    finally:
+        head.con.unregister("overwrite_batch")
+    return _change_set(rows, columns, head)
+
+
+def restore(head: Head, target: Plan) -> ChangeSet:
+    """Change rows that turn the head into the target version's rows, matched by row id."""
+    columns = target.columns
+    differs = _any_distinct("t", "h", [c for c in columns if _held(c, head.columns)])
+    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" for c in columns if not _held(c, head.columns)]))
+    sql = f"""
+        SELECT coalesce(t.{ROW_ID}, h.{ROW_ID}) AS {ROW_ID},
+               CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN t.{ROW_ID} IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
+               {', '.join(f't.{quote(c.name)}' for c in columns)}
+        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {_names([c for c in columns if _held(c, head.columns)]) or 'NULL AS _none'} FROM {head.state_sql()}) h
+             ON t.{ROW_ID} = h.{ROW_ID}
+        WHERE h.{ROW_ID} IS NULL OR t.{ROW_ID} IS NULL {('OR ' + differs) if differs else ''}
+        ORDER BY {ROW_ID}"""
+    rows = head.run(sql)
+    return _change_set(rows, columns, head, parameters={"version": target.version})
+
+
+def set_properties(head: Head, properties: dict) -> ChangeSet:
+    rows = _change_set(pa.table({}), head.columns, head).rows.slice(0, 0)
+    merged = {**head.record.properties, **properties}
+    return ChangeSet(rows, head.columns, head.record.next_row_id, {"properties": dict(properties)}, merged)
+
+
+# --- building blocks ---------------------------------------------------------------------------------------------
+
+
+def _conform(head: Head, data: pa.Table, merge: bool):
+    # a table created without a schema takes the schema of its first data
+    return conform(data, head.columns, merge=merge or not head.columns)
+
+
+def _predicate(head: Head, where: str | None) -> str:
+    if where is None:
+        return "true"
+    return f"({expressions.check(head.con, where, head.columns, kind='predicate')})"
+
+
+def _names(columns) -> str:
+    return ", ".join(quote(c.name) for c in columns)
+
+
+def _held(column: Column, columns) -> bool:
+    return any(c.name == column.name for c in columns)
+
+
+def _any_distinct(left: str, right: str, columns) -> str:
+    return " OR ".join(f"{left}.{quote(c.name)} IS DISTINCT FROM {right}.{quote(c.name)}" for c in columns)
+
+
+def _with_position(batch: pa.Table) -> pa.Table:
+    return batch.append_column("__pos", pa.array(range(batch.num_rows), pa.int64()))
+
+
+def _new_or_existing_id(head: Head, existing: str, batch: str) -> str:
+    """Existing rows keep their id; new rows get fresh ids in the order they came in."""
+    start = head.record.next_row_id
+    return (
+        f"CASE WHEN {existing}.{ROW_ID} IS NULL THEN {start} - 1 + "
+        f"row_number() OVER (PARTITION BY {existing}.{ROW_ID} IS NULL ORDER BY {batch}.__pos) "
+        f"ELSE {existing}.{ROW_ID} END"
+    )
+
+
+def _overwrite_by_key_sql(head: Head, columns) -> str:
+    on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
+    old = [c for c in columns if _held(c, head.columns)]
+    changed = _any_distinct("b", "h", [c for c in old if c.name not in head.key])
+    changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in columns if c not in old]))
+    return f"""
+        SELECT CASE WHEN b.__pos IS NULL THEN h.{ROW_ID} ELSE {_new_or_existing_id(head, 'h', 'b')} END AS {ROW_ID},
+               CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN b.__pos IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
+               {', '.join(f'b.{quote(c.name)}' for c in columns)}
+        FROM overwrite_batch b FULL OUTER JOIN (SELECT {ROW_ID}, {_names(old)} FROM {head.state_sql()}) h ON {on}
+        WHERE h.{ROW_ID} IS NULL OR b.__pos IS NULL {('OR ' + changed) if changed else ''}
+        ORDER BY {ROW_ID}"""
+
+
+def _overwrite_by_rows_sql(head: Head, columns) -> str:
+    """Without a key, rows match by full-row equality, duplicates pairing up in order (a multiset difference)."""
+    old = [c for c in columns if _held(c, head.columns)]
+    values = _names(columns)
+    match = " AND ".join([f"o.{quote(c.name)} IS NOT DISTINCT FROM n.{quote(c.name)}" for c in columns] + ["o.__n = n.__n"])
+    new_values = ", ".join(f"n.{quote(c.name)}" for c in columns)
+    nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
+    old_select = ", ".join(quote(c.name) if c in old else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
+    return f"""
+        WITH o AS (SELECT {ROW_ID}, {old_select}, row_number() OVER (PARTITION BY {values} ORDER BY {ROW_ID}) AS __n
+                   FROM {head.state_sql()}),
+             n AS (SELECT *, row_number() OVER (PARTITION BY {values} ORDER BY __pos) AS __n FROM overwrite_batch)
+        SELECT {ROW_ID}, '{DELETE}' AS {OP}, {nulls} FROM o WHERE NOT EXISTS (SELECT 1 FROM n WHERE {match})
+        UNION ALL
+        SELECT {head.record.next_row_id} - 1 + row_number() OVER (ORDER BY n.__pos) AS {ROW_ID}, '{INSERT}' AS {OP}, {new_values}
+        FROM n WHERE NOT EXISTS (SELECT 1 FROM o WHERE {match})
+        ORDER BY {ROW_ID}"""
+
+
+def _with_change_columns(batch: pa.Table, ids: pa.Array, op: str) -> pa.Table:
+    rows = batch.add_column(0, ROW_ID, ids)
+    return rows.add_column(1, OP, pa.array([op] * batch.num_rows, pa.string()))
+
+
+def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = None) -> ChangeSet:
+    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
+    rows = rows.select([f.name for f in schema]).cast(schema) if rows.num_columns else schema.empty_table()
+    inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
+    next_id = max(head.record.next_row_id, (pc.max(inserted).as_py() + 1) if len(inserted) else 0)
+    return ChangeSet(rows, tuple(columns), next_id, parameters or {})
+
+
+def _check_batch_keys(head: Head, batch: pa.Table) -> None:
+    key = list(head.key)
+    head.con.register("key_batch", batch.select(key))
+    try:
+        cols = ", ".join(quote(k) for k in key)
+        nulls = head.con.sql(f"SELECT {cols} FROM key_batch WHERE {' OR '.join(f'{quote(k)} IS NULL' for k in key)} LIMIT 6").fetchall()
+        if nulls:
+            raise KeyViolationError(key, "null values", [_key_value(r) for r in nulls])
+        dups = head.con.sql(f"SELECT {cols} FROM key_batch GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 6").fetchall()
+        if dups:
+            raise KeyViolationError(key, "duplicate values in the batch", [_key_value(r) for r in dups])
+    finally:
+        head.con.unregister("key_batch")
+
+
+def _check_new_keys(head: Head, batch: pa.Table) -> None:
+    key = list(head.key)
+    cols = ", ".join(quote(k) for k in key)
+    head.con.register("key_batch", batch.select(key))
+    try:
+        sql = f"SELECT {cols} FROM key_batch SEMI JOIN (SELECT {cols} FROM {head.state_sql()}) AS h USING ({cols}) ORDER BY ALL LIMIT 6"
+        clashes = head.con.sql(sql).fetchall()
+    finally:
+        head.con.unregister("key_batch")
+    if clashes:
+        raise KeyViolationError(key, "values already in the table (use upsert to update them)", [_key_value(r) for r in clashes])
+
+
+def _key_value(row: tuple):
+    return row[0] if len(row) == 1 else row

@@ -1,0 +1,116 @@
+"""Snapshots: derived, full materializations of one version that bound how much log a read replays.
+
+A snapshot is a Parquet file `snapshots/<version>-<uuid>.parquet` (columns _row_id then the table's columns,
+sorted by _row_id) described by `_snapshots/<version>.json`. Losing one never changes an answer: readers fall
+back to an older snapshot or to the log.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+
+from .errors import InvalidInputError
+from .log import VERSION_DIGITS
+
+SNAPSHOT_DIR = "_snapshots"
+SNAPSHOT_DATA_DIR = "snapshots"
+DEFAULT_PROPERTIES = {
+    # a snapshot is due when the change rows since the last one reach this fraction of the table's rows ...
+    "snapshot_fraction": 0.5,
+    # ... or when this many commits passed since the last one
+    "snapshot_commits": 500,
+}
+
+
+@dataclass(frozen=True)
+class SnapshotRecord:
+    version: int
+    path: str  # relative to the table directory
+    rows: int
+    size: int
+    sha256: str
+    columns: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "version": self.version,
+            "path": self.path,
+            "rows": self.rows,
+            "size": self.size,
+            "sha256": self.sha256,
+            "columns": list(self.columns),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "SnapshotRecord":
+        return cls(
+            version=int(obj["version"]),
+            path=obj["path"],
+            rows=int(obj["rows"]),
+            size=int(obj["size"]),
+            sha256=obj["sha256"],
+            columns=tuple(obj["columns"]),
+        )
+
+
+def record_name(version: int) -> str:
+    return f"{version:0{VERSION_DIGITS}d}.json"
+
+
+def snapshot_versions(storage, prefix: str) -> list[int]:
+    names = storage.list(f"{prefix}/{SNAPSHOT_DIR}")
+    return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+
+
+def load(storage, prefix: str, version: int) -> SnapshotRecord | None:
+    """The snapshot record of `version` if it and its file look intact, else None (with a warning)."""
+    path = f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"
+    try:
+        record = SnapshotRecord.from_json(json.loads(storage.read(path)))
+        if record.version != version:
+            raise ValueError(f"record says version {record.version}")
+        actual = storage.size(f"{prefix}/{record.path}")
+        if actual != record.size:
+            raise ValueError(f"{record.path} has {actual} bytes, record says {record.size}")
+        return record
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        warnings.warn(f"logstore: skipping damaged snapshot {path}: {e}", RuntimeWarning, stacklevel=2)
+        return None
+
+
+def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset()) -> SnapshotRecord | None:
+    """The newest intact snapshot at or below `version`, skipping versions in `exclude`."""
+    for candidate in reversed(snapshot_versions(storage, prefix)):
+        if candidate > version or candidate in exclude:
+            continue
+        record = load(storage, prefix, candidate)
+        if record is not None:
+            return record
+    return None
+
+
+def check_properties(properties: dict) -> dict:
+    for name, value in properties.items():
+        if name not in DEFAULT_PROPERTIES:
+            raise InvalidInputError(name, f"unknown table property {name!r} (known: {', '.join(DEFAULT_PROPERTIES)})")
+        if name == "snapshot_fraction" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+            raise InvalidInputError(value, f"snapshot_fraction must be a number > 0, not {value!r}")
+        if name == "snapshot_commits" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise InvalidInputError(value, f"snapshot_commits must be an integer >= 1, not {value!r}")
+    return dict(properties)
+
+
+def due(properties: dict, *, commits_since: int, change_rows_since: int, num_rows: int) -> bool:
+    settings = {**DEFAULT_PROPERTIES, **properties}
+    if commits_since <= 0:
+        return False
+    if commits_since >= settings["snapshot_commits"]:
+        return True
+    return change_rows_since > 0 and change_rows_since >= settings["snapshot_fraction"] * max(num_rows, 1)
+
+
+def publish(storage, prefix: str, record: SnapshotRecord) -> bool:
+    data = json.dumps(record.to_json(), sort_keys=True, indent=1).encode()
+    return storage.put_if_absent(f"{prefix}/{SNAPSHOT_DIR}/{record_name(record.version)}", data)

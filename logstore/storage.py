@@ -1,0 +1,99 @@
+"""The one door to files: read, list, put-if-absent and delete.
+
+Paths are '/'-separated and relative to the store root. Every write publishes a complete file under its final
+name at once, or not at all: the bytes go to a private staging file first, are fsynced, and are then linked to the
+final name, which fails if that name exists. An object store slots in behind the same five calls.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+STAGING_DIR = "_staging"
+
+
+class LocalStorage:
+    """Storage on a local filesystem."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def _full(self, path: str) -> Path:
+        return self.root / path
+
+    def url(self, path: str) -> str:
+        """Where a reader such as DuckDB finds the file."""
+        return str(self._full(path))
+
+    def exists(self, path: str) -> bool:
+        return self._full(path).exists()
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes; FileNotFoundError if it does not exist."""
+        return self._full(path).read_bytes()
+
+    def size(self, path: str) -> int:
+        return self._full(path).stat().st_size
+
+    def list(self, prefix: str) -> list[str]:
+        """Names of the files directly inside the directory `prefix`, sorted; [] if it does not exist."""
+        try:
+            return sorted(e.name for e in os.scandir(self._full(prefix)) if e.is_file())
+        except FileNotFoundError:
+            return []
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        try:
+            return sorted(e.name for e in os.scandir(self._full(prefix)) if e.is_dir())
+        except FileNotFoundError:
+            return []
+
+    def staging_file(self, suffix: str = "") -> str:
+        """A fresh local path to write a file into before publishing it with put_staged_if_absent."""
+        staging = self.root / STAGING_DIR
+        staging.mkdir(exist_ok=True)
+        return str(staging / f"{uuid.uuid4().hex}{suffix}")
+
+    def put_if_absent(self, path: str, data: bytes) -> bool:
+        """Publish `data` under `path` unless a file is already there. True if this call published it."""
+        staged = self.staging_file()
+        with open(staged, "wb") as f:
+            f.write(data)
+        return self.put_staged_if_absent(path, staged)
+
+    def put_staged_if_absent(self, path: str, staged: str) -> bool:
+        """Publish a staged file under `path` unless a file is already there; the staged file is consumed."""
+        target = self._full(path)
+        try:
+            _fsync(staged)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(staged, target)
+            except FileExistsError:
+                return False
+            _fsync(target.parent)
+            return True
+        finally:
+            _unlink_quietly(staged)
+
+    def delete(self, path: str) -> None:
+        """Remove a file; removing a file that is not there is not an error."""
+        _unlink_quietly(self._full(path))
+
+
+def _fsync(path) -> None:
+    """Flush a file's or a directory's contents to stable storage."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

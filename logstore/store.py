@@ -1,0 +1,140 @@
+"""A store: a directory holding tables. Create it with init(), open it with open()."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import duckdb
+
+from . import names, operations, snapshot
+from .commit import CommitInfo, _publish_once
+from .errors import (
+    InvalidInputError,
+    NotAStoreError,
+    SchemaMismatchError,
+    StoreExistsError,
+    StoreNotFoundError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from .inputs import to_arrow
+from .log import Commit, CommitRecord
+from .materialize import Plan
+from .operations import Head
+from .schema import arrow_schema, check_names, columns_from_any
+from .storage import LocalStorage
+from .table import Table
+
+MARKER = "logstore.json"
+STORE_FORMAT = {"format": "logstore", "format_version": 1}
+TABLES_DIR = "tables"
+
+
+class Store:
+    def __init__(self, path, storage: LocalStorage):
+        self.path = str(path)
+        self._storage = storage
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"<logstore.Store {self.path!r}>"
+
+    def _connection(self) -> duckdb.DuckDBPyConnection:
+        """This thread's DuckDB connection (in memory; it only reads the store's Parquet files)."""
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = duckdb.connect()
+        return con
+
+    def tables(self) -> list[str]:
+        return [n for n in self._storage.list_dirs(TABLES_DIR) if self._storage.exists(f"{TABLES_DIR}/{n}/_log/{0:020d}.json")]
+
+    def table(self, name: str) -> Table:
+        names.check("table", name)
+        table = Table(self, name)
+        if not table._log.exists():
+            raise TableNotFoundError(name, self.tables())
+        return table
+
+    def create_table(
+        self,
+        name: str,
+        data=None,
+        *,
+        schema=None,
+        key=None,
+        properties: dict | None = None,
+        message=None,
+        author=None,
+        timestamp=None,
+        metadata=None,
+    ) -> Table:
+        """Create a table (version 0), empty or holding `data`; `schema` fixes the columns, `key` the key columns."""
+        names.check("table", name)
+        table = Table(self, name)
+        if table._log.exists():
+            raise TableExistsError(name)
+        batch = to_arrow(data) if data is not None else None
+        columns = columns_from_any(schema) if schema is not None else ()
+        check_names(columns)
+        if batch is not None and not columns:
+            columns = columns_from_any(batch.schema)
+            check_names(columns)
+        key_columns = _key(key, columns)
+        props = {**snapshot.DEFAULT_PROPERTIES, **snapshot.check_properties(properties or {})}
+        info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+        base = CommitRecord(
+            commit=Commit(version=-1, timestamp=None, operation="NONE"),
+            columns=columns,
+            key=key_columns,
+            files=(),
+            next_row_id=0,
+            change_rows_total=0,
+            properties=props,
+        )
+        head = Head(base, Plan(-1, columns, None, -1, (), ()), self._connection().cursor(), name)
+        empty = arrow_schema(columns).empty_table()
+        changes = operations.append(head, batch if batch is not None else empty, merge=False)
+        if _publish_once(table, "CREATE", head, changes, info) is None:
+            raise TableExistsError(name)
+        return table
+
+
+def _key(key, columns) -> tuple[str, ...]:
+    if key is None:
+        return ()
+    listed = (key,) if isinstance(key, str) else tuple(key)
+    if not listed or not all(isinstance(k, str) for k in listed):
+        raise InvalidInputError(key, f"key must be a column name or a list of column names, not {key!r}")
+    known = [c.name for c in columns]
+    missing = [k for k in listed if k not in known]
+    if missing:
+        raise SchemaMismatchError([f"key column {k!r} is not in the schema ({', '.join(known) or 'no columns'})" for k in missing])
+    return listed
+
+
+def init(path) -> Store:
+    """Create a store in `path` (a directory, created if needed); StoreExistsError if one is there."""
+    storage = LocalStorage(path)
+    os.makedirs(storage.root, exist_ok=True)
+    if not storage.put_if_absent(MARKER, json.dumps(STORE_FORMAT, sort_keys=True).encode()):
+        raise StoreExistsError(path)
+    return Store(path, storage)
+
+
+def open(path) -> Store:  # noqa: A001 - the public name the API promises
+    """Open the store in `path`; StoreNotFoundError if there is none."""
+    storage = LocalStorage(path)
+    try:
+        marker = json.loads(storage.read(MARKER))
+    except (FileNotFoundError, NotADirectoryError):
+        raise StoreNotFoundError(path) from None
+    except ValueError as e:
+        raise NotAStoreError(path, f"{MARKER} is not valid JSON ({e})") from None
+    if not isinstance(marker, dict) or marker.get("format") != STORE_FORMAT["format"]:
+        raise NotAStoreError(path, f"{MARKER} does not describe a logstore store")
+    if marker.get("format_version") != STORE_FORMAT["format_version"]:
+        raise NotAStoreError(path, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads 1)")
+    return Store(path, storage)

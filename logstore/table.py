@@ -1,0 +1,268 @@
+"""A versioned table: the public verbs, each a thin call into log, operations, commit and materialize."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+
+import duckdb
+import pyarrow as pa
+
+from . import expressions, operations, snapshot, timestamps
+from .commit import CommitInfo, commit, publish_staged
+from .errors import CorruptionError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
+from .inputs import to_arrow
+from .log import Commit, CommitRecord, Log
+from .materialize import Plan, Source
+from .operations import Head
+from .schema import arrow_schema, quote
+from .snapshot import SNAPSHOT_DATA_DIR, SnapshotRecord
+from .tags import Tags
+
+SCHEMA_MODES = (None, "strict", "merge")
+
+
+class Table:
+    """One table of a store. Reads never change it; every write adds exactly one version."""
+
+    def __init__(self, store, name: str):
+        self._store = store
+        self.name = name
+        self._storage = store._storage
+        self._prefix = f"tables/{name}"
+        self._log = Log(self._storage, self._prefix)
+        self._tags = Tags(self._storage, self._prefix)
+
+    def __repr__(self) -> str:
+        return f"<logstore.Table {self.name!r} at version {self.version}>"
+
+    # --- versions ------------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """The latest version."""
+        return self._log.head().version
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self._log.read(0).key
+
+    @property
+    def properties(self) -> dict:
+        return {**snapshot.DEFAULT_PROPERTIES, **self._log.head().properties}
+
+    def history(self, limit: int | None = None) -> list[Commit]:
+        """Commits, newest first."""
+        latest = self.version
+        stop = -1 if limit is None else max(latest - limit, -1)
+        return [self._log.read(v).commit for v in range(latest, stop, -1)]
+
+    def commit_info(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> Commit:
+        return self._log.read(self._resolve(version, as_of, tag)).commit
+
+    def version_at(self, timestamp) -> int:
+        """The latest version committed at or before `timestamp`."""
+        return self._log.version_at(timestamps.parse(timestamp), self.version)
+
+    def schema(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> pa.Schema:
+        return arrow_schema(self._log.read(self._resolve(version, as_of, tag)).columns)
+
+    def _resolve(self, version=None, as_of=None, tag=None) -> int:
+        given = {k: v for k, v in (("version", version), ("as_of", as_of), ("tag", tag)) if v is not None}
+        if len(given) > 1:
+            raise SelectorError(given)
+        latest = self.version
+        if version is not None:
+            return self._log.check_version(version, latest)
+        if as_of is not None:
+            return self._log.version_at(timestamps.parse(as_of), latest)
+        if tag is not None:
+            return self._log.check_version(self._tags.get(tag), latest)
+        return latest
+
+    # --- reads ---------------------------------------------------------------------------------------------
+
+    def read(self, *, version=None, as_of=None, tag=None, columns=None, where=None) -> pa.Table:
+        """The rows of one version (the latest by default) as a pyarrow Table, in row-id order."""
+        return self._query(version, as_of, tag, columns, where, lambda rel: rel.to_arrow_table())
+
+    def to_pandas(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
+        _require("pandas", "to_pandas")
+        return self._query(version, as_of, tag, columns, where, lambda rel: rel.df())
+
+    def to_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
+        return self._query(version, as_of, tag, columns, where, lambda rel: rel.pl())
+
+    def scan_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
+        """A polars LazyFrame over one version; projections and filters reach the Parquet scans."""
+        return self.to_duckdb(version=version, as_of=as_of, tag=tag, columns=columns, where=where).pl(lazy=True)
+
+    def to_duckdb(self, *, version=None, as_of=None, tag=None, columns=None, where=None, connection=None):
+        """A DuckDB relation over one version (on `connection`, or the store's own)."""
+        plan = self._plan(self._resolve(version, as_of, tag))
+        con = connection if connection is not None else self._store._connection()
+        return con.sql(self._select_sql(plan, columns, where))
+
+    def _query(self, version, as_of, tag, columns, where, fetch):
+        resolved = self._resolve(version, as_of, tag)
+        excluded: set[int] = set()
+        while True:
+            plan = self._plan(resolved, exclude=frozenset(excluded))
+            sql = self._select_sql(plan, columns, where)
+            try:
+                return fetch(self._store._connection().sql(sql))
+            except duckdb.Error as e:
+                damaged = self._blame(plan, e)
+                if damaged is None:
+                    raise
+                excluded.add(damaged)
+
+    def _select_sql(self, plan: Plan, columns, where) -> str:
+        if columns is not None:
+            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+                raise InvalidInputError(columns, f"columns must be a list of column names, not {columns!r}")
+            known = [c.name for c in plan.columns]
+            unknown = [c for c in columns if c not in known]
+            if unknown:
+                raise SchemaMismatchError([f"unknown column {c!r} (version {plan.version} has {', '.join(known)})" for c in unknown])
+        if where is not None:
+            expressions.check(self._store._connection(), where, plan.columns, kind="predicate")
+        return plan.select_sql(columns, where)
+
+    def _blame(self, plan: Plan, error: Exception) -> int | None:
+        """After a failed read: the snapshot version to skip if the snapshot was at fault; raise if a change file was."""
+        text = str(error)
+        if plan.snapshot is not None and plan.snapshot.url in text:
+            warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {text.splitlines()[0]}", RuntimeWarning, stacklevel=3)
+            return plan.snapshot_version
+        for source in plan.inserts + plan.changes:
+            if source.url in text:
+                relative = os.path.relpath(source.url, self._storage.url(self._prefix))
+                raise CorruptionError(relative, plan.version, text.splitlines()[0]) from None
+        return None
+
+    def _plan(self, version: int, *, exclude=frozenset()) -> Plan:
+        record = self._log.read(version)
+        snap = snapshot.usable_at_or_below(self._storage, self._prefix, version, exclude=exclude)
+        start = snap.version if snap is not None else -1
+        inserts, changes = [], []
+        for v in range(start + 1, version + 1):
+            r = self._log.read(v)
+            held = frozenset(c.name for c in r.columns)
+            for f in r.files:
+                source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held)
+                (inserts if f.inserts_only else changes).append(source)
+        snap_source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns)) if snap else None
+        return Plan(version, record.columns, snap_source, start, tuple(inserts), tuple(changes))
+
+    # --- writes --------------------------------------------------------------------------------------------
+
+    def append(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them."""
+        batch, merge = to_arrow(data), _merge(schema_mode)
+        return self._write("APPEND", lambda h: operations.append(h, batch, merge=merge), message, author, timestamp, metadata)
+
+    def upsert(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Insert rows with new keys, update rows whose key exists (unchanged rows are not rewritten)."""
+        batch, merge = to_arrow(data), _merge(schema_mode)
+        return self._write("UPSERT", lambda h: operations.upsert(h, batch, merge=merge), message, author, timestamp, metadata)
+
+    def update(self, set: dict, where: str | None = None, *, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Set columns to SQL expressions on the rows matching `where` (all rows if None)."""
+        return self._write("UPDATE", lambda h: operations.update(h, set, where), message, author, timestamp, metadata)
+
+    def delete(self, where: str | None = None, *, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Delete the rows matching `where` (all rows if None)."""
+        return self._write("DELETE", lambda h: operations.delete(h, where), message, author, timestamp, metadata)
+
+    def overwrite(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Make `data` the table's full state; stores only the row-level difference from the previous version."""
+        batch, merge = to_arrow(data), _merge(schema_mode)
+        return self._write("OVERWRITE", lambda h: operations.overwrite(h, batch, merge=merge), message, author, timestamp, metadata)
+
+    def restore(self, version=None, *, as_of=None, tag=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+        """Add a commit whose state equals an earlier version (rows keep their identity)."""
+        if version is None and as_of is None and tag is None:
+            raise SelectorError({})
+        target = self._plan(self._resolve(version, as_of, tag))
+        return self._write("RESTORE", lambda h: operations.restore(h, target), message, author, timestamp, metadata)
+
+    def set_properties(self, *, message=None, author=None, timestamp=None, metadata=None, **properties) -> Commit:
+        """Change table properties (snapshot_fraction, snapshot_commits) with a commit that changes no rows."""
+        updates = snapshot.check_properties(properties)
+        return self._write("SET PROPERTIES", lambda h: operations.set_properties(h, updates), message, author, timestamp, metadata)
+
+    def _write(self, operation, build, message, author, timestamp, metadata) -> Commit:
+        info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+        return commit(self, operation, build, info)
+
+    def _head(self) -> Head:
+        record = self._log.head()
+        return Head(record, self._plan(record.version), self._store._connection().cursor(), self.name)
+
+    def _after_commit(self, record: CommitRecord) -> None:
+        last = snapshot.snapshot_versions(self._storage, self._prefix)
+        start = last[-1] if last else -1
+        before = self._log.read(start).change_rows_total if start >= 0 else 0
+        if snapshot.due(
+            record.properties,
+            commits_since=record.version - start,
+            change_rows_since=record.change_rows_total - before,
+            num_rows=record.commit.num_rows,
+        ):
+            try:
+                self._write_snapshot(record.version)
+            except (LogstoreError, OSError, duckdb.Error) as e:  # the commit stands; a snapshot is only derived data
+                warnings.warn(f"logstore: could not write a snapshot of version {record.version}: {e}", RuntimeWarning, stacklevel=3)
+
+    # --- tags and snapshots --------------------------------------------------------------------------------
+
+    def tag(self, name: str, version: int | None = None, *, as_of=None) -> int:
+        """Name a version (the latest by default); returns the version tagged."""
+        resolved = self._resolve(version, as_of, None)
+        self._tags.create(name, resolved)
+        return resolved
+
+    def tags(self) -> dict[str, int]:
+        return self._tags.all()
+
+    def delete_tag(self, name: str) -> None:
+        self._tags.delete(name)
+
+    def snapshot(self) -> int:
+        """Write a snapshot of the latest version now; returns its version."""
+        latest = self.version
+        if snapshot.load(self._storage, self._prefix, latest) is None or latest not in snapshot.snapshot_versions(self._storage, self._prefix):
+            self._write_snapshot(latest)
+        return latest
+
+    def snapshots(self) -> list[int]:
+        return snapshot.snapshot_versions(self._storage, self._prefix)
+
+    def _write_snapshot(self, version: int) -> SnapshotRecord:
+        plan = self._plan(version)
+        staged = self._storage.staging_file(".parquet")
+        target = staged.replace("'", "''")
+        con = self._store._connection().cursor()
+        con.execute(f"COPY ({plan.select_sql(row_id=True)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        rows = con.sql(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
+        relative = f"{SNAPSHOT_DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
+        size, digest = publish_staged(self._storage, f"{self._prefix}/{relative}", staged)
+        record = SnapshotRecord(version, relative, rows, size, digest, tuple(c.name for c in plan.columns))
+        if not snapshot.publish(self._storage, self._prefix, record):
+            self._storage.delete(f"{self._prefix}/{relative}")  # another writer snapshotted this version first
+        return record
+
+
+def _merge(schema_mode) -> bool:
+    if schema_mode not in SCHEMA_MODES:
+        raise InvalidInputError(schema_mode, f"schema_mode must be 'strict' or 'merge', not {schema_mode!r}")
+    return schema_mode == "merge"
+
+
+def _require(module: str, caller: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise ImportError(f"{caller} needs {module}: pip install 'logstore[{module}]'") from None

@@ -1,0 +1,77 @@
+"""Commit timestamps: parsing user input, the on-disk text form, and the strictly-increasing rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .errors import TimestampError
+
+UTC = dt.timezone.utc
+ONE_MS = dt.timedelta(milliseconds=1)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(UTC)
+
+
+def parse(value) -> dt.datetime:
+    """A tz-aware UTC datetime from a datetime, a date, an ISO-8601 string or a pandas Timestamp.
+
+    A value without an offset is UTC; a date alone means midnight UTC.
+    """
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = _parse_text(value)
+    elif hasattr(value, "to_pydatetime"):
+        moment = value.to_pydatetime()
+    else:
+        raise TimestampError(value, f"cannot read {value!r} as a timestamp (give a datetime or ISO-8601 text)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _parse_text(text: str) -> dt.datetime:
+    cleaned = text.strip()
+    if cleaned.endswith(("Z", "z")):
+        cleaned = cleaned[:-1] + "+00:00"
+    if len(cleaned) > 3 and cleaned[-3] in "+-" and cleaned[-3:].lstrip("+-").isdigit() and ":" in cleaned:
+        cleaned += ":00"  # '12:00:00+08' -> '12:00:00+08:00'
+    try:
+        return dt.datetime.fromisoformat(cleaned)
+    except ValueError:
+        raise TimestampError(text, f"cannot read {text!r} as a timestamp (use ISO-8601, e.g. 2022-01-01 12:00:00)") from None
+
+
+def encode(moment: dt.datetime) -> str:
+    """The on-disk form: UTC, microseconds, 'Z' suffix, e.g. 2022-01-01T12:00:00.000000Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def decode(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def next_commit_time(previous: dt.datetime | None, requested=None) -> dt.datetime:
+    """The timestamp of a new commit: strictly after `previous`, never in the future.
+
+    Without a requested time it is now, or previous + 1 ms if the clock went back. A requested time (a backfill)
+    must lie after the previous commit and not in the future.
+    """
+    current = now()
+    if requested is None:
+        if previous is not None and current <= previous:
+            return previous + ONE_MS
+        return current
+    moment = parse(requested)
+    if moment > current:
+        raise TimestampError(requested, f"timestamp {encode(moment)} is in the future (now is {encode(current)})")
+    if previous is not None and moment <= previous:
+        raise TimestampError(
+            requested,
+            f"timestamp {encode(moment)} is not after the previous commit at {encode(previous)}",
+        )
+    return moment
