@@ -100,7 +100,7 @@ class Table:
 
     def to_duckdb(self, *, version=None, as_of=None, tag=None, columns=None, where=None, connection=None):
         """A DuckDB relation over one version (on `connection`, or the store's own)."""
-        plan = self._plan(self._resolve(version, as_of, tag))
+        plan = self._checked_plan(self._resolve(version, as_of, tag))
         con = connection if connection is not None else self._store._connection()
         return con.sql(self._select_sql(plan, columns, where))
 
@@ -156,6 +156,24 @@ class Table:
         snap_source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns)) if snap else None
         return Plan(version, record.columns, snap_source, start, tuple(inserts), tuple(changes))
 
+    def _checked_plan(self, version: int) -> Plan:
+        """A plan whose snapshot DuckDB can open (for writes and lazy relations, which have no retry on failure).
+
+        A snapshot whose Parquet footer cannot be read is skipped with a RuntimeWarning, as reads skip it.
+        """
+        excluded: set[int] = set()
+        while True:
+            plan = self._plan(version, exclude=frozenset(excluded))
+            if plan.snapshot is None:
+                return plan
+            try:
+                url = plan.snapshot.url.replace("'", "''")
+                self._store._connection().sql(f"SELECT count(*) FROM read_parquet('{url}')").fetchall()
+                return plan
+            except duckdb.Error as e:
+                self._blame(plan, e)
+                excluded.add(plan.snapshot_version)
+
     # --- writes --------------------------------------------------------------------------------------------
 
     def append(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
@@ -185,7 +203,7 @@ class Table:
         """Add a commit whose state equals an earlier version (rows keep their identity)."""
         if version is None and as_of is None and tag is None:
             raise SelectorError({})
-        target = self._plan(self._resolve(version, as_of, tag))
+        target = self._checked_plan(self._resolve(version, as_of, tag))
         return self._write("RESTORE", lambda h: operations.restore(h, target), message, author, timestamp, metadata)
 
     def set_properties(self, *, message=None, author=None, timestamp=None, metadata=None, **properties) -> Commit:
@@ -199,7 +217,7 @@ class Table:
 
     def _head(self) -> Head:
         record = self._log.head()
-        return Head(record, self._plan(record.version), self._store._connection().cursor(), self.name)
+        return Head(record, self._checked_plan(record.version), self._store._connection().cursor(), self.name)
 
     def _after_commit(self, record: CommitRecord) -> None:
         last = snapshot.snapshot_versions(self._storage, self._prefix)
@@ -233,7 +251,7 @@ class Table:
     def snapshot(self) -> int:
         """Write a snapshot of the latest version now; returns its version."""
         latest = self.version
-        if snapshot.load(self._storage, self._prefix, latest) is None or latest not in snapshot.snapshot_versions(self._storage, self._prefix):
+        if latest not in snapshot.snapshot_versions(self._storage, self._prefix) or snapshot.load(self._storage, self._prefix, latest) is None:
             self._write_snapshot(latest)
         return latest
 
@@ -241,7 +259,7 @@ class Table:
         return snapshot.snapshot_versions(self._storage, self._prefix)
 
     def _write_snapshot(self, version: int) -> SnapshotRecord:
-        plan = self._plan(version)
+        plan = self._checked_plan(version)
         staged = self._storage.staging_file(".parquet")
         target = staged.replace("'", "''")
         con = self._store._connection().cursor()
