@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import timestamps
+from . import fingerprint, timestamps
 from .errors import CommitConflictError, InvalidInputError
 from .log import Commit, CommitRecord, DataFile
 from .materialize import DELETE, INSERT, ROW_ID, UPDATE, VERSION
@@ -72,6 +72,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
+    new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns)
     files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
     record = CommitRecord(
         commit=Commit(
@@ -93,15 +94,24 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
         next_row_id=changes.next_row_id,
         change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),
         properties=changes.properties if changes.properties is not None else base.properties,
+        fingerprint=fingerprint.encode(new_fingerprint),
     )
-    published = False
-    try:
-        published = table._log.publish(record)
-    finally:
-        if not published:
-            for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
-                table._storage.delete(f"{table._prefix}/{f.path}")
+    # If publishing raises, the record may or may not be on disk (e.g. the directory fsync failed after the
+    # link), so the change file is left for vacuum; only a lost race proves that nothing references it.
+    published = table._log.publish(record)
+    if not published:
+        for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
+            table._storage.delete(f"{table._prefix}/{f.path}")
     return record if published else None
+
+
+def _base_fingerprint(head: Head) -> int:
+    """The head's fingerprint: 0 before version 0; computed once by a full scan for a record without one."""
+    if head.record.version < 0:
+        return 0
+    if head.record.fingerprint is not None:
+        return fingerprint.decode(head.record.fingerprint)
+    return fingerprint.of_plan(head.con, head.plan)
 
 
 def _min_row_id(rows: pa.Table) -> int:

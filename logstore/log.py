@@ -10,8 +10,8 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field, replace
 
-from . import timestamps
-from .errors import CorruptionError, TimestampError, VersionNotFoundError
+from . import fingerprint, integrity, timestamps
+from .errors import CorruptionError, LogstoreError, TimestampError, VersionNotFoundError
 from .schema import Column
 
 FORMAT_VERSION = 1
@@ -67,6 +67,7 @@ class CommitRecord:
     next_row_id: int
     change_rows_total: int  # rows in all change files that are not insert-only, up to this version
     properties: dict
+    fingerprint: str | None = None  # content fingerprint of this version (fingerprint.py); None if unknown
 
     @property
     def version(self) -> int:
@@ -93,6 +94,7 @@ class CommitRecord:
             "next_row_id": self.next_row_id,
             "change_rows_total": self.change_rows_total,
             "properties": self.properties,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -118,13 +120,21 @@ class CommitRecord:
             next_row_id=int(obj["next_row_id"]),
             change_rows_total=int(obj["change_rows_total"]),
             properties=dict(obj.get("properties") or {}),
+            fingerprint=_fingerprint(obj.get("fingerprint")),
         )
 
     def encode(self) -> bytes:
-        return json.dumps(self.to_json(), sort_keys=True, indent=1).encode()
+        return json.dumps(integrity.seal(self.to_json()), sort_keys=True, indent=1).encode()
 
     def with_commit(self, **changes) -> "CommitRecord":
         return replace(self, commit=replace(self.commit, **changes))
+
+
+def _fingerprint(value) -> str | None:
+    if value is None:
+        return None
+    fingerprint.decode(value)  # ValueError if malformed
+    return value
 
 
 def log_name(version: int) -> str:
@@ -164,8 +174,10 @@ class Log:
         except FileNotFoundError:
             raise CorruptionError(path, version, "commit record is missing") from None
         try:
-            record = CommitRecord.from_json(json.loads(raw))
-        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            obj = json.loads(raw)
+            integrity.check_seal(obj)
+            record = CommitRecord.from_json(obj)
+        except (ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
             raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
         if record.version != version:
             raise CorruptionError(path, version, f"record says version {record.version}")

@@ -11,7 +11,8 @@ import json
 import warnings
 from dataclasses import dataclass
 
-from .errors import InvalidInputError
+from . import fingerprint, integrity
+from .errors import InvalidInputError, LogstoreError
 from .log import VERSION_DIGITS
 
 SNAPSHOT_DIR = "_snapshots"
@@ -32,6 +33,7 @@ class SnapshotRecord:
     size: int
     sha256: str
     columns: tuple[str, ...]
+    fingerprint: str | None = None  # content fingerprint of the version it materializes (fingerprint.py)
 
     def to_json(self) -> dict:
         return {
@@ -41,6 +43,7 @@ class SnapshotRecord:
             "size": self.size,
             "sha256": self.sha256,
             "columns": list(self.columns),
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -52,7 +55,14 @@ class SnapshotRecord:
             size=int(obj["size"]),
             sha256=obj["sha256"],
             columns=tuple(obj["columns"]),
+            fingerprint=_fingerprint(obj.get("fingerprint")),
         )
+
+
+def _fingerprint(value) -> str | None:
+    if value is not None:
+        fingerprint.decode(value)  # ValueError if malformed
+    return value
 
 
 def record_name(version: int) -> str:
@@ -65,19 +75,28 @@ def snapshot_versions(storage, prefix: str) -> list[int]:
 
 
 def load(storage, prefix: str, version: int) -> SnapshotRecord | None:
-    """The snapshot record of `version` if it and its file look intact, else None (with a warning)."""
+    """The snapshot record of `version` if it and its file look intact, else None (with a warning).
+
+    Checks the record's checksum, and the file's size and (on first use in this process) its SHA-256.
+    """
     path = f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"
     try:
-        record = SnapshotRecord.from_json(json.loads(storage.read(path)))
-        if record.version != version:
-            raise ValueError(f"record says version {record.version}")
-        actual = storage.size(f"{prefix}/{record.path}")
-        if actual != record.size:
-            raise ValueError(f"{record.path} has {actual} bytes, record says {record.size}")
+        record = read_record(storage, prefix, version)
+        integrity.check_file(storage, f"{prefix}/{record.path}", record.size, record.sha256, version, what="snapshot file", shown=record.path)
         return record
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
         warnings.warn(f"logstore: skipping damaged snapshot {path}: {e}", RuntimeWarning, stacklevel=2)
         return None
+
+
+def read_record(storage, prefix: str, version: int) -> SnapshotRecord:
+    """The snapshot record of `version`, its checksum checked; raises (OSError, ValueError, ...) if damaged."""
+    obj = json.loads(storage.read(f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"))
+    integrity.check_seal(obj)
+    record = SnapshotRecord.from_json(obj)
+    if record.version != version:
+        raise ValueError(f"record says version {record.version}")
+    return record
 
 
 def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset()) -> SnapshotRecord | None:
@@ -112,5 +131,5 @@ def due(properties: dict, *, commits_since: int, change_rows_since: int, num_row
 
 
 def publish(storage, prefix: str, record: SnapshotRecord) -> bool:
-    data = json.dumps(record.to_json(), sort_keys=True, indent=1).encode()
+    data = json.dumps(integrity.seal(record.to_json()), sort_keys=True, indent=1).encode()
     return storage.put_if_absent(f"{prefix}/{SNAPSHOT_DIR}/{record_name(record.version)}", data)

@@ -7,6 +7,7 @@ final name, which fails if that name exists. An object store slots in behind the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from pathlib import Path
@@ -56,27 +57,70 @@ class LocalStorage:
         staging.mkdir(exist_ok=True)
         return str(staging / f"{uuid.uuid4().hex}{suffix}")
 
+    def sha256(self, path: str) -> str:
+        """Hex SHA-256 of the file's bytes, streamed; FileNotFoundError if it does not exist."""
+        with open(self._full(path), "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+
+    def stat(self, path: str) -> os.stat_result:
+        return self._full(path).stat()
+
+    def delete_staged(self, staged: str) -> None:
+        """Remove a staging file that will not be published."""
+        _unlink_quietly(staged)
+
     def put_if_absent(self, path: str, data: bytes) -> bool:
         """Publish `data` under `path` unless a file is already there. True if this call published it."""
         staged = self.staging_file()
-        with open(staged, "wb") as f:
-            f.write(data)
+        try:
+            self._write(staged, data)
+        except BaseException:
+            _unlink_quietly(staged)
+            raise
         return self.put_staged_if_absent(path, staged)
 
     def put_staged_if_absent(self, path: str, staged: str) -> bool:
-        """Publish a staged file under `path` unless a file is already there; the staged file is consumed."""
+        """Publish a staged file under `path` unless a file is already there; the staged file is consumed.
+
+        Durable when it returns True: the file's bytes, its directory entry and the entries of any directory created
+        on the way are fsynced. If it raises, the file may or may not have been published.
+        """
         target = self._full(path)
         try:
-            _fsync(staged)
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._fsync(staged)
+            self._make_dirs(target.parent)
             try:
-                os.link(staged, target)
+                self._link(staged, target)
             except FileExistsError:
                 return False
-            _fsync(target.parent)
+            self._fsync(target.parent)
             return True
         finally:
             _unlink_quietly(staged)
+
+    # The steps of publishing, as methods so that a test can make any one of them fail.
+
+    def _write(self, staged: str, data: bytes) -> None:
+        with open(staged, "wb") as f:
+            f.write(data)
+
+    def _fsync(self, path) -> None:
+        _fsync(path)
+
+    def _link(self, source, target) -> None:
+        os.link(source, target)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create `directory` and missing ancestors below the root, fsyncing each new entry's parent."""
+        if directory.is_dir():
+            return
+        if directory.parent != self.root and directory.parent != directory:
+            self._make_dirs(directory.parent)
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            return
+        self._fsync(directory.parent)
 
     def delete(self, path: str) -> None:
         """Remove a file; removing a file that is not there is not an error."""

@@ -9,7 +9,7 @@ import warnings
 import duckdb
 import pyarrow as pa
 
-from . import expressions, operations, snapshot, timestamps
+from . import expressions, fingerprint, integrity, operations, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
 from .errors import CorruptionError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
 from .inputs import to_arrow
@@ -151,6 +151,7 @@ class Table:
             r = self._log.read(v)
             held = frozenset(c.name for c in r.columns)
             for f in r.files:
+                integrity.check_file(self._storage, f"{self._prefix}/{f.path}", f.size, f.sha256, v, what=f"change file (needed by version {version})")
                 source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held)
                 (inserts if f.inserts_only else changes).append(source)
         snap_source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns)) if snap else None
@@ -267,10 +268,15 @@ class Table:
         rows = con.sql(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
         relative = f"{SNAPSHOT_DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
         size, digest = publish_staged(self._storage, f"{self._prefix}/{relative}", staged)
-        record = SnapshotRecord(version, relative, rows, size, digest, tuple(c.name for c in plan.columns))
+        record = SnapshotRecord(version, relative, rows, size, digest, tuple(c.name for c in plan.columns), actual)
         if not snapshot.publish(self._storage, self._prefix, record):
             self._storage.delete(f"{self._prefix}/{relative}")  # another writer snapshotted this version first
         return record
+        expected = self._log.read(version).fingerprint
+        actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
+        if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
+            self._storage.delete_staged(staged)
+            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
 
 
 def _merge(schema_mode) -> bool:

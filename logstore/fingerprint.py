@@ -1,0 +1,126 @@
+"""Content fingerprints: an order-independent 64-bit hash of all rows of a version, kept up to date per commit.
+
+    cell_hash(c)  = 0 if the value is NULL, else DuckDB hash(<column name>, CAST(value AS <column type>))
+    row_hash(r)   = DuckDB hash(_row_id, (sum of cell_hash over the row's columns) mod 2^64)
+    fingerprint   = (sum of row_hash over all rows) mod 2^64, written as 16 lower-case hex digits
+
+The row id is included, so the fingerprint also pins which identity (and so which place in the row order) each
+row has. NULL cells contribute nothing, so adding a nullable column leaves every fingerprint unchanged, and the
+columns of a row are combined by a sum, so their order does not matter either.
+
+Because it is a sum, a commit updates it from its change rows alone:
+    new = old - row_hash(old images of updated and deleted rows) + row_hash(new images of inserted and updated rows)
+The old images come from the head state, filtered to the changed row ids (never a full hash of the table).
+
+The hash is DuckDB's `hash()`, which is not guaranteed stable across DuckDB releases; ALGORITHM names it, and
+`hash_is_stable()` checks a known value so that a DuckDB upgrade that changes it is reported as "cannot check",
+never as corruption.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
+from .schema import Column, quote
+
+ALGORITHM = "duckdb-hash-rowsum-v1"
+MOD = 1 << 64
+_CANARY_SQL = "SELECT hash('logstore', 42::BIGINT, 'fingerprint')"
+_CANARY_VALUE = 7387768560936646806  # DuckDB 2.0
+
+
+def encode(value: int) -> str:
+    return f"{value % MOD:016x}"
+
+
+def decode(text: str) -> int:
+    if not isinstance(text, str) or len(text) != 16:
+        raise ValueError(f"fingerprint must be 16 hex digits, not {text!r}")
+    return int(text, 16)
+
+
+def hash_is_stable(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.sql(_CANARY_SQL).fetchall()[0][0] == _CANARY_VALUE
+
+
+def row_hash_sql(columns: tuple[Column, ...], alias: str | None = None) -> str:
+    """SQL for row_hash of the rows of a relation holding _row_id and `columns` (as UBIGINT)."""
+    prefix = f"{alias}." if alias else ""
+    cells = [
+        f"CASE WHEN {prefix}{quote(c.name)} IS NULL THEN 0::HUGEINT "
+        f"ELSE hash({_literal(c.name)}, CAST({prefix}{quote(c.name)} AS {c.type}))::HUGEINT END"
+        for c in columns
+    ]
+    total = " + ".join(cells) if cells else "0::HUGEINT"
+    return f"hash({prefix}{ROW_ID}, (({total}) % {MOD})::UBIGINT)"
+
+
+def sum_sql(relation: str, columns: tuple[Column, ...]) -> str:
+    """SQL returning one value: the sum of row_hash over `relation` (a subquery or table name), mod 2^64."""
+    return f"SELECT coalesce(sum({row_hash_sql(columns)}::HUGEINT) % {MOD}, 0)::UBIGINT FROM {relation}"
+
+
+def of_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:
+    """The fingerprint of a version, by materializing it (a full scan: verify uses this, commits do not)."""
+    return _value(con, sum_sql(f"({plan.relation_sql()}) AS v", plan.columns))
+
+
+def of_parquet(con: duckdb.DuckDBPyConnection, url: str, columns: tuple[Column, ...]) -> int:
+    """The fingerprint of a snapshot file (columns _row_id then the table's)."""
+    held = {r[0] for r in con.sql(f"DESCRIBE SELECT * FROM read_parquet('{_escape(url)}')").fetchall()}
+    select = ", ".join(
+        quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns
+    )
+    relation = f"(SELECT {ROW_ID}{', ' + select if select else ''} FROM read_parquet('{_escape(url)}')) AS s"
+    return _value(con, sum_sql(relation, columns))
+
+
+def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...]) -> int | None:
+    """The fingerprint after applying change rows (_row_id, _op, `columns`) to the head; None if old is unknown."""
+    if old is None:
+        return None
+    if rows.num_rows == 0 and set(columns) >= set(head.columns):
+        return old
+    con = head.con
+    name = "logstore_fingerprint_changes"
+    con.register(name, rows)
+    try:
+        added = _value(con, sum_sql(f"(SELECT * FROM {name} WHERE {OP} <> '{DELETE}') AS c", columns))
+        if head.record.version < 0:
+            return added % MOD
+        names_ = {c.name for c in columns}
+        if not all(c.name in names_ for c in head.columns):
+            # a commit that drops columns (restore to an older schema) changes every row's image: recount
+            held = {c.name for c in head.columns}
+            select = ", ".join(
+                quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns
+            )
+            kept = (
+                f"(SELECT {ROW_ID}{', ' + select if select else ''} FROM {head.state_sql()} AS h "
+                f"ANTI JOIN (SELECT {ROW_ID} FROM {name}) AS c USING ({ROW_ID})) AS k"
+            )
+            return (_value(con, sum_sql(kept, columns)) + added) % MOD
+        fresh = not rows.num_rows or (
+            _value(con, f"SELECT count(*) FROM {name} WHERE {OP} <> '{INSERT}' OR {ROW_ID} < {head.record.next_row_id}") == 0
+        )
+        removed = 0
+        if not fresh:  # old images: the head rows whose row id this commit changes
+            old_rows = f"(SELECT * FROM {head.state_sql()} AS h SEMI JOIN (SELECT {ROW_ID} FROM {name}) AS c USING ({ROW_ID})) AS o"
+            removed = _value(con, sum_sql(old_rows, head.columns))
+    finally:
+        con.unregister(name)
+    return (old - removed + added) % MOD
+
+
+def _value(con, sql: str) -> int:
+    return int(con.sql(sql).fetchall()[0][0])
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _escape(text: str) -> str:
+    return text.replace("'", "''")

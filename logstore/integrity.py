@@ -1,0 +1,84 @@
+"""Cheap integrity checks on the read path, and the self-checksum of JSON records.
+
+Data and snapshot files: every read checks that each file it needs exists with the size its record gives (one
+stat per file). The SHA-256 is checked on the first use of a file in a process and cached by (path, size, inode,
+mtime, ctime), so a file changed in place after its first check is hashed again. Set LOGSTORE_VERIFY_READS=size
+to check sizes only, or =none to skip both (verify() always checks everything).
+
+Records: commit and snapshot records carry `checksum`, the SHA-256 of the record's canonical JSON (sorted keys,
+no whitespace, ASCII) without the `checksum` field, so any damage to a record is detected when it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+
+from .errors import CorruptionError
+
+CHECKSUM_FIELD = "checksum"
+MODES = ("checksum", "size", "none")
+
+_verified: set[tuple] = set()
+_lock = threading.Lock()
+
+
+def mode() -> str:
+    value = os.environ.get("LOGSTORE_VERIFY_READS", "checksum").strip().lower()
+    return value if value in MODES else "checksum"
+
+
+def record_checksum(obj: dict) -> str:
+    body = {k: v for k, v in obj.items() if k != CHECKSUM_FIELD}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def seal(obj: dict) -> dict:
+    """`obj` with its checksum field set."""
+    return {**obj, CHECKSUM_FIELD: record_checksum(obj)}
+
+
+def check_seal(obj: dict) -> None:
+    """ValueError if `obj` carries a checksum that does not match its content (records without one are accepted)."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"a record must be a JSON object, not {type(obj).__name__}")
+    recorded = obj.get(CHECKSUM_FIELD)
+    if recorded is not None and recorded != record_checksum(obj):
+        raise ValueError("record checksum does not match its content")
+
+
+def check_file(storage, path: str, size: int, sha256: str, version: int | None, *, what: str = "data file", shown: str | None = None) -> None:
+    """CorruptionError (naming `shown` or `path`, and `version`) unless the file is there with this size and digest."""
+    shown = shown or path
+    level = mode()
+    if level == "none":
+        return
+    try:
+        st = storage.stat(path)
+    except FileNotFoundError:
+        raise CorruptionError(shown, version, f"{what} is missing") from None
+    if st.st_size != size:
+        raise CorruptionError(shown, version, f"{what} has {st.st_size} bytes, its record says {size}")
+    if level != "checksum":
+        return
+    key = (storage.url(path), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, sha256)
+    with _lock:
+        if key in _verified:
+            return
+    try:
+        actual = storage.sha256(path)
+    except FileNotFoundError:
+        raise CorruptionError(shown, version, f"{what} is missing") from None
+    if actual != sha256:
+        raise CorruptionError(shown, version, f"{what} checksum mismatch (sha256 {actual[:16]}..., record says {sha256[:16]}...)")
+    with _lock:
+        _verified.add(key)
+
+
+def forget() -> None:
+    """Drop the cache of checked files (tests)."""
+    with _lock:
+        _verified.clear()
