@@ -109,6 +109,8 @@ class Table:
         excluded: set[int] = set()
         while True:
             plan = self._plan(resolved, exclude=frozenset(excluded))
+            if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
+                return fetch(_NoColumns())
             sql = self._select_sql(plan, columns, where)
             try:
                 return fetch(self._store._connection().sql(sql))
@@ -272,11 +274,6 @@ class Table:
         if not snapshot.publish(self._storage, self._prefix, record):
             self._storage.delete(f"{self._prefix}/{relative}")  # another writer snapshotted this version first
         return record
-        expected = self._log.read(version).fingerprint
-        actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
-        if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
-            self._storage.delete_staged(staged)
-            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
 
 
 def _merge(schema_mode) -> bool:
@@ -288,5 +285,27 @@ def _merge(schema_mode) -> bool:
 def _require(module: str, caller: str) -> None:
     try:
         __import__(module)
+        expected = self._log.read(version).fingerprint
+        actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
+        if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
+            self._storage.delete_staged(staged)
+            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
     except ImportError:
         raise ImportError(f"{caller} needs {module}: pip install 'logstore[{module}]'") from None
+class _NoColumns:
+    """Stands in for the DuckDB relation of a version without columns (DuckDB has no zero-column relations)."""
+
+    def to_arrow_table(self):
+        return pa.table({})
+
+    def df(self):
+        import pandas
+
+        return pandas.DataFrame()
+
+    def pl(self, lazy=False):
+        import polars
+
+        return polars.LazyFrame() if lazy else polars.DataFrame()
+
+

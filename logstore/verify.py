@@ -1,0 +1,244 @@
+"""verify: check that the files a version needs are intact and that its content matches its fingerprint.
+
+`verify(table, version=None, full=False)` checks, for the version (the latest by default):
+  - every commit record 0..version is present, parses, carries a matching checksum and the right version number,
+    and timestamps increase (the log is contiguous: versions 0..latest with no gap);
+  - every change file those records add exists with the recorded size and SHA-256;
+  - every snapshot record at or below the version parses and its file has the recorded size and SHA-256
+    (a damaged snapshot is a problem to report, though reads survive it by skipping the snapshot);
+  - every tag points at an existing version;
+  - the materialized content of the version matches the fingerprint and row count in its commit record.
+With full=True the content check runs for every version 0..version, and every snapshot file's content is
+checked against its fingerprint as well.
+
+Unreferenced files (leftovers of crashed or conflicted writers) are listed but are not problems: vacuum removes them.
+Nothing here raises on damage: each problem is collected in the report with its file and version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+
+from . import fingerprint, integrity, snapshot
+from .commit import DATA_DIR
+from .errors import CorruptionError, LogstoreError
+from .log import LOG_DIR, log_name
+from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
+from .tags import TAG_DIR
+
+_CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error, ValueError, KeyError, TypeError, AttributeError)
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | tag | unreadable | unchecked
+    path: str  # relative to the store root
+    version: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f" (version {self.version})" if self.version is not None else ""
+        return f"{self.kind}: {self.path}{where}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    table: str
+    version: int | None = None  # the version verified
+    full: bool = False
+    versions_checked: int = 0  # versions whose content was checked against their fingerprint
+    records_checked: int = 0
+    files_checked: int = 0
+    bytes_checked: int = 0
+    snapshots_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    unreferenced: list[str] = field(default_factory=list)  # leftovers vacuum would remove (not problems)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, path: str, version: int | None, message: str) -> None:
+        self.problems.append(Problem(kind, path, version, message))
+
+    def raise_if_failed(self) -> None:
+        if self.problems:
+            p = self.problems[0]
+            more = f" (and {len(self.problems) - 1} more problems)" if len(self.problems) > 1 else ""
+            raise CorruptionError(p.path, p.version, p.message + more)
+
+    def summary(self) -> str:
+        state = "OK" if self.ok else f"{len(self.problems)} problem(s)"
+        return (
+            f"{self.table}: {state}; version {self.version}, {self.records_checked} records, {self.files_checked} files "
+            f"({self.bytes_checked} bytes), {self.snapshots_checked} snapshots, {self.versions_checked} fingerprints checked"
+        )
+
+
+def verify(table, version: int | None = None, *, full: bool = False) -> VerifyReport:
+    report = VerifyReport(table=table.name, full=full)
+    storage, prefix = table._storage, table._prefix
+    log_dir = f"{prefix}/{LOG_DIR}"
+    versions = table._log.versions()
+    if not versions:
+        report.add("missing", f"{log_dir}/{log_name(0)}", 0, "the log has no commits")
+        return report
+    latest = versions[-1]
+    if version is None:
+        version = latest
+    elif isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= latest:
+        table._log.check_version(version, latest)  # raises VersionNotFoundError
+    report.version = version
+    present = set(versions)
+
+    # 1. commit records and the change files they add
+    records = {}
+    referenced: set[str] = set()
+    previous_time = None
+    for v in range(0, latest + 1):
+        path = f"{log_dir}/{log_name(v)}"
+        if v not in present:
+            report.add("gap", path, v, "commit record is missing from the middle of the log")
+            continue
+        table._log._records.pop(v, None)  # re-read from disk: verify trusts no cache
+        try:
+            record = table._log.read(v)
+        except CorruptionError as e:
+            report.add("malformed", path, v, e.reason)
+            continue
+        report.records_checked += 1
+        records[v] = record
+        for f in record.files:
+            referenced.add(f"{prefix}/{f.path}")
+        if previous_time is not None and record.commit.timestamp <= previous_time:
+            report.add("malformed", path, v, "timestamp does not increase over the previous version")
+        previous_time = record.commit.timestamp
+        if v <= version:
+            for f in record.files:
+                _check_file(report, storage, f"{prefix}/{f.path}", f.size, f.sha256, v, "change file")
+
+    # 2. snapshots
+    good_snapshots: dict[int, snapshot.SnapshotRecord] = {}
+    for v in snapshot.snapshot_versions(storage, prefix):
+        path = f"{prefix}/{SNAPSHOT_DIR}/{snapshot.record_name(v)}"
+        try:
+            snap = snapshot.read_record(storage, prefix, v)
+        except _CHECK_ERRORS as e:
+            report.add("malformed", path, v, f"damaged snapshot record: {e}")
+            continue
+        referenced.add(f"{prefix}/{snap.path}")
+        if v > version:
+            continue
+        report.snapshots_checked += 1
+        if _check_file(report, storage, f"{prefix}/{snap.path}", snap.size, snap.sha256, v, "snapshot file"):
+            good_snapshots[v] = snap
+        record = records.get(v)
+        if record is not None and snap.fingerprint is not None and record.fingerprint is not None and snap.fingerprint != record.fingerprint:
+            report.add("fingerprint", path, v, f"snapshot record fingerprint {snap.fingerprint} differs from the commit record's {record.fingerprint}")
+            good_snapshots.pop(v, None)
+
+    # 3. tags
+    tag_dir = f"{prefix}/{TAG_DIR}"
+    for name in table._tags.names():
+        try:
+            tagged = table._tags.get(name)
+        except _CHECK_ERRORS as e:
+            report.add("malformed", f"{tag_dir}/{name}.json", None, str(e))
+            continue
+        if not 0 <= tagged <= latest:
+            report.add("tag", f"{tag_dir}/{name}.json", tagged, f"tag {name!r} points at version {tagged}, which does not exist")
+
+    # 4. content against fingerprints
+    con = duckdb.connect()
+    if not fingerprint.hash_is_stable(con):
+        report.notes.append(f"this DuckDB's hash() differs from the one fingerprints were made with ({fingerprint.ALGORITHM}); content not checked")
+    else:
+        if full:
+            for v, snap in sorted(good_snapshots.items()):
+                _check_snapshot_content(report, table, con, v, snap, records.get(v))
+        targets = range(0, version + 1) if full else [version]
+        broken = _broken_versions(report, prefix)
+        for v in targets:
+            if v in records and not any(b <= v for b in broken):
+                _check_content(report, table, con, v, records[v], good_snapshots)
+
+    # 5. leftovers
+    for directory in (DATA_DIR, SNAPSHOT_DATA_DIR):
+        for name in storage.list(f"{prefix}/{directory}"):
+            path = f"{prefix}/{directory}/{name}"
+            if path not in referenced:
+                report.unreferenced.append(path)
+    return report
+
+
+def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str, version: int, what: str) -> bool:
+    try:
+        actual_size = storage.stat(path).st_size
+    except FileNotFoundError:
+        report.add("missing", path, version, f"{what} is missing")
+        return False
+    except OSError as e:
+        report.add("unreadable", path, version, f"{what} cannot be read: {e}")
+        return False
+    report.files_checked += 1
+    if actual_size != size:
+        report.add("size", path, version, f"{what} has {actual_size} bytes, its record says {size}")
+        return False
+    try:
+        actual = storage.sha256(path)
+    except OSError as e:
+        report.add("unreadable", path, version, f"{what} cannot be read: {e}")
+        return False
+    report.bytes_checked += actual_size
+    if actual != sha256:
+        report.add("checksum", path, version, f"{what} SHA-256 is {actual}, its record says {sha256}")
+        return False
+    return True
+
+
+def _broken_versions(report: VerifyReport, prefix: str) -> list[int]:
+    """Versions from which on content cannot be materialized (a record or change file is damaged)."""
+    derived = (f"{prefix}/{SNAPSHOT_DIR}/", f"{prefix}/{SNAPSHOT_DATA_DIR}/")
+    kinds = ("gap", "malformed", "missing", "size", "checksum", "unreadable")
+    return [p.version for p in report.problems if p.version is not None and p.kind in kinds and not p.path.startswith(derived)]
+
+
+def _check_content(report: VerifyReport, table, con, v: int, record, good_snapshots) -> None:
+    path = f"{table._prefix}/{LOG_DIR}/{log_name(v)}"
+    if record.fingerprint is None:
+        report.notes.append(f"version {v} has no fingerprint (written before fingerprints); content not checked")
+        return
+    bad = frozenset(s for s in table.snapshots() if s not in good_snapshots)
+    try:
+        plan = table._plan(v, exclude=bad)
+        actual = fingerprint.of_plan(con, plan)
+        rows = con.sql(f"SELECT count(*) FROM ({plan.relation_sql()}) AS v").fetchall()[0][0]
+    except _CHECK_ERRORS as e:
+        report.add("unreadable", path, v, f"version cannot be materialized: {_first_line(e)}")
+        return
+    report.versions_checked += 1
+    if fingerprint.encode(actual) != record.fingerprint:
+        report.add("fingerprint", path, v, f"materialized content has fingerprint {fingerprint.encode(actual)}, the record says {record.fingerprint}")
+    if rows != record.commit.num_rows:
+        report.add("rows", path, v, f"materialized content has {rows} rows, the record says {record.commit.num_rows}")
+
+
+def _check_snapshot_content(report: VerifyReport, table, con, v: int, snap, record) -> None:
+    path = f"{table._prefix}/{snap.path}"
+    if snap.fingerprint is None or record is None:
+        return
+    try:
+        actual = fingerprint.of_parquet(con, table._storage.url(path), record.columns)
+    except _CHECK_ERRORS as e:
+        report.add("unreadable", path, v, f"snapshot file cannot be read: {_first_line(e)}")
+        return
+    if fingerprint.encode(actual) != snap.fingerprint:
+        report.add("fingerprint", path, v, f"snapshot content has fingerprint {fingerprint.encode(actual)}, its record says {snap.fingerprint}")
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
