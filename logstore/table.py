@@ -261,6 +261,28 @@ class Table:
     def snapshots(self) -> list[int]:
         return snapshot.snapshot_versions(self._storage, self._prefix)
 
+    # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
+
+    def verify(self, version: int | None = None, *, full: bool = False):
+        """Check the files `version` (the latest by default) needs and its content fingerprint; full=True checks
+        every version and snapshot. Returns a VerifyReport listing each problem with its file and version."""
+        from .verify import verify
+
+        return verify(self, version, full=full)
+
+    def vacuum(self, *, dry_run: bool = True, older_than=None):
+        """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
+        Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
+        from .vacuum import DEFAULT_MIN_AGE, vacuum
+
+        return vacuum(self, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
+
+    def info(self):
+        """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
+        from .info import table_info
+
+        return table_info(self)
+
     def _write_snapshot(self, version: int) -> SnapshotRecord:
         plan = self._checked_plan(version)
         staged = self._storage.staging_file(".parquet")
@@ -268,6 +290,11 @@ class Table:
         con = self._store._connection().cursor()
         con.execute(f"COPY ({plan.select_sql(row_id=True)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         rows = con.sql(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
+        expected = self._log.read(version).fingerprint
+        actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
+        if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
+            self._storage.delete_staged(staged)
+            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
         relative = f"{SNAPSHOT_DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
         size, digest = publish_staged(self._storage, f"{self._prefix}/{relative}", staged)
         record = SnapshotRecord(version, relative, rows, size, digest, tuple(c.name for c in plan.columns), actual)
@@ -282,16 +309,6 @@ def _merge(schema_mode) -> bool:
     return schema_mode == "merge"
 
 
-def _require(module: str, caller: str) -> None:
-    try:
-        __import__(module)
-        expected = self._log.read(version).fingerprint
-        actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
-        if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
-            self._storage.delete_staged(staged)
-            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
-    except ImportError:
-        raise ImportError(f"{caller} needs {module}: pip install 'logstore[{module}]'") from None
 class _NoColumns:
     """Stands in for the DuckDB relation of a version without columns (DuckDB has no zero-column relations)."""
 
@@ -309,3 +326,8 @@ class _NoColumns:
         return polars.LazyFrame() if lazy else polars.DataFrame()
 
 
+def _require(module: str, caller: str) -> None:
+    try:
+        __import__(module)
+    except ImportError:
+        raise ImportError(f"{caller} needs {module}: pip install 'logstore[{module}]'") from None
