@@ -109,8 +109,6 @@ class Table:
         excluded: set[int] = set()
         while True:
             plan = self._plan(resolved, exclude=frozenset(excluded))
-            if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
-                return fetch(_NoColumns())
             sql = self._select_sql(plan, columns, where)
             try:
                 return fetch(self._store._connection().sql(sql))
@@ -277,12 +275,6 @@ class Table:
 
         return vacuum(self, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
 
-    def info(self):
-        """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
-        from .info import table_info
-
-        return table_info(self)
-
     def _write_snapshot(self, version: int) -> SnapshotRecord:
         plan = self._checked_plan(version)
         staged = self._storage.staging_file(".parquet")
@@ -307,23 +299,6 @@ def _merge(schema_mode) -> bool:
     if schema_mode not in SCHEMA_MODES:
         raise InvalidInputError(schema_mode, f"schema_mode must be 'strict' or 'merge', not {schema_mode!r}")
     return schema_mode == "merge"
-
-
-class _NoColumns:
-    """Stands in for the DuckDB relation of a version without columns (DuckDB has no zero-column relations)."""
-
-    def to_arrow_table(self):
-        return pa.table({})
-
-    def df(self):
-        import pandas
-
-        return pandas.DataFrame()
-
-    def pl(self, lazy=False):
-        import polars
-
-        return polars.LazyFrame() if lazy else polars.DataFrame()
 
 
 def _require(module: str, caller: str) -> None:
