@@ -10,6 +10,7 @@ from .errors import (
     KeyViolationError,
     LogstoreError,
     NotAStoreError,
+    OutputExistsError,
     SchemaMismatchError,
     SelectorError,
     StoreExistsError,
@@ -21,6 +22,8 @@ from .errors import (
     TimestampError,
     VersionNotFoundError,
 )
+from .files import read_file, read_files, write_file
+from .info import TableInfo
 from .log import Commit
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .store import Store, init, open
@@ -39,12 +42,14 @@ __all__ = [
     "KeyViolationError",
     "LogstoreError",
     "NotAStoreError",
+    "OutputExistsError",
     "SchemaMismatchError",
     "SelectorError",
     "Store",
     "StoreExistsError",
     "StoreNotFoundError",
     "Table",
+    "TableInfo",
     "TableExistsError",
     "TableNotFoundError",
     "TagExistsError",
@@ -55,7 +60,10 @@ __all__ = [
     "init",
     "open",
     "read_arrow",
+    "read_file",
+    "read_files",
     "read_pandas",
     "read_polars",
     "scan_polars",
+    "write_file",
 ]

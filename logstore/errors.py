@@ -147,3 +147,9 @@ class CorruptionError(LogstoreError):
         self.reason = reason
         where = f" (version {version})" if version is not None else ""
         super().__init__(f"corrupt file {path!r}{where}: {reason}")
+
+
+class OutputExistsError(LogstoreError):
+    def __init__(self, path: Any):
+        self.path = str(path)
+        super().__init__(f"{self.path!r} already exists; refusing to overwrite it (pass force=True to replace it)")

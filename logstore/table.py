@@ -259,6 +259,12 @@ class Table:
     def snapshots(self) -> list[int]:
         return snapshot.snapshot_versions(self._storage, self._prefix)
 
+    def info(self):
+        """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
+        from .info import table_info
+
+        return table_info(self)
+
     # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
 
     def verify(self, version: int | None = None, *, full: bool = False):

@@ -1,0 +1,94 @@
+"""Finding the store a command works on, and the defaults commands share (the author of a commit)."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import os
+import subprocess
+from pathlib import Path
+
+import logstore
+
+STORE_DIR = ".logstore"
+MARKER = "logstore.json"
+
+
+class NoStoreFoundError(logstore.StoreNotFoundError):
+    """No --store, no LOGSTORE_DIR, and no `.logstore/` here or above."""
+
+    def __init__(self, here: Path):
+        self.path = str(here)
+        logstore.LogstoreError.__init__(
+            self,
+            f"no logstore store in {self.path} or any parent directory "
+            "(create one with `logstore init`, or pass --store PATH / set LOGSTORE_DIR)",
+        )
+
+
+class State:
+    """What the group passes to every command: where the store is (found lazily) and whether --debug is on."""
+
+    def __init__(self, store_option: str | None, debug: bool):
+        self.store_option = store_option
+        self.debug = debug
+        self._store = None
+
+    @property
+    def store(self) -> logstore.Store:
+        if self._store is None:
+            self._store = logstore.open(locate_store(self.store_option))
+        return self._store
+
+    def table(self, name: str) -> logstore.Table:
+        return self.store.table(name)
+
+
+def locate_store(option: str | None, start: str | os.PathLike | None = None) -> Path:
+    """--store PATH (or LOGSTORE_DIR, which click maps onto it); else the nearest `.logstore/` upward, like git.
+
+    A --store directory that is not a store itself but holds a `.logstore/` means that one.
+    """
+    if option:
+        path = Path(option)
+        if not (path / MARKER).exists() and (path / STORE_DIR / MARKER).exists():
+            return path / STORE_DIR
+        return path
+    found = find_store(start)
+    if found is None:
+        raise NoStoreFoundError(Path(start or os.getcwd()).resolve())
+    return found
+
+
+def find_store(start: str | os.PathLike | None = None) -> Path | None:
+    here = Path(start or os.getcwd()).resolve()
+    for directory in (here, *here.parents):
+        candidate = directory / STORE_DIR
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def init_target(path: str | None, option: str | None) -> Path:
+    """Where `logstore init [PATH]` creates the store: PATH/.logstore, else --store/LOGSTORE_DIR, else ./.logstore."""
+    if path is not None:
+        return Path(path) / STORE_DIR
+    if option:
+        return Path(option)
+    return Path(os.getcwd()) / STORE_DIR
+
+
+@functools.lru_cache(maxsize=1)
+def default_author() -> str | None:
+    """`git config user.name`, else the login name, else None."""
+    try:
+        done = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False)
+        name = done.stdout.strip()
+        if done.returncode == 0 and name:
+            return name
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return getpass.getuser() or None
+    except Exception:  # noqa: BLE001 - getuser raises OSError or KeyError when there is no login name
+        return None

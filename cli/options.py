@@ -1,0 +1,89 @@
+"""Options several commands share: version selectors, commit details, input files."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+import logstore
+
+from .context import default_author
+from .output import progress
+
+INPUT_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
+
+
+def selector_options(fn):
+    """--version N | --at TS | --tag NAME: which version to read (at most one)."""
+    for option in reversed(
+        (
+            click.option("--version", "version", type=click.IntRange(min=0), metavar="N", help="A version number."),
+            click.option("--at", "at", metavar="TS", help="The latest version committed at or before TS (ISO-8601; UTC unless it has an offset; a date means midnight UTC)."),
+            click.option("--tag", "tag", metavar="NAME", help="The version a tag names."),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def selector(version, at, tag, *, required: bool = False) -> dict:
+    """The library keyword arguments for the selector options; a usage error (exit 2) for more than one."""
+    given = {k: v for k, v in (("version", version), ("as_of", at), ("tag", tag)) if v is not None}
+    if len(given) > 1:
+        raise click.UsageError("give at most one of --version, --at and --tag")
+    if required and not given:
+        raise click.UsageError("give one of --version, --at or --tag")
+    return given
+
+
+def _meta(ctx, param, values) -> dict:
+    parsed = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
+        parsed[key.strip()] = value
+    return parsed
+
+
+def write_options(fn):
+    """-m/--message, --author, --timestamp, --meta: what every write records about its commit."""
+    for option in reversed(
+        (
+            click.option("-m", "--message", help="The commit message."),
+            click.option("--author", help="Who made the commit [default: git config user.name, else the login name]."),
+            click.option("--timestamp", metavar="TS", help="Backdate the commit (ISO-8601); must be after the previous commit and not in the future."),
+            click.option("--meta", multiple=True, metavar="KEY=VALUE", callback=_meta, help="Metadata to record with the commit (repeatable)."),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def commit_kwargs(message, author, timestamp, meta) -> dict:
+    return {
+        "message": message,
+        "author": author if author is not None else default_author(),
+        "timestamp": timestamp,
+        "metadata": dict(meta or {}),
+    }
+
+
+def input_format_option(fn):
+    return click.option(
+        "--input-format",
+        type=click.Choice(INPUT_FORMATS),
+        help="Read the input files as this format instead of going by their extension ('-' is CSV by default).",
+    )(fn)
+
+
+INPUT_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
+
+
+def load_inputs(files, input_format, schema=None):
+    """Read the input files (or '-' for stdin) into one pyarrow Table, with a progress bar for big imports."""
+    sources = [click.get_binary_stream("stdin") if f == "-" else f for f in files]
+    sizes = [os.path.getsize(f) if f != "-" else 0 for f in files]
+    with progress(len(sources), "reading", size_bytes=sum(sizes)) as bar:
+        return logstore.read_files(sources, input_format, schema=schema, progress=lambda _source: bar.update(1))

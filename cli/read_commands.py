@@ -1,0 +1,117 @@
+"""Reading versions: show (a preview), checkout (a version to a file), info (a summary)."""
+
+from __future__ import annotations
+
+import click
+
+import logstore
+
+from .options import selector, selector_options
+from .output import echo, output_options, progress, render_arrow, render_one, status, stdout_binary
+from .records import info_flat, info_human, info_record
+
+CHECKOUT_FORMATS = ("parquet", "csv", "json", "ndjson")
+
+
+@click.command()
+@click.argument("table")
+@selector_options
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=20, show_default=True, metavar="N", help="Show at most N rows.")
+@click.option("--columns", metavar="A,B", help="Only these columns, comma-separated.")
+@click.option("--where", metavar="PRED", help="Only rows matching this SQL predicate.")
+@output_options
+@click.pass_obj
+def show(state, table, version, at, tag, limit, columns, where, fmt):
+    """Preview rows of one version of TABLE (default: the latest).
+
+    Rows come in the table's stable row order.
+
+    \b
+    Example:
+      logstore show events --limit 5
+      logstore show events --at 2021-06-30 --columns id,kind --where "kind = 'click'"
+      logstore show events --tag v1.0 --format json
+    """
+    chosen = selector(version, at, tag)
+    picked = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    rows = state.table(table).to_duckdb(**chosen, columns=picked, where=where).limit(limit).to_arrow_table()
+    render_arrow(rows, fmt)
+
+
+@click.command()
+@click.argument("table")
+@selector_options
+@click.option("-o", "--output", metavar="PATH", help="Where to write ('-' for stdout) [default: ./TABLE.<format>].")
+@click.option("--format", "file_format", type=click.Choice(CHECKOUT_FORMATS), help="File format [default: from the --output extension, else parquet].")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+@click.pass_obj
+def checkout(state, table, version, at, tag, output, file_format, force):
+    """Write one version of TABLE (the latest by default) to a file.
+
+    Two checkouts of the same version give byte-identical files. An existing file is kept unless --force.
+
+    \b
+    Example:
+      logstore checkout events --at 2022-01-01                 # -> ./events.parquet
+      logstore checkout events --tag v1.0 -o v1.csv
+      logstore checkout events --version 3 --format ndjson -o - | head
+    """
+    chosen = selector(version, at, tag)
+    if file_format is None:
+        file_format = logstore.files.format_of(output, default="parquet") if output and output != "-" else "parquet"
+        if output == "-":
+            file_format = "csv"
+    target = output or f"{table}.{file_format}"
+    t = state.table(table)
+    resolved = t.commit_info(**chosen).version
+    rows = t.read(version=resolved)
+    label = f"writing {table} version {resolved}"
+    with progress(rows.num_rows, label, size_bytes=rows.nbytes) as bar:
+        destination = stdout_binary() if target == "-" else target
+        size = logstore.write_file(rows, destination, file_format, force=force, progress=bar.update)
+    where = "stdout" if target == "-" else target
+    status(f"{table}: wrote version {resolved} ({rows.num_rows} rows, {size} bytes, {file_format}) to {where}", err=target == "-")
+
+
+@click.command()
+@click.argument("table")
+@output_options
+@click.pass_obj
+def info(state, table, fmt):
+    """A summary of TABLE: schema, key, version, rows, size, snapshots, tags.
+
+    Also the first and last commit time.
+
+    \b
+    Example:
+      logstore info events
+      logstore info events --format json
+    """
+    record = info_record(state.table(table).info())
+    if fmt == "json":
+        render_one(record, fmt)
+    elif fmt == "csv":
+        render_one(info_flat(record), fmt)
+    else:
+        render_one(info_human(record), fmt)
+        echo("schema")
+        width = max((len(c["name"]) for c in record["columns"]), default=0)
+        for column in record["columns"]:
+            echo(f"  {column['name'].ljust(width)}  {column['type']}")
+
+
+@click.command()
+@click.argument("table")
+@click.pass_obj
+def snapshot(state, table):
+    """Snapshot the latest version of TABLE now.
+
+    A snapshot is a full copy, so reads of that version replay no log.
+    Snapshots are derived data and are also written automatically; this forces one.
+
+    \b
+    Example:
+      logstore snapshot events
+    """
+    version = state.table(table).snapshot()
+    status(f"{table}: snapshot of version {version}")
