@@ -153,3 +153,32 @@ class OutputExistsError(LogstoreError):
     def __init__(self, path: Any):
         self.path = str(path)
         super().__init__(f"{self.path!r} already exists; refusing to overwrite it (pass force=True to replace it)")
+
+
+class SQLError(LogstoreError):
+    """A query store.sql cannot run; `position` is the character offset in `query` it points at, if known."""
+
+    def __init__(self, query: str, message: str, position: int | None = None):
+        self.query = query
+        self.position = position
+        self.reason = message
+        where = f" (at position {position})" if position is not None else ""
+        super().__init__(f"{message}{where}")
+
+
+class SQLSyntaxError(SQLError):
+    """The query does not parse; the message is DuckDB's."""
+
+
+class ReadOnlyError(SQLError):
+    """A write statement: store.sql only reads, writes go through the Table API so that they are versioned."""
+
+    def __init__(self, query: str, statement: str, tables=()):
+        self.statement = statement
+        self.tables = sorted(tables)
+        touched = f" touching {', '.join(repr(t) for t in self.tables)}" if self.tables else ""
+        super().__init__(
+            query,
+            f"{statement} statements{touched} are refused: SQL over a store is read-only; write through the Table API "
+            "(append, upsert, update, delete, overwrite, restore) so every change is a version",
+        )

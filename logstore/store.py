@@ -58,6 +58,18 @@ class Store:
             raise TableNotFoundError(name, self.tables())
         return table
 
+    def sql(self, query: str, params=None) -> duckdb.DuckDBPyRelation:
+        """A read-only DuckDB query over the tables, with time travel (`t AS OF VERSION 3`, ...); see logstore/sql.py."""
+        from . import sql
+
+        return sql.sql(self, query, params)
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A new DuckDB connection with a view per table at its latest version (no time-travel syntax)."""
+        from . import sql
+
+        return sql.connect(self)
+
     def create_table(
         self,
         name: str,
