@@ -109,6 +109,8 @@ class Table:
         excluded: set[int] = set()
         while True:
             plan = self._plan(resolved, exclude=frozenset(excluded))
+            if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
+                return fetch(_NoColumns())
             sql = self._select_sql(plan, columns, where)
             try:
                 return fetch(self._store._connection().sql(sql))
@@ -122,6 +124,8 @@ class Table:
         if columns is not None:
             if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
                 raise InvalidInputError(columns, f"columns must be a list of column names, not {columns!r}")
+            if not columns:
+                raise InvalidInputError(columns, "columns must name at least one column (or be None for all)")
             known = [c.name for c in plan.columns]
             unknown = [c for c in columns if c not in known]
             if unknown:
@@ -259,12 +263,6 @@ class Table:
     def snapshots(self) -> list[int]:
         return snapshot.snapshot_versions(self._storage, self._prefix)
 
-    def info(self):
-        """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
-        from .info import table_info
-
-        return table_info(self)
-
     # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
 
     def verify(self, version: int | None = None, *, full: bool = False):
@@ -280,6 +278,12 @@ class Table:
         from .vacuum import DEFAULT_MIN_AGE, vacuum
 
         return vacuum(self, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
+
+    def info(self):
+        """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
+        from .info import table_info
+
+        return table_info(self)
 
     def _write_snapshot(self, version: int) -> SnapshotRecord:
         plan = self._checked_plan(version)
@@ -305,6 +309,23 @@ def _merge(schema_mode) -> bool:
     if schema_mode not in SCHEMA_MODES:
         raise InvalidInputError(schema_mode, f"schema_mode must be 'strict' or 'merge', not {schema_mode!r}")
     return schema_mode == "merge"
+
+
+class _NoColumns:
+    """Stands in for the DuckDB relation of a version without columns (DuckDB has no zero-column relations)."""
+
+    def to_arrow_table(self):
+        return pa.table({})
+
+    def df(self):
+        import pandas
+
+        return pandas.DataFrame()
+
+    def pl(self, lazy=False):
+        import polars
+
+        return polars.LazyFrame() if lazy else polars.DataFrame()
 
 
 def _require(module: str, caller: str) -> None:

@@ -347,6 +347,8 @@ def test_unknown_read_column(store, table):
             table.read(columns=["id", "nope"])
         with pytest.raises(logstore.InvalidInputError):
             table.read(columns="id")
+        with raises(logstore.InvalidInputError, "at least one column"):
+            table.read(columns=[])
 
 
 def test_unknown_property(store, table):
