@@ -1,0 +1,543 @@
+"""Change feed and diff: row-level changes between versions, read from the change log.
+
+The change log already stores every commit's changes as rows, so the feed is always on. What the log does not
+store is the old image of a row (an update row holds the new image, a delete row only the row id). Old images come
+from the row's previous change inside the range, or, for a row's first change in the range, from the state as of
+the version before the range: that lookup reads only the rows whose ids the range touched (a semi join on
+`_row_id` over the snapshot and change files of that state), never a full materialization of two versions.
+
+Selectors
+---------
+Each version bound (`start`/`end` of `changes`, `a`/`b` of `diff`) is one of:
+
+- an int: a version number (VersionNotFoundError, naming the latest version, if there is no such version);
+- a datetime, date or pandas Timestamp, or a string starting with ``@`` (``"@2022-01-01 12:00"``): a moment;
+- a string of digits (``"3"``): a version number;
+- any other string: a tag name.
+
+A moment means "the table as of that moment" (the latest version committed at or before it) everywhere except as
+the start of a change feed, where it means the first version committed at or after it, so that
+``changes("@t1", "@t2")`` is exactly the commits made between t1 and t2 (an empty table if there were none).
+
+changes(table, start, end=None)
+-------------------------------
+Every row change made by the commits start..end (inclusive; `end` defaults to the latest version), as a
+pyarrow.Table: the table's columns (every column any version in the range has; NULL where a version lacks one),
+then
+
+- ``_change_type``: ``insert``, ``update_preimage``, ``update_postimage`` or ``delete`` (Delta Lake's and
+  DuckLake's vocabulary); an update gives two rows, the old image then the new one; a delete gives the deleted
+  row's last values;
+- ``_version``: the version whose commit made the change; ``_timestamp``: that commit's time (UTC);
+- ``_row_id``: the row's internal identity (pairs pre- and post-images on tables without a key).
+
+Rows come in (_version, _row_id) order, a pre-image before its post-image. An UPDATE whose SET leaves a row's
+values as they were still reports it (the commit rewrote the row, and counts it in rows_updated). A reversed
+range (start after end) raises ChangeRangeError.
+
+diff(table, a, b)
+-----------------
+The net difference that turns version `a` into version `b`: a row updated five times appears once with its values
+at `a` and at `b`; a row inserted and deleted in between does not appear. Rows are matched by the table's key when
+it has one, by internal row id otherwise. a > b is allowed and gives the reverse. Columns:
+
+- ``_change_type``: ``insert`` (in b, not in a), ``delete`` (in a, not in b) or ``update``;
+- the key columns (keyed tables) or ``_row_id`` (tables without a key);
+- for every other column ``c``: ``c``, the row's value (at `b` for inserts and updates, at `a` for deletes), and
+  right after it ``_old_c``, the value at `a` when an update changed ``c`` (NULL otherwise). Columns of `b` are
+  compared; a column `a` lacks counts as NULL at `a` (so an added column set on a row is a change), a column `b`
+  lacks (dropped by a restore) is not compared and keeps its value only on delete rows;
+- ``_changed_columns``: for updates, the names of the columns whose values differ (empty for inserts/deletes).
+
+Names starting with ``_`` are reserved for logstore, so ``_old_c`` never clashes with a table column. Rows come in
+key order (row-id order without a key). The schema metadata key ``logstore.diff`` holds JSON with the two
+versions and the columns added and removed between them. `diff_summary` returns counts per change type, how many
+updated rows changed each column, and the added and removed columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
+
+import duckdb
+import pyarrow as pa
+
+from . import timestamps
+from .errors import InvalidInputError, LogstoreError, VersionNotFoundError
+from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
+from .schema import Column, quote
+
+CHANGE_TYPE = "_change_type"
+TIMESTAMP = "_timestamp"
+CHANGED_COLUMNS = "_changed_columns"
+OLD_PREFIX = "_old_"
+DIFF_METADATA = b"logstore.diff"
+
+CHANGE_TYPES = ("insert", "update_preimage", "update_postimage", "delete")
+DIFF_TYPES = ("insert", "update", "delete")
+
+
+class ChangeRangeError(LogstoreError):
+    """A change feed whose start comes after its end."""
+
+    def __init__(self, start, end, start_version: int, end_version: int):
+        self.start = start
+        self.end = end
+        self.start_version = start_version
+        self.end_version = end_version
+        super().__init__(
+            f"change range is reversed: start {start!r} (version {start_version}) is after end {end!r} "
+            f"(version {end_version}); give start <= end (diff(a, b) compares versions in either order)"
+        )
+
+
+@dataclass(frozen=True)
+class DiffSummary:
+    """What diff(a, b) would return, counted."""
+
+    from_version: int
+    to_version: int
+    inserted: int
+    updated: int
+    deleted: int
+    changed_columns: dict = field(default_factory=dict)  # column -> updated rows in which it changed
+    columns_added: tuple = ()  # in b, not in a
+    columns_removed: tuple = ()  # in a, not in b
+
+    @property
+    def total(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["columns_added"] = list(self.columns_added)
+        d["columns_removed"] = list(self.columns_removed)
+        return d
+
+
+# --- resolving selectors -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Point:
+    version: int
+    moment: dt.datetime | None  # set when the selector was a moment
+
+
+def resolve(table, selector, *, start: bool = False) -> int:
+    """The version a selector names (see the module docstring); `start=True` for the start of a change feed."""
+    return _resolve(table, selector, start=start, latest=table.version).version
+
+
+def _resolve(table, selector, *, start: bool, latest: int) -> _Point:
+    log = table._log
+    if isinstance(selector, bool):
+        raise InvalidInputError(selector, f"a version selector must be a version, a tag or a moment, not {selector!r}")
+    if isinstance(selector, int):
+        return _Point(log.check_version(selector, latest), None)
+    moment = None
+    if isinstance(selector, str):
+        text = selector.strip()
+        if text.startswith("@"):
+            moment = timestamps.parse(text[1:])
+        elif text.isdigit():
+            return _Point(log.check_version(int(text), latest), None)
+        elif not text:
+            raise InvalidInputError(selector, "an empty string is not a version selector")
+        else:
+            return _Point(log.check_version(table._tags.get(text), latest), None)
+    elif isinstance(selector, (dt.datetime, dt.date)) or hasattr(selector, "to_pydatetime"):
+        moment = timestamps.parse(selector)
+    else:
+        raise InvalidInputError(
+            selector, f"a version selector must be an int version, a tag name, '@<timestamp>' or a datetime, not {type(selector).__name__}"
+        )
+    if start:
+        # the first version committed at or after the moment (latest + 1 if there is none yet)
+        if moment <= log.read(0).commit.timestamp:
+            return _Point(0, moment)
+        at = log.version_at(moment, latest)
+        return _Point(at if log.read(at).commit.timestamp == moment else at + 1, moment)
+    return _Point(log.version_at(moment, latest), moment)
+
+
+# --- what a range of versions holds ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _File:
+    url: str
+    columns: frozenset
+    version: int
+    inserts_only: bool
+
+
+class _Range:
+    """The commit records of versions first..last and the change files they added."""
+
+    def __init__(self, table, first: int, last: int):
+        self.table = table
+        self.first, self.last = first, last
+        self.records = {v: table._log.read(v) for v in range(max(first, 0), last + 1)}
+        self.files: list[_File] = []
+        for v in range(max(first, 0), last + 1):
+            record = self.records[v]
+            held = frozenset(c.name for c in record.columns)
+            for f in record.files:
+                self.files.append(_File(table._storage.url(f"{table._prefix}/{f.path}"), held, v, f.inserts_only))
+
+    def columns_at(self, version: int) -> tuple[Column, ...]:
+        if version not in self.records:
+            self.records[version] = self.table._log.read(version)
+        return self.records[version].columns
+
+    def union_columns(self, versions) -> tuple[Column, ...]:
+        """Every column the versions have, in order of first appearance; the latest version's type wins."""
+        order: list[str] = []
+        types: dict[str, str] = {}
+        for v in versions:
+            for c in self.columns_at(v):
+                if c.name not in types:
+                    order.append(c.name)
+                types[c.name] = c.type
+        return tuple(Column(n, types[n]) for n in order)
+
+    def touches_old_rows(self) -> bool:
+        """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
+        return any(not f.inserts_only for f in self.files)
+
+
+# --- SQL building blocks -------------------------------------------------------------------------------------------
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _scan(urls) -> str:
+    return f"read_parquet([{', '.join(_lit(u) for u in urls)}], union_by_name = true)"
+
+
+def _null(c: Column) -> str:
+    return f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
+
+
+def _project(columns, available) -> str:
+    """The columns, NULL (typed) where `available` lacks them."""
+    return ", ".join(quote(c.name) if c.name in available else _null(c) for c in columns)
+
+
+def _typed_empty(columns, *, op: bool = True) -> str:
+    head = [f"CAST(NULL AS BIGINT) AS {ROW_ID}"]
+    if op:
+        head += [f"CAST(NULL AS VARCHAR) AS {OP}", f"CAST(NULL AS BIGINT) AS {VERSION}"]
+    return f"SELECT {', '.join(head + [_null(c) for c in columns])} WHERE false"
+
+
+def _change_rows_sql(files: list[_File], columns, first: int, last: int) -> str:
+    """The change rows of versions first..last: _row_id, _op, _version, then `columns`."""
+    if not files:
+        return _typed_empty(columns)
+    held = frozenset().union(*(f.columns for f in files))
+    return (
+        f"SELECT {ROW_ID}, {OP}, {VERSION}, {_project(columns, held)} FROM {_scan(f.url for f in files)} "
+        f"WHERE {VERSION} BETWEEN {first} AND {last}"
+    )
+
+
+def _state_of_ids_sql(plan: Plan, ids: str, columns, prefix: str) -> tuple[str, str]:
+    """CTEs and a query for the rows of `plan`'s version whose _row_id is in the CTE `ids`, as `columns`.
+
+    The plan's rule (materialize.py) restricted to those ids: base rows (snapshot, insert-only files in range)
+    without a later change, plus the latest change per id unless it is a delete. Returns (ctes, query).
+    """
+    present = {c.name for c in plan.columns}
+
+    def proj(held) -> str:
+        return _project(columns, present & held)
+
+    wanted = f"{ROW_ID} IN (SELECT {ROW_ID} FROM {ids})"
+    in_range = f"{VERSION} > {plan.snapshot_version} AND {VERSION} <= {plan.version}"
+    base = []
+    if plan.snapshot is not None:
+        base.append(f"SELECT {ROW_ID}, {proj(plan.snapshot.columns)} FROM {_scan([plan.snapshot.url])} WHERE {wanted}")
+    if plan.inserts:
+        held = frozenset().union(*(s.columns for s in plan.inserts))
+        base.append(f"SELECT {ROW_ID}, {proj(held)} FROM {_scan(s.url for s in plan.inserts)} WHERE {in_range} AND {wanted}")
+    names = ", ".join(quote(c.name) for c in columns)
+    ctes, parts = [], []
+    if plan.changes:
+        held = frozenset().union(*(s.columns for s in plan.changes))
+        ctes.append(
+            f"{prefix}latest AS MATERIALIZED (SELECT {ROW_ID}, {OP}, {proj(held)} FROM {_scan(s.url for s in plan.changes)} "
+            f"WHERE {in_range} AND {wanted} QUALIFY row_number() OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION} DESC) = 1)"
+        )
+    if base:
+        rows = " UNION ALL ".join(f"({b})" for b in base)
+        if plan.changes:
+            rows = f"SELECT * FROM ({rows}) AS b ANTI JOIN (SELECT {ROW_ID} FROM {prefix}latest) AS l USING ({ROW_ID})"
+        parts.append(rows)
+    if plan.changes:
+        parts.append(f"SELECT {ROW_ID}, {names} FROM {prefix}latest WHERE {OP} <> '{DELETE}'")
+    if not parts:
+        return "", _typed_empty(columns, op=False)
+    return ", ".join(ctes), " UNION ALL ".join(f"({p})" for p in parts)
+
+
+def _ranges(versions: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for v in sorted(versions):
+        if out and out[-1][1] == v - 1:
+            out[-1] = (out[-1][0], v)
+        else:
+            out.append((v, v))
+    return out
+
+
+def _version_in(expr: str, versions: list[int]) -> str:
+    return " OR ".join(f"{expr} = {a}" if a == b else f"{expr} BETWEEN {a} AND {b}" for a, b in _ranges(versions))
+
+
+def _with(ctes: list[str]) -> str:
+    ctes = [c for c in ctes if c]
+    return ("WITH " + ", ".join(ctes) + " ") if ctes else ""
+
+
+# --- the change feed ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Query:
+    sql: str
+    plan: Plan | None  # the plan of the lookup state (to blame a damaged snapshot), if any
+    rebuild: object = None  # exclude -> _Query, to retry without a damaged snapshot
+
+
+def changes_query(table, start_version: int, end_version: int, exclude=frozenset()) -> _Query:
+    """SQL for the change feed of versions start..end (already resolved, start <= end + 1)."""
+    span = _Range(table, start_version, end_version)
+    before = start_version - 1
+    columns = span.union_columns(range(max(before, 0), end_version + 1) if end_version >= 0 else [])
+    out_cols = columns
+    ctes = [f"_ch AS MATERIALIZED ({_change_rows_sql(span.files, columns, start_version, end_version)})"]
+    plan = None
+    if before >= 0 and span.touches_old_rows():
+        plan = table._plan(before, exclude=exclude)
+        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_pre_")
+        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _ch GROUP BY {ROW_ID} HAVING arg_min({OP}, {VERSION}) <> '{INSERT}')")
+        ctes.append(state_ctes)
+        ctes.append(f"_pre AS ({state})")
+        names = ", ".join(quote(c.name) for c in columns)
+        seq = f"SELECT {ROW_ID}, {OP}, {VERSION}, {names} FROM _ch UNION ALL SELECT {ROW_ID}, 'P', {before}, {names} FROM _pre"
+    else:
+        seq = "SELECT * FROM _ch"
+    times = [(v, span.records[v].commit.timestamp) for v in sorted({f.version for f in span.files})]
+    if columns:
+        struct = "{" + ", ".join(f"{_lit(c.name)}: {quote(c.name)}" for c in columns) + "}"
+        ctes.append(f"_w AS (SELECT *, lag({struct}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}) AS _prev FROM ({seq}))")
+    else:
+        ctes.append(f"_w AS (SELECT *, NULL AS _prev FROM ({seq}))")
+    # a pre-image is the row as of version - 1: NULL for the columns that version lacks
+    pre_values = []
+    for c in columns:
+        absent = [v for v in range(max(start_version - 1, 0), end_version) if c.name not in {x.name for x in span.columns_at(v)}]
+        value = f"_prev[{_lit(c.name)}]"
+        if absent:
+            value = f"CASE WHEN {_version_in(f'{VERSION} - 1', absent)} THEN NULL ELSE {value} END"
+        pre_values.append(f"CAST({value} AS {c.type}) AS {quote(c.name)}")
+    names = [quote(c.name) for c in out_cols]
+    post = (
+        f"SELECT {', '.join(names + [''])}CASE {OP} WHEN '{INSERT}' THEN 'insert' ELSE 'update_postimage' END AS {CHANGE_TYPE}, "
+        f"{VERSION}, {ROW_ID}, 1 AS _ord FROM _w WHERE {OP} IN ('{INSERT}', '{UPDATE}')"
+    )
+    pre = (
+        f"SELECT {', '.join(pre_values + [''])}CASE {OP} WHEN '{UPDATE}' THEN 'update_preimage' ELSE 'delete' END AS {CHANGE_TYPE}, "
+        f"{VERSION}, {ROW_ID}, 0 AS _ord FROM _w WHERE {OP} IN ('{UPDATE}', '{DELETE}')"
+    )
+    if times:
+        values = ", ".join(f"({v}, TIMESTAMPTZ {_lit(timestamps.encode(t))})" for v, t in times)
+        ctes.append(f"_times AS (SELECT * FROM (VALUES {values}) AS t({VERSION}, {TIMESTAMP}))")
+    else:
+        ctes.append(f"_times AS (SELECT CAST(NULL AS BIGINT) AS {VERSION}, CAST(NULL AS TIMESTAMPTZ) AS {TIMESTAMP} WHERE false)")
+    select_cols = ", ".join(names + [CHANGE_TYPE, f"CAST(o.{VERSION} AS BIGINT) AS {VERSION}", TIMESTAMP, ROW_ID])
+    sql = (
+        _with(ctes)
+        + f"SELECT {select_cols} FROM (({post}) UNION ALL ({pre})) AS o JOIN _times USING ({VERSION}) "
+        + f"ORDER BY o.{VERSION}, {ROW_ID}, _ord"
+    )
+    return _Query(sql, plan, lambda ex: changes_query(table, start_version, end_version, ex))
+
+
+def change_range(table, start, end=None) -> tuple[int, int]:
+    """Resolve the bounds of a change feed: (start_version, end_version); start_version may be end_version + 1
+    when `start` is a moment with no commit between it and `end` (an empty feed)."""
+    latest = table.version
+    first = _resolve(table, start, start=True, latest=latest)
+    last = _resolve(table, end, start=False, latest=latest) if end is not None else _Point(latest, None)
+    if first.moment is not None and last.moment is not None and first.moment > last.moment:
+        raise ChangeRangeError(start, end, first.version, last.version)
+    if first.version > last.version:
+        if not (first.moment is not None and first.version == last.version + 1):
+            raise ChangeRangeError(start, end if end is not None else latest, first.version, last.version)
+    return first.version, last.version
+
+
+def changes(table, start, end=None) -> pa.Table:
+    """Every row change made by the commits start..end (inclusive); see the module docstring."""
+    first, last = change_range(table, start, end)
+    result = _run(table, changes_query(table, first, last))
+    return _utc(result, TIMESTAMP)
+
+
+# --- diff -----------------------------------------------------------------------------------------------------------
+
+
+def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict]:
+    """SQL for diff(a, b) of resolved versions, and the schema facts (columns, added, removed)."""
+    lo, hi = min(a, b), max(a, b)
+    span = _Range(table, lo + 1, hi)
+    cols_a, cols_b = span.columns_at(a), span.columns_at(b)
+    names_a, names_b = {c.name for c in cols_a}, {c.name for c in cols_b}
+    key = table._log.read(0).key
+    columns = span.union_columns([a, b])  # output columns: a's, then those b added
+    ordered = span.union_columns([b, a])  # types: a column in both keeps b's type
+    types = {c.name: c for c in ordered}
+    columns = tuple(types[c.name] for c in columns)
+    added = [c.name for c in cols_b if c.name not in names_a]
+    removed = [c.name for c in cols_a if c.name not in names_b]
+    names_hi = {c.name for c in span.columns_at(hi)}
+    scan_cols = columns
+
+    ctes = [f"_ch AS ({_change_rows_sql(span.files, scan_cols, lo + 1, hi)})"]
+    if scan_cols:
+        struct = "{" + ", ".join(f"{_lit(c.name)}: {quote(c.name)}" for c in scan_cols) + "}"
+        ctes.append(
+            f"_last AS MATERIALIZED (SELECT {ROW_ID}, arg_min({OP}, {VERSION}) AS _first_op, arg_max({OP}, {VERSION}) AS _last_op, "
+            f"arg_max({struct}, {VERSION}) AS _img FROM _ch GROUP BY {ROW_ID})"
+        )
+        hi_values = ", ".join(
+            f"CAST(_img[{_lit(c.name)}] AS {c.type}) AS {quote(c.name)}" if c.name in names_hi else _null(c) for c in columns
+        )
+    else:
+        ctes.append(f"_last AS MATERIALIZED (SELECT {ROW_ID}, arg_min({OP}, {VERSION}) AS _first_op, arg_max({OP}, {VERSION}) AS _last_op FROM _ch GROUP BY {ROW_ID})")
+        hi_values = ", ".join(_null(c) for c in columns)
+    ctes.append(f"_hi AS (SELECT {ROW_ID}{', ' + hi_values if hi_values else ''} FROM _last WHERE _last_op <> '{DELETE}')")
+    plan = None
+    if lo >= 0 and span.touches_old_rows() and columns:
+        plan = table._plan(lo, exclude=exclude)
+        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _last WHERE _first_op <> '{INSERT}')")
+        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_lo_")
+        ctes.append(state_ctes)
+        ctes.append(f"_lo AS ({state})")
+    else:
+        ctes.append(f"_lo AS ({_typed_empty(columns, op=False)})")
+    old, new = ("_lo", "_hi") if a <= b else ("_hi", "_lo")  # each image is projected to its version's columns
+
+    matched_by = list(key) if key else [ROW_ID]
+    on = " AND ".join(f"o.{quote(k)} = n.{quote(k)}" for k in matched_by)
+    compared = [c for c in cols_b if c.name not in key]
+    distinct = {c.name: f"o.{quote(c.name)} IS DISTINCT FROM n.{quote(c.name)}" for c in compared}
+    in_old, in_new = f"o.{ROW_ID} IS NOT NULL", f"n.{ROW_ID} IS NOT NULL"
+    kind = f"CASE WHEN NOT {in_old} THEN 'insert' WHEN NOT {in_new} THEN 'delete' ELSE 'update' END"
+    changed_list = (
+        "list_filter([" + ", ".join(f"CASE WHEN {d} THEN {_lit(n)} END" for n, d in distinct.items()) + "], lambda x: x IS NOT NULL)"
+        if distinct
+        else "CAST([] AS VARCHAR[])"
+    )
+    select = [f"{kind} AS {CHANGE_TYPE}"]
+    for k in matched_by:
+        select.append(f"coalesce(o.{quote(k)}, n.{quote(k)}) AS {quote(k)}")
+    value_cols = [c for c in columns if c.name not in key]
+    for c in value_cols:
+        q = quote(c.name)
+        if c.name in names_b:
+            select.append(f"CASE WHEN {in_new} THEN n.{q} ELSE o.{q} END AS {q}")
+            select.append(f"CASE WHEN {in_old} AND {in_new} AND {distinct[c.name]} THEN o.{q} END AS {quote(OLD_PREFIX + c.name)}")
+        else:  # removed between a and b: not compared, kept on delete rows
+            select.append(f"CASE WHEN NOT {in_new} THEN o.{q} END AS {q}")
+    select.append(f"CASE WHEN {in_old} AND {in_new} THEN {changed_list} ELSE CAST([] AS VARCHAR[]) END AS {CHANGED_COLUMNS}")
+    any_change = " OR ".join(distinct.values()) or "false"
+    where = f"NOT ({in_old}) OR NOT ({in_new}) OR {any_change}"
+    order = ", ".join(quote(k) for k in matched_by)
+    sql = _with(ctes) + f"SELECT {', '.join(select)} FROM {old} AS o FULL OUTER JOIN {new} AS n ON {on} WHERE {where} ORDER BY {order}"
+    facts = {"from_version": a, "to_version": b, "columns_added": added, "columns_removed": removed, "key": list(key)}
+    return _Query(sql, plan, lambda ex: diff_query(table, a, b, ex)[0]), facts
+
+
+def diff(table, a, b, *, limit: int | None = None) -> pa.Table:
+    """The net difference from version `a` to version `b`; see the module docstring."""
+    va, vb = _two(table, a, b)
+    query, facts = diff_query(table, va, vb)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(limit, f"limit must be a non-negative int, not {limit!r}")
+        query = _Query(f"SELECT * FROM ({query.sql}) LIMIT {limit}", query.plan, _limited(query.rebuild, limit))
+    result = _run(table, query)
+    metadata = {DIFF_METADATA: json.dumps({k: facts[k] for k in ("from_version", "to_version", "columns_added", "columns_removed")}).encode()}
+    return result.replace_schema_metadata(metadata)
+
+
+def diff_summary(table, a, b) -> DiffSummary:
+    """Counts of what diff(a, b) holds, the columns updates changed, and the columns added and removed."""
+    va, vb = _two(table, a, b)
+    query, facts = diff_query(table, va, vb)
+    compared = [c.name for c in table._log.read(vb).columns if c.name not in facts["key"]]
+    counts = [f"count(*) FILTER (WHERE {CHANGE_TYPE} = '{t}')" for t in DIFF_TYPES]
+    per_column = [f"count(*) FILTER (WHERE list_contains({CHANGED_COLUMNS}, {_lit(n)}))" for n in compared]
+    wrapped = _Query(f"SELECT {', '.join(counts + per_column)} FROM ({query.sql})", query.plan, _wrapped(query.rebuild, counts + per_column))
+    row = _run(table, wrapped).to_pylist()[0]
+    values = list(row.values())
+    inserted, updated, deleted = (int(v) for v in values[:3])
+    changed = {n: int(v) for n, v in zip(compared, values[3:]) if v}
+    return DiffSummary(va, vb, inserted, updated, deleted, changed, tuple(facts["columns_added"]), tuple(facts["columns_removed"]))
+
+
+def _limited(rebuild, limit):
+    def build(ex):
+        inner = rebuild(ex)
+        return _Query(f"SELECT * FROM ({inner.sql}) LIMIT {limit}", inner.plan, _limited(inner.rebuild, limit))
+
+    return build
+
+
+def _wrapped(rebuild, aggregates):
+    def build(ex):
+        inner = rebuild(ex)
+        return _Query(f"SELECT {', '.join(aggregates)} FROM ({inner.sql})", inner.plan, _wrapped(inner.rebuild, aggregates))
+
+    return build
+
+
+def _two(table, a, b) -> tuple[int, int]:
+    latest = table.version
+    return _resolve(table, a, start=False, latest=latest).version, _resolve(table, b, start=False, latest=latest).version
+
+
+# --- running ----------------------------------------------------------------------------------------------------------
+
+
+def _run(table, query: _Query) -> pa.Table:
+    """Run a query; skip a damaged snapshot of the lookup state (with a warning) as reads do."""
+    excluded: set[int] = set()
+    con = table._store._connection().cursor()
+    try:
+        while True:
+            try:
+                return con.sql(query.sql).to_arrow_table()
+            except duckdb.Error as e:
+                damaged = table._blame(query.plan, e) if query.plan is not None else None
+                if damaged is None or query.rebuild is None:
+                    raise
+                excluded.add(damaged)
+                query = query.rebuild(frozenset(excluded))
+    finally:
+        con.close()
+
+
+def _utc(result: pa.Table, name: str) -> pa.Table:
+    i = result.schema.get_field_index(name)
+    if i < 0:
+        return result
+    return result.set_column(i, name, result.column(i).cast(pa.timestamp("us", tz="UTC")))
