@@ -263,6 +263,31 @@ class Table:
     def snapshots(self) -> list[int]:
         return snapshot.snapshot_versions(self._storage, self._prefix)
 
+    # --- change feed and diff (logstore/changes.py) ---------------------------------------------------------
+
+    def changes(self, start, end=None) -> pa.Table:
+        """Every row change made by the commits start..end (inclusive; end defaults to the latest), with
+        _change_type (insert, update_preimage, update_postimage, delete), _version, _timestamp and _row_id.
+        start/end: an int version, a tag name, '@<timestamp>' or a datetime (a start moment means the first
+        commit at or after it). ChangeRangeError if start is after end."""
+        from .changes import changes
+
+        return changes(self, start, end)
+
+    def diff(self, a, b, *, limit: int | None = None) -> pa.Table:
+        """The net row difference from version a to version b (a > b gives the reverse), matched by key (by row
+        id without one): _change_type (insert, update, delete), the columns, _old_<col> for changed values,
+        _changed_columns. a/b: an int version, a tag name, '@<timestamp>' or a datetime."""
+        from .changes import diff
+
+        return diff(self, a, b, limit=limit)
+
+    def diff_summary(self, a, b):
+        """A DiffSummary of diff(a, b): inserted, updated, deleted, changed_columns, columns_added/removed."""
+        from .changes import diff_summary
+
+        return diff_summary(self, a, b)
+
     # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
 
     def verify(self, version: int | None = None, *, full: bool = False):
