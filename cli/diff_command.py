@@ -1,0 +1,122 @@
+"""`logstore diff` and `logstore changes`: what changed between versions (logstore/changes.py does the work).
+
+A version argument is a version number (`3`), a moment (`@2022-01-01`, `@2022-01-01T12:00:00+02:00`) or a tag name.
+"""
+
+from __future__ import annotations
+
+import click
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
+
+from .output import output_options, render_arrow, render_one, status
+
+VERSION_HELP = "A version number, @TIMESTAMP (ISO-8601, UTC unless it has an offset) or a tag name."
+LIMIT = click.option("-n", "--limit", type=click.IntRange(min=0), metavar="N", help="Show at most N rows [default: all].")
+
+
+@click.command()
+@click.argument("table")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--summary", is_flag=True, help="Only the counts per change type, the changed columns and schema changes.")
+@LIMIT
+@output_options
+@click.pass_obj
+def diff(state, table, a, b, summary, limit, fmt):
+    """The net row difference from version A to version B (B before A gives the reverse).
+
+    Rows are matched by the table's key (by internal row id without one). Each row is an insert, update or delete;
+    an update shows the new value of each column next to its old value in `_old_<column>`, and lists the
+    changed columns in `_changed_columns`. A and B are each a version number, @TIMESTAMP or a tag.
+
+    \b
+    Examples:
+      logstore diff events 3 7
+      logstore diff events v1.0 @2022-06-01 --summary
+      logstore diff events 0 12 --limit 20 --format csv
+    """
+    t = state.table(table)
+    if summary:
+        s = t.diff_summary(a, b)
+        record = {
+            "from_version": s.from_version,
+            "to_version": s.to_version,
+            "inserted": s.inserted,
+            "updated": s.updated,
+            "deleted": s.deleted,
+            "changed_columns": dict(s.changed_columns),
+            "columns_added": list(s.columns_added),
+            "columns_removed": list(s.columns_removed),
+        }
+        render_one(record, fmt)
+        return
+    rows = t.diff(a, b, limit=None if limit is None else limit + 1)
+    rows, more = _cut(rows, limit)
+    if fmt == "table":
+        facts = _facts(rows)
+        notes = [f"columns added: {', '.join(facts['columns_added'])}"] if facts.get("columns_added") else []
+        notes += [f"columns removed: {', '.join(facts['columns_removed'])}"] if facts.get("columns_removed") else []
+        for note in notes:
+            status(note)
+        rows = _readable(rows)
+    render_arrow(rows, fmt, empty="(no differences)")
+    if more and fmt == "table":
+        status(f"(first {limit} rows shown; raise --limit to see more)")
+
+
+@click.command()
+@click.argument("table")
+@click.argument("start", metavar="START")
+@click.argument("end", metavar="[END]", required=False)
+@LIMIT
+@output_options
+@click.pass_obj
+def changes(state, table, start, end, limit, fmt):
+    """Every row change made by the commits START..END (inclusive; END defaults to the latest version).
+
+    Each change is an insert, a delete (with the row's last values), or an update as two rows: update_preimage
+    and update_postimage; with the version and commit time that made it. START and END are each a version
+    number, @TIMESTAMP or a tag; a START timestamp means the first commit at or after it.
+
+    \b
+    Examples:
+      logstore changes events 5            # what versions 5 to the latest changed
+      logstore changes events 5 9 --format json
+      logstore changes events @2022-01-01 @2022-02-01
+    """
+    rows = state.table(table).changes(start, end)
+    rows, more = _cut(rows, limit)
+    render_arrow(rows, fmt, empty="(no changes)")
+    if more and fmt == "table":
+        status(f"(first {limit} rows shown; raise --limit to see more)")
+
+
+def _cut(rows: pa.Table, limit: int | None) -> tuple[pa.Table, bool]:
+    if limit is None or rows.num_rows <= limit:
+        return rows, False
+    return rows.slice(0, limit), True
+
+
+def _facts(rows: pa.Table) -> dict:
+    import json
+
+    raw = (rows.schema.metadata or {}).get(b"logstore.diff")
+    return json.loads(raw) if raw else {}
+
+
+def _readable(rows: pa.Table) -> pa.Table:
+    """For people: drop `_old_` columns no shown row changed, and show the changed columns as one string."""
+    keep = []
+    for name in rows.column_names:
+        if name.startswith(OLD_PREFIX) and rows.column(name).null_count == rows.num_rows:
+            continue
+        keep.append(name)
+    rows = rows.select(keep)
+    if CHANGED_COLUMNS in rows.column_names:
+        i = rows.column_names.index(CHANGED_COLUMNS)
+        joined = pc.binary_join(rows.column(i), ", ")
+        rows = rows.set_column(i, CHANGED_COLUMNS, joined)
+    return rows
