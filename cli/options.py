@@ -8,7 +8,7 @@ import click
 
 import logstore
 
-from .context import default_author
+from . import context
 from .output import progress
 
 INPUT_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
@@ -64,7 +64,7 @@ def write_options(fn):
 def commit_kwargs(message, author, timestamp, meta) -> dict:
     return {
         "message": message,
-        "author": author if author is not None else default_author(),
+        "author": author if author is not None else context.default_author(),
         "timestamp": timestamp,
         "metadata": dict(meta or {}),
     }
@@ -83,7 +83,6 @@ INPUT_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 def load_inputs(files, input_format, schema=None):
     """Read the input files (or '-' for stdin) into one pyarrow Table, with a progress bar for big imports."""
-    sources = [click.get_binary_stream("stdin") if f == "-" else f for f in files]
     sizes = [os.path.getsize(f) if f != "-" else 0 for f in files]
-    with progress(len(sources), "reading", size_bytes=sum(sizes)) as bar:
-        return logstore.read_files(sources, input_format, schema=schema, progress=lambda _source: bar.update(1))
+    with progress(len(files), "reading", size_bytes=sum(sizes)) as bar:
+        return logstore.read_files(files, input_format, schema=schema, progress=lambda _source: bar.update(1))

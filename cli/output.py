@@ -136,7 +136,7 @@ def colour_enabled(err: bool = False) -> bool:
     """Colours only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
     if os.environ.get("NO_COLOR", "") != "":
         return False
-    stream = click.get_text_stream("stderr" if err else "stdout")
+    stream = sys.stderr if err else sys.stdout
     return _isatty(stream)
 
 
@@ -260,18 +260,18 @@ class _Silent:
 
 
 def progress_wanted(size_bytes: int) -> bool:
-    return size_bytes >= PROGRESS_MIN_BYTES and _isatty(click.get_text_stream("stderr"))
+    return size_bytes >= PROGRESS_MIN_BYTES and _isatty(sys.stderr)
 
 
 def progress(length: int, label: str, *, size_bytes: int):
     """A click progress bar on stderr for long work on a terminal, else a silent stand-in with the same update()."""
     if length <= 0 or not progress_wanted(size_bytes):
         return _Silent()
-    return click.progressbar(length=length, label=label, file=click.get_text_stream("stderr"), color=colour_enabled(err=True))
+    return click.progressbar(length=length, label=label, file=sys.stderr, color=colour_enabled(err=True))
 
 
 def stdout_binary():
-    return click.get_binary_stream("stdout")
+    return getattr(sys.stdout, "buffer", sys.stdout)
 
 
 def flush() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 import logstore
@@ -58,9 +60,12 @@ def checkout(state, table, version, at, tag, output, file_format, force):
     """
     chosen = selector(version, at, tag)
     if file_format is None:
-        file_format = logstore.files.format_of(output, default="parquet") if output and output != "-" else "parquet"
         if output == "-":
             file_format = "csv"
+        elif output and os.path.splitext(output)[1]:
+            file_format = logstore.files.format_of(output)  # an extension it does not know is an error
+        else:
+            file_format = "parquet"
     target = output or f"{table}.{file_format}"
     t = state.table(table)
     resolved = t.commit_info(**chosen).version
