@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from . import timestamps
+from . import integrity, timestamps
 from .errors import InvalidInputError, LogstoreError, VersionNotFoundError
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
 from .schema import Column, quote
@@ -175,18 +175,17 @@ class _File:
 
 
 class _Range:
-    """The commit records of versions first..last and the change files they added."""
+    """The commit records of versions first..last and the change files that hold their rows."""
 
     def __init__(self, table, first: int, last: int):
         self.table = table
         self.first, self.last = first, last
         self.records = {v: table._log.read(v) for v in range(max(first, 0), last + 1)}
         self.files: list[_File] = []
-        for v in range(max(first, 0), last + 1):
-            record = self.records[v]
-            held = frozenset(c.name for c in record.columns)
-            for f in record.files:
-                self.files.append(_File(table._storage.url(f"{table._prefix}/{f.path}"), held, v, f.inserts_only))
+        self.changed_versions = [v for v, r in self.records.items() if r.files]
+        for path, size, sha256, held, version, inserts_only in _range_files(table, max(first, 0), last, self.records):
+            integrity.check_file(table._storage, f"{table._prefix}/{path}", size, sha256, version, what="change file")
+            self.files.append(_File(table._storage.url(f"{table._prefix}/{path}"), held, version, inserts_only))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
@@ -207,6 +206,30 @@ class _Range:
     def touches_old_rows(self) -> bool:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
         return any(not f.inserts_only for f in self.files)
+
+
+def _range_files(table, first: int, last: int, records: dict):
+    """(path, size, sha256, columns held, version or None, inserts_only) of the files standing for versions
+    first..last: compacted blocks where compaction.py has them (a block may reach past the range; rows are
+    filtered by _version), else each version's own files."""
+    if last < first:
+        return []
+    try:
+        from .compaction import cover
+    except ImportError:
+        cover = None
+    if cover is not None:
+        out = []
+        for unit in cover(table._log, first, last, max(last, table.version)):
+            for held in unit.files:
+                f = held.file
+                out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if unit.compaction is None else None, f.inserts_only))
+        return out
+    out = []
+    for v in range(first, last + 1):
+        held = frozenset(c.name for c in records[v].columns)
+        out.extend((f.path, f.size, f.sha256, held, v, f.inserts_only) for f in records[v].files)
+    return out
 
 
 # --- SQL building blocks -------------------------------------------------------------------------------------------
@@ -333,7 +356,7 @@ def changes_query(table, start_version: int, end_version: int, exclude=frozenset
         seq = f"SELECT {ROW_ID}, {OP}, {VERSION}, {names} FROM _ch UNION ALL SELECT {ROW_ID}, 'P', {before}, {names} FROM _pre"
     else:
         seq = "SELECT * FROM _ch"
-    times = [(v, span.records[v].commit.timestamp) for v in sorted({f.version for f in span.files})]
+    times = [(v, span.records[v].commit.timestamp) for v in span.changed_versions]
     if columns:
         struct = "{" + ", ".join(f"{_lit(c.name)}: {quote(c.name)}" for c in columns) + "}"
         ctes.append(f"_w AS (SELECT *, lag({struct}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}) AS _prev FROM ({seq}))")
@@ -541,3 +564,27 @@ def _utc(result: pa.Table, name: str) -> pa.Table:
     if i < 0:
         return result
     return result.set_column(i, name, result.column(i).cast(pa.timestamp("us", tz="UTC")))
+
+
+# --- SQL: table_changes('t', start[, end]) and table_diff('t', a, b) in store.sql (sql.py's table functions) ---------
+
+
+def sql_table_changes(store, table, start, end=None) -> str:
+    """`SELECT * FROM table_changes('events', 3, 7)`: the change feed as SQL (selectors as in `changes`)."""
+    t = store.table(table)
+    first, last = change_range(t, start, end)
+    return changes_query(t, first, last).sql
+
+
+def sql_table_diff(store, table, a, b) -> str:
+    """`SELECT * FROM table_diff('events', 0, 'v1.0')`: the net difference as SQL (selectors as in `diff`)."""
+    t = store.table(table)
+    va, vb = _two(t, a, b)
+    return diff_query(t, va, vb)[0].sql
+
+
+def register_sql_functions() -> None:
+    from . import sql
+
+    sql.register_table_function("table_changes", sql_table_changes)
+    sql.register_table_function("table_diff", sql_table_diff)

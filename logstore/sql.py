@@ -634,3 +634,10 @@ def _looks_like_file(name: str) -> bool:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+# --- table functions of other modules --------------------------------------------------------------------------
+
+from .changes import register_sql_functions as _register_changes  # noqa: E402 - table_changes, table_diff
+
+_register_changes()
