@@ -105,6 +105,7 @@ from .history_commands import log, tag, tags, untag  # noqa: E402
 from .read_commands import checkout, info, show, snapshot  # noqa: E402
 from .store_commands import init, tables  # noqa: E402
 from .write_commands import append, create, delete, overwrite, restore, update, upsert  # noqa: E402
+from .diff_command import changes, diff  # noqa: E402
 
 cli.add_command(init)
 cli.add_command(tables)
@@ -123,3 +124,5 @@ cli.add_command(tag)
 cli.add_command(tags)
 cli.add_command(untag)
 cli.add_command(snapshot)
+cli.add_command(diff)
+cli.add_command(changes)
