@@ -93,7 +93,8 @@ def read_files(
     schema: pa.Schema | None = None,
     progress: Callable[[object], None] | None = None,
 ) -> pa.Table:
-    """Read several files (see read_file) into one table, their columns matched by name.
+    """Read several files (see read_file) into one table, their columns matched by name (a column missing from
+    some files is null there; types widen where they can, e.g. BIGINT and DOUBLE to DOUBLE).
 
     `progress` is called with each source once it has been read.
     """
