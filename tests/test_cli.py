@@ -707,3 +707,11 @@ def test_progress_bar_on_a_terminal(run, history, monkeypatch):
 def test_no_progress_output_when_not_a_terminal(run, history, monkeypatch):
     monkeypatch.setattr(output, "PROGRESS_MIN_BYTES", 0)
     assert ok(run("checkout", "people")).stderr == ""
+
+
+def test_docs_describe_every_command():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    for name in COMMANDS:
+        assert f"### logstore {name}\n" in text
