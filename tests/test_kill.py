@@ -89,7 +89,8 @@ def run_kill_loop(tmp_path, kills: int, seed: int, full_verify_every: int = 10) 
             assert versions == list(range(head + 1)), f"kill {i}: versions not contiguous"
             acked = _acked(ack_file)
             assert acked and max(acked) <= head, f"kill {i}: acknowledged version {max(acked)} missing (head {head})"
-            assert sorted(set(acked)) == list(range(1, max(acked) + 1)), f"kill {i}: acknowledgements out of order"
+            # strictly increasing (a commit made just before a kill may be present without its acknowledgement)
+            assert acked == sorted(set(acked)), f"kill {i}: a version was acknowledged twice or out of order"
             for v in range(checked_up_to + 1, head + 1):
                 assert _sorted_rows(t, v) == model.rows(v), f"kill {i}: version {v} reads wrong"
                 stats["versions_checked"] += 1
