@@ -126,3 +126,7 @@ cli.add_command(untag)
 cli.add_command(snapshot)
 cli.add_command(diff)
 cli.add_command(changes)
+from .verify_command import vacuum, verify  # noqa: E402
+
+cli.add_command(verify)
+cli.add_command(vacuum)
