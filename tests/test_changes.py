@@ -23,11 +23,9 @@ import logstore
 from logstore.changes import ChangeRangeError
 from test_model import KEYED_SCHEMA, KEYLESS_SCHEMA, Model, as_table, assignments, between, keyed_rows, keyless_rows, predicates
 
-SETTINGS = settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
-)
+HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=HEALTH)
+STRESS = settings(max_examples=150, deadline=None, suppress_health_check=HEALTH)
 
 
 @dataclass
@@ -165,7 +163,7 @@ def check_every_pair(t, model: ChangeModel, data) -> None:
     assert summary.changed_columns == counts
 
 
-def run_history(data, *, keyed: bool) -> None:
+def run_history(data, *, keyed: bool, max_steps: int = 5) -> None:
     schema = KEYED_SCHEMA if keyed else KEYLESS_SCHEMA
     model = ChangeModel(keyed=keyed, columns=tuple(schema.names))
     variant = data.draw(st.sampled_from([{}, {"snapshot_commits": 2}]), label="properties")
@@ -176,7 +174,7 @@ def run_history(data, *, keyed: bool) -> None:
         for r in rows:
             model.insert(r)
         model.commit(t.history(limit=1)[0])
-        apply_random_ops(data, t, model, schema, keyed=keyed, steps=data.draw(st.integers(1, 6), label="steps"))
+        apply_random_ops(data, t, model, schema, keyed=keyed, steps=data.draw(st.integers(1, max_steps), label="steps"))
         check_every_pair(t, model, data)
 
 
@@ -190,6 +188,13 @@ def test_keyed_changes_and_diff_match_model(no_fsync, data):
 @given(data=st.data())
 def test_keyless_changes_and_diff_match_model(no_fsync, data):
     run_history(data, keyed=False)
+
+
+@pytest.mark.stress
+@STRESS
+@given(data=st.data())
+def test_changes_and_diff_match_model_stress(no_fsync, data):
+    run_history(data, keyed=data.draw(st.booleans(), label="keyed"), max_steps=10)
 
 
 # --- by hand ---------------------------------------------------------------------------------------------------------
