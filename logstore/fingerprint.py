@@ -77,8 +77,12 @@ def of_parquet(con: duckdb.DuckDBPyConnection, url: str, columns: tuple[Column, 
     return _value(con, sum_sql(relation, columns))
 
 
-def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...]) -> int | None:
-    """The fingerprint after applying change rows (_row_id, _op, `columns`) to the head; None if old is unknown."""
+def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], *, old_hash: int | None = None) -> int | None:
+    """The fingerprint after applying change rows (_row_id, _op, `columns`) to the head; None if old is unknown.
+
+    `old_hash`, when the operation computed it in its own scan (update, delete), is the row-hash sum of the old
+    images of exactly the changed rows; otherwise they are looked up in the head state by row id.
+    """
     if old is None:
         return None
     if rows.num_rows == 0 and set(columns) >= set(head.columns):
@@ -106,7 +110,9 @@ def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...]) 
             _value(con, f"SELECT count(*) FROM {name} WHERE {OP} <> '{INSERT}' OR {ROW_ID} < {head.record.next_row_id}") == 0
         )
         removed = 0
-        if not fresh:  # old images: the head rows whose row id this commit changes
+        if old_hash is not None and set(columns) >= set(head.columns):
+            removed = old_hash % MOD
+        elif not fresh:  # old images: the head rows whose row id this commit changes
             old_rows = f"(SELECT * FROM {head.state_sql()} AS h SEMI JOIN (SELECT {ROW_ID} FROM {name}) AS c USING ({ROW_ID})) AS o"
             removed = _value(con, sum_sql(old_rows, head.columns))
     finally:

@@ -13,11 +13,13 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import expressions
+from . import expressions, fingerprint
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
 from .log import CommitRecord
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
 from .schema import Column, arrow_schema, conform, quote
+
+OLD_HASH = "__old_hash"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class ChangeSet:
     next_row_id: int
     parameters: dict = field(default_factory=dict)
     properties: dict | None = None  # new table properties, if this commit changes them
+    old_hash: int | None = None  # sum of fingerprint row hashes of the changed rows' old images, if computed here
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -112,7 +115,8 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
         f"CAST(({assignments[c.name]}) AS {c.type}) AS {quote(c.name)}" if c.name in assignments else quote(c.name)
         for c in head.columns
     )
-    sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+    old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
+    sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
     rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()))
     return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
 
@@ -120,7 +124,8 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
 def delete(head: Head, where: str | None) -> ChangeSet:
     predicate = _predicate(head, where)
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
-    sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+    old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
+    sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
     rows = head.run(sql, expression=where)
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
@@ -241,10 +246,12 @@ def _with_change_columns(batch: pa.Table, ids: pa.Array, op: str) -> pa.Table:
 
 def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = None) -> ChangeSet:
     schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
+    # update and delete hash the old images in their own scan; pc.sum of uint64 wraps, i.e. it is mod 2^64
+    old_hash = (pc.sum(rows.column(OLD_HASH)).as_py() or 0) if OLD_HASH in rows.column_names else None
     rows = rows.select([f.name for f in schema]).cast(schema) if rows.num_columns else schema.empty_table()
     inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
     next_id = max(head.record.next_row_id, (pc.max(inserted).as_py() + 1) if len(inserted) else 0)
-    return ChangeSet(rows, tuple(columns), next_id, parameters or {})
+    return ChangeSet(rows, tuple(columns), next_id, parameters or {}, old_hash=old_hash)
 
 
 def _check_batch_keys(head: Head, batch: pa.Table) -> None:
