@@ -151,7 +151,7 @@ def _check_after_fault(work, before, after, acknowledged: bool, label: str) -> N
     assert not logstore.open(work).table("t").verify().unreferenced, label
     # the next commit works, and everything still checks out
     t = logstore.open(work).table("t")
-    t.append(people([900]))
+    t.append(people([900]), schema_mode="merge")
     assert t.version == state[0] + 1
     assert t.read().to_pylist()[-1]["id"] == 900
     assert t.verify(full=True).ok, label
