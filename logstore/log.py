@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass, field, replace
 
-from . import fingerprint, integrity, timestamps
+from . import checkpoint, fingerprint, integrity, timestamps
 from .errors import CorruptionError, LogstoreError, TimestampError, VersionNotFoundError
 from .schema import Column
 
@@ -148,6 +148,8 @@ class Log:
         self.storage = storage
         self.prefix = prefix
         self._records: dict[int, CommitRecord] = {}
+        self._known_head: int | None = None  # a version known to exist (versions are never removed)
+        self._segments: dict[int, object] = {}  # loaded log checkpoints (checkpoint.py), by segment
 
     def _path(self, version: int) -> str:
         return f"{self.prefix}/{LOG_DIR}/{log_name(version)}"
@@ -157,8 +159,34 @@ class Log:
         return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
     def head_version(self) -> int | None:
-        versions = self.versions()
-        return versions[-1] if versions else None
+        """The latest version, by probing `_log/<v>.json` with exists() (checkpoint.py): O(log n) stats, no listing.
+
+        Versions are dense (0..latest), so existence is monotone; a probe landing on a record missing from the
+        middle of the log could stop early, so the search checks two versions past its answer and falls back to
+        listing if either exists.
+        """
+        exists = lambda v: self.storage.exists(self._path(v))  # noqa: E731
+        low = self._known_head
+        if low is None:
+            if not exists(0):
+                versions = self.versions()
+                return versions[-1] if versions else None
+            low = 0
+        step, high = 1, low + 1
+        while exists(high):  # gallop: exists(low), probe low + 1, + 2, + 4, ...
+            low, step = high, step * 2
+            high = low + step
+        while high - low > 1:  # exists(low), not exists(high)
+            middle = (low + high) // 2
+            if exists(middle):
+                low = middle
+            else:
+                high = middle
+        if exists(low + 2) or exists(low + 3):  # a gap (damage) or fast writers: list to be sure
+            versions = self.versions()
+            low = versions[-1] if versions else low
+        self._known_head = max(low, self._known_head or 0)
+        return self._known_head
 
     def exists(self) -> bool:
         return self.storage.exists(self._path(0))
@@ -168,6 +196,21 @@ class Log:
         cached = self._records.get(version)
         if cached is not None:
             return cached
+        return self._parse(version, self.read_raw(version))
+
+    def _parse(self, version: int, obj: dict) -> CommitRecord:
+        path = self._path(version)
+        try:
+            record = CommitRecord.from_json(obj)
+        except (ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
+            raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
+        if record.version != version:
+            raise CorruptionError(path, version, f"record says version {record.version}")
+        self._records[version] = record
+        return record
+
+    def read_raw(self, version: int) -> dict:
+        """The stored JSON object of `version`, its checksum checked; CorruptionError if missing or damaged."""
         path = self._path(version)
         try:
             raw = self.storage.read(path)
@@ -176,13 +219,30 @@ class Log:
         try:
             obj = json.loads(raw)
             integrity.check_seal(obj)
-            record = CommitRecord.from_json(obj)
         except (ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
             raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
-        if record.version != version:
-            raise CorruptionError(path, version, f"record says version {record.version}")
-        self._records[version] = record
-        return record
+        return obj
+
+    def segment(self, segment: int):
+        """The log checkpoint of `segment` (checkpoint.Segment), loaded once; None if missing or damaged."""
+        if segment not in self._segments:
+            loaded = checkpoint.load(self.storage, self.prefix, segment)
+            if loaded is None:
+                return None
+            self._segments[segment] = loaded
+        return self._segments[segment]
+
+    def read_range(self, first: int, last: int) -> list[CommitRecord]:
+        """The records of versions first..last, through log checkpoints where a segment is not yet in memory."""
+        for s in range(checkpoint.segment_of(max(first, 0)), checkpoint.segment_of(last) + 1):
+            lo, hi = checkpoint.segment_range(s)
+            missing = [v for v in range(max(lo, first), min(hi, last) + 1) if v not in self._records]
+            if len(missing) >= 8 and self._known_head is not None and hi <= self._known_head:
+                loaded = self.segment(s)  # only a complete segment can have a checkpoint
+                if loaded is not None:
+                    for v in missing:
+                        self._parse(v, loaded.raw(v))
+        return [self.read(v) for v in range(first, last + 1)]
 
     def head(self) -> CommitRecord:
         latest = self.head_version()
@@ -195,6 +255,7 @@ class Log:
         published = self.storage.put_if_absent(self._path(record.version), record.encode())
         if published:
             self._records[record.version] = record
+            self._known_head = max(record.version, self._known_head or 0)
         return published
 
     def check_version(self, version, latest: int) -> int:
@@ -211,6 +272,9 @@ class Log:
             raise TimestampError(
                 moment, f"timestamp {timestamps.encode(moment)} is before the first commit at {timestamps.encode(first)}"
             )
+        found = checkpoint.version_at(self, moment, latest)
+        if found is not None:
+            return min(found, latest)
         low, high = 0, latest  # invariant: time(low) <= moment
         while low < high:
             middle = (low + high + 1) // 2
