@@ -9,7 +9,7 @@ import warnings
 import duckdb
 import pyarrow as pa
 
-from . import expressions, fingerprint, integrity, operations, snapshot, timestamps
+from . import checkpoint, compaction, expressions, fingerprint, integrity, operations, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
 from .errors import CorruptionError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
 from .inputs import to_arrow
@@ -151,12 +151,12 @@ class Table:
         snap = snapshot.usable_at_or_below(self._storage, self._prefix, version, exclude=exclude)
         start = snap.version if snap is not None else -1
         inserts, changes = [], []
-        for v in range(start + 1, version + 1):
-            r = self._log.read(v)
-            held = frozenset(c.name for c in r.columns)
-            for f in r.files:
+        head = max(version, self._log._known_head or version)
+        for unit in compaction.cover(self._log, start + 1, version, head):  # compacted blocks, else each version's files
+            for held in unit.files:
+                f, v = held.file, unit.last if unit.compaction is None else None
                 integrity.check_file(self._storage, f"{self._prefix}/{f.path}", f.size, f.sha256, v, what=f"change file (needed by version {version})")
-                source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held)
+                source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held.columns)
                 (inserts if f.inserts_only else changes).append(source)
         snap_source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns)) if snap else None
         return Plan(version, record.columns, snap_source, start, tuple(inserts), tuple(changes))
@@ -238,6 +238,18 @@ class Table:
                 self._write_snapshot(record.version)
             except (LogstoreError, OSError, duckdb.Error) as e:  # the commit stands; a snapshot is only derived data
                 warnings.warn(f"logstore: could not write a snapshot of version {record.version}: {e}", RuntimeWarning, stacklevel=3)
+        try:  # log checkpoints and automatic compaction: derived data too, the commit stands without them
+            checkpoint.write_due(self._log, record.version)
+            compaction.after_commit(self, record.version)
+        except (LogstoreError, OSError, ValueError) as e:
+            warnings.warn(f"logstore: could not checkpoint/compact after version {record.version}: {e}", RuntimeWarning, stacklevel=3)
+
+    def compact(self) -> list:
+        """Merge small change files into larger ones, every version reading exactly as before (compaction.py).
+
+        Commit-free: adds no version. Returns the compaction records it published.
+        """
+        return compaction.compact(self)
 
     # --- tags and snapshots --------------------------------------------------------------------------------
 

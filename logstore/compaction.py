@@ -1,0 +1,351 @@
+"""Compaction that keeps history: many small change files merged into few larger ones, every version unchanged.
+
+Blocks. Versions are grouped into aligned blocks: the level-L block k holds versions k*F**L .. (k+1)*F**L - 1
+(F = FANOUT = 10, L >= 1). Two blocks are either nested or disjoint, never partly overlapping, so concurrent
+compactors, readers and vacuum can never disagree about which files stand for which versions.
+
+A compaction of a block writes new Parquet files `compacted/<first>-<last>-<uuid>.parquet` holding exactly the
+change rows of the block's versions, each row keeping its `_row_id`, `_op` and `_version` (sorted by `_version`,
+then `_row_id`, so row-group statistics let a reader skip versions it does not need), and then publishes the
+record `_compactions/<first>-<last>.json` with put-if-absent. Until the record exists nobody reads the new files;
+once it exists it stands for the block's versions. That one put is the whole commit of a compaction: it changes no
+version and adds none, and readers never see a half-compacted state.
+
+Record (JSON, with the same self-checksum as commit records):
+    {"format_version": 1, "first": f, "last": l, "level": L, "created": <timestamp>,
+     "files":    [{"path", "rows", "size", "sha256", "inserts_only", "columns": [table columns held]}],
+     "replaces": [paths of the input files this compaction made unnecessary]}
+`files` may include big input files carried over unchanged (not rewritten); those are not in `replaces`.
+
+Reading (the plan of version v over snapshot s): the versions s+1..v are covered left to right; for each version
+the reader takes the largest block holding it whose record exists (and is intact), else the files of the version's
+own commit record. The materialization rule filters change rows by `s < _version <= v`, so a block reaching past
+either end of the range gives the same answer as the original files.
+
+Vacuum: a file listed in some compaction record's `replaces` is needed by no reader once that record exists
+(readers always prefer the covering block; keep the usual age grace period for readers that planned before it was
+published). Files in `files` of an intact record are needed. Files under `compacted/` that no record lists are
+leftovers of a compactor that crashed or lost a race. Never remove a compaction record while any original of its
+versions is gone.
+
+Automatic compaction: after a commit completes a block (version + 1 is a multiple of F**L), the committer compacts
+it, level by level, if the block's files are small (mean size under AUTO_MAX_MEAN_BYTES): with F = 10 a table of n
+small commits keeps about 9 * log10(n) files per kind instead of n. Set LOGSTORE_AUTO_COMPACT=0 to turn it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+import warnings
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import integrity, timestamps
+from .errors import LogstoreError
+from .log import DataFile
+
+COMPACTION_DIR = "_compactions"
+COMPACTED_DATA_DIR = "compacted"
+FORMAT_VERSION = 1
+FANOUT = 10
+MAX_LEVEL = 12
+ROW_GROUP_ROWS = 65_536
+CARRY_MIN_BYTES = 1 << 20  # an input at least this big, and bigger than all other inputs together, is kept as is
+CARRY_ALWAYS_BYTES = 64 << 20  # an input this big is always kept as is
+MAX_MERGE_BYTES = 512 << 20  # a block whose files to rewrite exceed this is not compacted
+AUTO_MAX_MEAN_BYTES = 256 << 10  # automatic compaction only merges small files
+
+
+def auto_enabled() -> bool:
+    return os.environ.get("LOGSTORE_AUTO_COMPACT", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def block(level: int, version: int) -> tuple[int, int]:
+    size = FANOUT**level
+    first = version // size * size
+    return first, first + size - 1
+
+
+def record_name(first: int, last: int) -> str:
+    return f"{first:020d}-{last:020d}.json"
+
+
+def record_path(prefix: str, first: int, last: int) -> str:
+    return f"{prefix}/{COMPACTION_DIR}/{record_name(first, last)}"
+
+
+@dataclass(frozen=True)
+class CompactedFile:
+    file: DataFile
+    columns: frozenset[str]  # the table columns the file holds
+
+    def to_json(self) -> dict:
+        return {**self.file.to_json(), "columns": sorted(self.columns)}
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CompactedFile":
+        return cls(DataFile.from_json(obj), frozenset(obj["columns"]))
+
+
+@dataclass(frozen=True)
+class CompactionRecord:
+    first: int
+    last: int
+    level: int
+    files: tuple[CompactedFile, ...]
+    replaces: tuple[str, ...]
+    created: str
+
+    def to_json(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "first": self.first,
+            "last": self.last,
+            "level": self.level,
+            "created": self.created,
+            "files": [f.to_json() for f in self.files],
+            "replaces": list(self.replaces),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict) -> "CompactionRecord":
+        return cls(
+            first=int(obj["first"]),
+            last=int(obj["last"]),
+            level=int(obj["level"]),
+            files=tuple(CompactedFile.from_json(f) for f in obj["files"]),
+            replaces=tuple(obj["replaces"]),
+            created=str(obj["created"]),
+        )
+
+    def encode(self) -> bytes:
+        return json.dumps(integrity.seal(self.to_json()), sort_keys=True, indent=1).encode()
+
+
+# Records never change once published, so an intact one is cached for the life of the process.
+_cache: dict[str, CompactionRecord] = {}
+_cache_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None:
+    """The compaction record of block first..last if it exists and is intact; None otherwise (warns if damaged)."""
+    path = record_path(prefix, first, last)
+    key = storage.url(path)
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    try:
+        raw = storage.read(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        obj = json.loads(raw)
+        integrity.check_seal(obj)
+        record = CompactionRecord.from_json(obj)
+        if (record.first, record.last) != (first, last):
+            raise ValueError(f"record says versions {record.first}..{record.last}")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"logstore: ignoring damaged compaction record {path}: {e}", RuntimeWarning, stacklevel=3)
+        return None
+    with _cache_lock:
+        _cache[key] = record
+    return record
+
+
+@dataclass(frozen=True)
+class Unit:
+    """Versions first..last and the files that stand for them: a compacted block, or one version's own files."""
+
+    first: int
+    last: int
+    files: tuple[CompactedFile, ...]
+    compaction: CompactionRecord | None = None
+
+
+def cover(log, first: int, last: int, head: int) -> list[Unit]:
+    """Units standing for versions first..last, left to right: the largest intact compacted block holding each
+    version, else the version's own files. `head` bounds which blocks can be complete."""
+    storage, prefix = log.storage, log.prefix
+    top = 0
+    while top < MAX_LEVEL and FANOUT ** (top + 1) <= head + 1:
+        top += 1
+    seen: dict[tuple[int, int], CompactionRecord | None] = {}
+    units: list[Unit] = []
+    plain: list[int] = []
+
+    def flush():
+        if plain:
+            for r in log.read_range(plain[0], plain[-1]):
+                held = frozenset(c.name for c in r.columns)
+                units.append(Unit(r.version, r.version, tuple(CompactedFile(f, held) for f in r.files)))
+            plain.clear()
+
+    x = first
+    while x <= last:
+        found = None
+        for level in range(top, 0, -1):
+            b = block(level, x)
+            if b[1] > head:
+                continue
+            if b not in seen:
+                seen[b] = load(storage, prefix, *b)
+            if seen[b] is not None:
+                found = seen[b]
+                break
+        if found is None:
+            plain.append(x)
+            x += 1
+        else:
+            flush()
+            units.append(Unit(found.first, found.last, found.files, found))
+            x = found.last + 1
+    flush()
+    return units
+
+
+def compact_block(table, level: int, first: int, *, only_small: bool = False) -> CompactionRecord | None:
+    """Compact the level-`level` block starting at `first`; returns its record (new or existing), or None if there
+    is nothing worth doing (already covered by one unit, too big, mixed column types) or the block is incomplete."""
+    storage, prefix, log = table._storage, table._prefix, table._log
+    first, last = block(level, first)
+    head = log.head_version()
+    if head is None or last > head:
+        return None
+    existing = load(storage, prefix, first, last)
+    if existing is not None:
+        return existing
+    units = cover(log, first, last, head)
+    if len(units) == 1 and units[0].compaction is not None and units[0].first <= first and units[0].last >= last:
+        return None  # a larger block already stands for these versions
+    inputs = [f for u in units for f in u.files]
+    written: list[CompactedFile] = []
+    if not inputs:
+        files, replaces = (), ()
+    else:
+        total = sum(f.file.size for f in inputs)
+        if only_small and total / len(inputs) > AUTO_MAX_MEAN_BYTES:
+            return None
+        carried = [f for f in inputs if f.file.size >= CARRY_ALWAYS_BYTES or (f.file.size >= CARRY_MIN_BYTES and 2 * f.file.size > total)]
+        rest = [f for f in inputs if f not in carried]
+        if sum(f.file.size for f in rest) > MAX_MERGE_BYTES:
+            return None
+        replaces_list: list[str] = []
+        try:
+            for inserts_only in (True, False):
+                group = [f for f in rest if f.file.inserts_only == inserts_only]
+                if len(group) == 1:
+                    carried.append(group[0])
+                elif group:
+                    merged = _merge(table, first, last, group, inserts_only)
+                    if merged is None:  # column types differ across the block: leave it to smaller blocks
+                        _delete(storage, prefix, written)
+                        return None
+                    written.append(merged)
+                    replaces_list.extend(f.file.path for f in group)
+        except BaseException:
+            _delete(storage, prefix, written)
+            raise
+        files = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
+        replaces = tuple(replaces_list)
+    record = CompactionRecord(first, last, level, files, replaces, timestamps.encode(timestamps.now()))
+    if not storage.put_if_absent(record_path(prefix, first, last), record.encode()):
+        _delete(storage, prefix, written)  # another compactor published this block first
+        return load(storage, prefix, first, last)
+    return record
+
+
+def _delete(storage, prefix: str, files) -> None:
+    for f in files:
+        storage.delete(f"{prefix}/{f.file.path}")
+
+
+def _merge(table, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
+    from .commit import publish_staged
+    from .materialize import ROW_ID, VERSION
+
+    storage, prefix = table._storage, table._prefix
+    parts = []
+    for f in group:
+        full = f"{prefix}/{f.file.path}"
+        integrity.check_file(storage, full, f.file.size, f.file.sha256, None, what="change file (compaction input)")
+        parts.append(pq.read_table(storage.url(full)))
+    try:
+        merged = pa.concat_tables(parts, promote_options="default")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    fixed = [n for n in merged.column_names if n.startswith("_")]
+    order = [n for n in (ROW_ID, "_op", VERSION) if n in fixed] + [n for n in fixed if n not in (ROW_ID, "_op", VERSION)]
+    merged = merged.select(order + [n for n in merged.column_names if not n.startswith("_")])
+    merged = merged.sort_by([(VERSION, "ascending"), (ROW_ID, "ascending")])
+    staged = storage.staging_file(".parquet")
+    try:
+        pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    except BaseException:
+        storage.delete_staged(staged)
+        raise
+    relative = f"{COMPACTED_DATA_DIR}/{first:020d}-{last:020d}-{uuid.uuid4().hex}.parquet"
+    size, digest = publish_staged(storage, f"{prefix}/{relative}", staged)
+    held = frozenset().union(*(f.columns for f in group))
+    return CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
+
+
+def after_commit(table, version: int) -> list[CompactionRecord]:
+    """Automatic compaction after committing `version`: every block it completes, smallest level first."""
+    done = []
+    if not auto_enabled():
+        return done
+    level = 1
+    while level <= MAX_LEVEL and (version + 1) % FANOUT**level == 0:
+        record = compact_block(table, level, version, only_small=True)
+        if record is None:
+            break
+        done.append(record)
+        level += 1
+    return done
+
+
+def compact(table) -> list[CompactionRecord]:
+    """Compact every complete block not yet covered, largest blocks first (from version 0 to the head).
+
+    Returns the records it published. The last head+1 mod FANOUT versions stay as they are until their block is
+    complete. Also writes any missing log checkpoints.
+    """
+    from . import checkpoint
+
+    head = table._log.head_version()
+    made = []
+    if head is None:
+        return made
+    x = 0
+    while x <= head:
+        done = False
+        for level in range(MAX_LEVEL, 0, -1):
+            size = FANOUT**level
+            if x % size or x + size - 1 > head:
+                continue
+            existing = load(table._storage, table._prefix, x, x + size - 1)
+            if existing is None:
+                try:
+                    existing = compact_block(table, level, x)
+                except (LogstoreError, OSError) as e:
+                    warnings.warn(f"logstore: could not compact versions {x}..{x + size - 1}: {e}", RuntimeWarning, stacklevel=2)
+                    existing = None
+                if existing is not None:
+                    made.append(existing)
+            if existing is not None:
+                x += size
+                done = True
+                break
+        if not done:
+            x += 1
+    checkpoint.write_missing(table._log, head)
+    return made
