@@ -264,3 +264,33 @@ def test_bad_input_is_refused_and_writes_nothing(table, tmp_path):
     assert not target.exists()
     assert file_state(root) == before
     assert not (tmp_path / "escape").exists()
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------
+
+
+def test_cli_verify_and_vacuum(table):
+    from click.testing import CliRunner
+
+    from logstore_cli.main import cli
+
+    root = str(_root(table))
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["--store", root, "verify", "t", "--all-versions"])
+    assert ok.exit_code == 0, ok.output
+    assert "OK" in ok.output
+    junk = _root(table) / "tables/t/data/junk.parquet"
+    junk.write_bytes(b"leftover")
+    dry = runner.invoke(cli, ["--store", root, "vacuum", "--older-than", "0"])
+    assert dry.exit_code == 0 and "junk.parquet" in dry.output and junk.exists()
+    young = runner.invoke(cli, ["--store", root, "vacuum", "t"])  # default minimum age 1h: nothing goes
+    assert young.exit_code == 0 and "junk.parquet" not in young.output
+    done = runner.invoke(cli, ["--store", root, "vacuum", "t", "--older-than", "0s", "--apply"])
+    assert done.exit_code == 0 and not junk.exists()
+    path = _change_file(table, 4)
+    _damage(_root(table) / path, "flip")
+    bad = runner.invoke(cli, ["--store", root, "verify", "-f", "json"])
+    assert bad.exit_code == 1
+    problems = json.loads(bad.output)
+    assert [(p["path"], p["version"], p["kind"]) for p in problems] == [(path, 4, "checksum")]
+    assert runner.invoke(cli, ["--store", root, "vacuum", "--older-than", "soon"]).exit_code != 0
