@@ -130,3 +130,6 @@ from .verify_command import vacuum, verify  # noqa: E402
 
 cli.add_command(verify)
 cli.add_command(vacuum)
+from .sql_command import sql  # noqa: E402
+
+cli.add_command(sql)
