@@ -172,6 +172,7 @@ class _File:
     columns: frozenset
     version: int
     inserts_only: bool
+    schema: tuple | None = None  # the exact (ordered, typed) columns the file was written with, when known
 
 
 class _Range:
@@ -183,9 +184,9 @@ class _Range:
         self.records = {v: table._log.read(v) for v in range(max(first, 0), last + 1)}
         self.files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
-        for path, size, sha256, held, version, inserts_only in _range_files(table, max(first, 0), last, self.records):
+        for path, size, sha256, held, version, inserts_only, schema in _range_files(table, max(first, 0), last, self.records):
             integrity.check_file(table._storage, f"{table._prefix}/{path}", size, sha256, version, what="change file")
-            self.files.append(_File(table._storage.url(f"{table._prefix}/{path}"), held, version, inserts_only))
+            self.files.append(_File(table._storage.url(f"{table._prefix}/{path}"), held, version, inserts_only, schema))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
@@ -223,12 +224,14 @@ def _range_files(table, first: int, last: int, records: dict):
         for unit in cover(table._log, first, last, max(last, table.version)):
             for held in unit.files:
                 f = held.file
-                out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if unit.compaction is None else None, f.inserts_only))
+                plain = unit.compaction is None
+                schema = records[unit.last].columns if plain and unit.last in records else None
+                out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema))
         return out
     out = []
     for v in range(first, last + 1):
         held = frozenset(c.name for c in records[v].columns)
-        out.extend((f.path, f.size, f.sha256, held, v, f.inserts_only) for f in records[v].files)
+        out.extend((f.path, f.size, f.sha256, held, v, f.inserts_only, records[v].columns) for f in records[v].files)
     return out
 
 
@@ -259,18 +262,48 @@ def _typed_empty(columns, *, op: bool = True) -> str:
     return f"SELECT {', '.join(head + [_null(c) for c in columns])} WHERE false"
 
 
+CODE = "_code"  # _version * 4 + (0 insert, 1 update, 2 delete): a row's first and last change by integer min/max
+
+
 def _change_rows_sql(files: list[_File], columns, first: int, last: int) -> str:
-    """The change rows of versions first..last: _row_id, _op, _version, then `columns`."""
+    """The change rows of versions first..last: _row_id, _op, _version, _code, then `columns`."""
     if not files:
-        return _typed_empty(columns)
-    held = frozenset().union(*(f.columns for f in files))
-    return (
-        f"SELECT {ROW_ID}, {OP}, {VERSION}, {_project(columns, held)} FROM {_scan(f.url for f in files)} "
-        f"WHERE {VERSION} BETWEEN {first} AND {last}"
+        return f"SELECT *, CAST(NULL AS BIGINT) AS {CODE} FROM ({_typed_empty(columns)})"
+    code = f"{VERSION} * 4 + CASE {OP} WHEN '{INSERT}' THEN 0 WHEN '{UPDATE}' THEN 1 ELSE 2 END AS {CODE}"
+    schemas = {f.url: f.schema for f in files if f.schema is not None}
+    return _grouped_scan(
+        files, schemas, lambda held: f"{ROW_ID}, {OP}, {VERSION}, {code}, {_project(columns, held)}", f"{VERSION} BETWEEN {first} AND {last}"
     )
 
 
-def _state_of_ids_sql(plan: Plan, ids: str, columns, prefix: str) -> tuple[str, str]:
+def _schemas_of(table, plan: Plan) -> dict:
+    """url -> the exact columns each plain change file of `plan` was written with (compacted files are absent)."""
+    out = {}
+    for v in range(plan.snapshot_version + 1, plan.version + 1):
+        record = table._log.read(v)
+        for f in record.files:
+            out[table._storage.url(f"{table._prefix}/{f.path}")] = record.columns
+    return out
+
+
+def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
+    """`SELECT {select} FROM <files> WHERE {where}` over the sources: files of one exact schema in one scan without
+    union_by_name (which reads every footer up front, single-threaded), others one scan by name each.
+    `select` is a function of the columns the scanned files hold."""
+    groups: dict = {}
+    for src in sources:
+        schema = schemas.get(src.url)
+        groups.setdefault(schema if schema is not None else ("file", src.url), []).append(src)
+    parts = []
+    for key, group in groups.items():
+        held = frozenset().union(*(g.columns for g in group))
+        urls = ", ".join(_lit(g.url) for g in group)
+        by_name = ", union_by_name = true" if key[:1] == ("file",) else ""
+        parts.append(f"SELECT {select(held)} FROM read_parquet([{urls}]{by_name}) WHERE {where}")
+    return " UNION ALL ".join(f"({p})" for p in parts)
+
+
+def _state_of_ids_sql(plan: Plan, ids: str, columns, prefix: str, schemas: dict | None = None) -> tuple[str, str]:
     """CTEs and a query for the rows of `plan`'s version whose _row_id is in the CTE `ids`, as `columns`.
 
     The plan's rule (materialize.py) restricted to those ids: base rows (snapshot, insert-only files in range)
@@ -286,16 +319,16 @@ def _state_of_ids_sql(plan: Plan, ids: str, columns, prefix: str) -> tuple[str, 
     base = []
     if plan.snapshot is not None:
         base.append(f"SELECT {ROW_ID}, {proj(plan.snapshot.columns)} FROM {_scan([plan.snapshot.url])} WHERE {wanted}")
+    schemas = schemas or {}
     if plan.inserts:
-        held = frozenset().union(*(s.columns for s in plan.inserts))
-        base.append(f"SELECT {ROW_ID}, {proj(held)} FROM {_scan(s.url for s in plan.inserts)} WHERE {in_range} AND {wanted}")
+        base.append(_grouped_scan(plan.inserts, schemas, lambda held: f"{ROW_ID}, {proj(held)}", f"{in_range} AND {wanted}"))
     names = ", ".join(quote(c.name) for c in columns)
     ctes, parts = [], []
     if plan.changes:
-        held = frozenset().union(*(s.columns for s in plan.changes))
+        scans = _grouped_scan(plan.changes, schemas, lambda held: f"{ROW_ID}, {OP}, {VERSION}, {proj(held)}", f"{in_range} AND {wanted}")
         ctes.append(
-            f"{prefix}latest AS MATERIALIZED (SELECT {ROW_ID}, {OP}, {proj(held)} FROM {_scan(s.url for s in plan.changes)} "
-            f"WHERE {in_range} AND {wanted} QUALIFY row_number() OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION} DESC) = 1)"
+            f"{prefix}latest AS MATERIALIZED (SELECT {ROW_ID}, {OP}, {names} FROM ({scans}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION} DESC) = 1)"
         )
     if base:
         rows = " UNION ALL ".join(f"({b})" for b in base)
@@ -338,46 +371,47 @@ class _Query:
     rebuild: object = None  # exclude -> _Query, to retry without a damaged snapshot
 
 
-def changes_query(table, start_version: int, end_version: int, exclude=frozenset()) -> _Query:
-    """SQL for the change feed of versions start..end (already resolved, start <= end + 1)."""
+def changes_query(table, start_version: int, end_version: int, exclude=frozenset(), *, ordered: bool = True) -> _Query:
+    """SQL for the change feed of versions start..end (already resolved, start <= end + 1).
+
+    Post-images are the change rows themselves. The pre-image of a change at version v is the row's previous
+    change inside the range (found with a window over narrow columns only), or for its first change in the range
+    the row as of start - 1 (looked up for just those row ids); both are fetched with one equi-join.
+    """
     span = _Range(table, start_version, end_version)
     before = start_version - 1
     columns = span.union_columns(range(max(before, 0), end_version + 1) if end_version >= 0 else [])
-    out_cols = columns
+    names = [quote(c.name) for c in columns]
     ctes = [f"_ch AS MATERIALIZED ({_change_rows_sql(span.files, columns, start_version, end_version)})"]
     plan = None
+    images = [f"SELECT {ROW_ID}, {VERSION}, {', '.join(names + [''])}true AS _found FROM _ch WHERE {OP} <> '{DELETE}'"]
     if before >= 0 and span.touches_old_rows():
         plan = table._plan(before, exclude=exclude)
-        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_pre_")
-        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _ch GROUP BY {ROW_ID} HAVING arg_min({OP}, {VERSION}) <> '{INSERT}')")
+        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_pre_", _schemas_of(table, plan))
+        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _ch GROUP BY {ROW_ID} HAVING min({CODE}) % 4 <> 0)")
         ctes.append(state_ctes)
-        ctes.append(f"_pre AS ({state})")
-        names = ", ".join(quote(c.name) for c in columns)
-        seq = f"SELECT {ROW_ID}, {OP}, {VERSION}, {names} FROM _ch UNION ALL SELECT {ROW_ID}, 'P', {before}, {names} FROM _pre"
-    else:
-        seq = "SELECT * FROM _ch"
+        images.append(f"SELECT {ROW_ID}, {before} AS {VERSION}, {', '.join(names + [''])}true AS _found FROM ({state})")
+    ctes.append(
+        f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
+        f"FROM _ch QUALIFY {OP} <> '{INSERT}')"
+    )
+    ctes.append(f"_img AS ({' UNION ALL '.join(images)})")
     times = [(v, span.records[v].commit.timestamp) for v in span.changed_versions]
-    if columns:
-        struct = "{" + ", ".join(f"{_lit(c.name)}: {quote(c.name)}" for c in columns) + "}"
-        ctes.append(f"_w AS (SELECT *, lag({struct}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}) AS _prev FROM ({seq}))")
-    else:
-        ctes.append(f"_w AS (SELECT *, NULL AS _prev FROM ({seq}))")
     # a pre-image is the row as of version - 1: NULL for the columns that version lacks
     pre_values = []
     for c in columns:
         absent = [v for v in range(max(start_version - 1, 0), end_version) if c.name not in {x.name for x in span.columns_at(v)}]
-        value = f"_prev[{_lit(c.name)}]"
+        value = f"i.{quote(c.name)}"
         if absent:
-            value = f"CASE WHEN {_version_in(f'{VERSION} - 1', absent)} THEN NULL ELSE {value} END"
-        pre_values.append(f"CAST({value} AS {c.type}) AS {quote(c.name)}")
-    names = [quote(c.name) for c in out_cols]
+            value = f"CASE WHEN {_version_in(f'o.{VERSION} - 1', absent)} THEN NULL ELSE {value} END"
+        pre_values.append(f"{value} AS {quote(c.name)}")
     post = (
         f"SELECT {', '.join(names + [''])}CASE {OP} WHEN '{INSERT}' THEN 'insert' ELSE 'update_postimage' END AS {CHANGE_TYPE}, "
-        f"{VERSION}, {ROW_ID}, 1 AS _ord FROM _w WHERE {OP} IN ('{INSERT}', '{UPDATE}')"
+        f"{VERSION}, {ROW_ID}, 1 AS _ord FROM _ch WHERE {OP} <> '{DELETE}'"
     )
     pre = (
-        f"SELECT {', '.join(pre_values + [''])}CASE {OP} WHEN '{UPDATE}' THEN 'update_preimage' ELSE 'delete' END AS {CHANGE_TYPE}, "
-        f"{VERSION}, {ROW_ID}, 0 AS _ord FROM _w WHERE {OP} IN ('{UPDATE}', '{DELETE}')"
+        f"SELECT {', '.join(pre_values + [''])}CASE o.{OP} WHEN '{UPDATE}' THEN 'update_preimage' ELSE 'delete' END AS {CHANGE_TYPE}, "
+        f"o.{VERSION}, o.{ROW_ID}, 0 AS _ord FROM _old o LEFT JOIN _img i ON o.{ROW_ID} = i.{ROW_ID} AND o._pv = i.{VERSION}"
     )
     if times:
         values = ", ".join(f"({v}, TIMESTAMPTZ {_lit(timestamps.encode(t))})" for v, t in times)
@@ -385,12 +419,10 @@ def changes_query(table, start_version: int, end_version: int, exclude=frozenset
     else:
         ctes.append(f"_times AS (SELECT CAST(NULL AS BIGINT) AS {VERSION}, CAST(NULL AS TIMESTAMPTZ) AS {TIMESTAMP} WHERE false)")
     select_cols = ", ".join(names + [CHANGE_TYPE, f"CAST(o.{VERSION} AS BIGINT) AS {VERSION}", TIMESTAMP, ROW_ID])
-    sql = (
-        _with(ctes)
-        + f"SELECT {select_cols} FROM (({post}) UNION ALL ({pre})) AS o JOIN _times USING ({VERSION}) "
-        + f"ORDER BY o.{VERSION}, {ROW_ID}, _ord"
-    )
-    return _Query(sql, plan, lambda ex: changes_query(table, start_version, end_version, ex))
+    sql = _with(ctes) + f"SELECT {select_cols} FROM (({post}) UNION ALL ({pre})) AS o JOIN _times USING ({VERSION})"
+    if ordered:
+        sql += f" ORDER BY o.{VERSION}, {ROW_ID}, _ord"
+    return _Query(sql, plan, lambda ex: changes_query(table, start_version, end_version, ex, ordered=ordered))
 
 
 def change_range(table, start, end=None) -> tuple[int, int]:
@@ -433,25 +465,20 @@ def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict
     names_hi = {c.name for c in span.columns_at(hi)}
     scan_cols = columns
 
-    ctes = [f"_ch AS ({_change_rows_sql(span.files, scan_cols, lo + 1, hi)})"]
-    if scan_cols:
-        struct = "{" + ", ".join(f"{_lit(c.name)}: {quote(c.name)}" for c in scan_cols) + "}"
-        ctes.append(
-            f"_last AS MATERIALIZED (SELECT {ROW_ID}, arg_min({OP}, {VERSION}) AS _first_op, arg_max({OP}, {VERSION}) AS _last_op, "
-            f"arg_max({struct}, {VERSION}) AS _img FROM _ch GROUP BY {ROW_ID})"
-        )
-        hi_values = ", ".join(
-            f"CAST(_img[{_lit(c.name)}] AS {c.type}) AS {quote(c.name)}" if c.name in names_hi else _null(c) for c in columns
-        )
-    else:
-        ctes.append(f"_last AS MATERIALIZED (SELECT {ROW_ID}, arg_min({OP}, {VERSION}) AS _first_op, arg_max({OP}, {VERSION}) AS _last_op FROM _ch GROUP BY {ROW_ID})")
-        hi_values = ", ".join(_null(c) for c in columns)
-    ctes.append(f"_hi AS (SELECT {ROW_ID}{', ' + hi_values if hi_values else ''} FROM _last WHERE _last_op <> '{DELETE}')")
+    ctes = [
+        f"_ch AS MATERIALIZED ({_change_rows_sql(span.files, scan_cols, lo + 1, hi)})",
+        f"_last AS MATERIALIZED (SELECT {ROW_ID}, min({CODE}) AS _first, max({CODE}) AS _final FROM _ch GROUP BY {ROW_ID})",
+    ]
+    hi_values = ", ".join(f"c.{quote(c.name)}" if c.name in names_hi else _null(c) for c in columns)
+    ctes.append(
+        f"_hi AS (SELECT c.{ROW_ID}{', ' + hi_values if hi_values else ''} FROM _ch c JOIN _last l "
+        f"ON c.{ROW_ID} = l.{ROW_ID} AND c.{CODE} = l._final WHERE l._final % 4 <> 2)"
+    )
     plan = None
     if lo >= 0 and span.touches_old_rows() and columns:
         plan = table._plan(lo, exclude=exclude)
-        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _last WHERE _first_op <> '{INSERT}')")
-        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_lo_")
+        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _last WHERE _first % 4 <> 0)")
+        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_lo_", _schemas_of(table, plan))
         ctes.append(state_ctes)
         ctes.append(f"_lo AS ({state})")
     else:
