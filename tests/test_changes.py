@@ -384,3 +384,45 @@ def test_sql_table_changes_and_table_diff(people_table):
         store.sql("SELECT * FROM table_changes('p', 4, 2)")
     with pytest.raises(logstore.VersionNotFoundError, match="latest version is 5"):
         store.sql("SELECT * FROM table_diff('p', 0, 6)")
+
+
+def test_compacted_history_gives_the_same_feed_and_diff(store, no_fsync):
+    """Change files merged by compaction (automatic every 10 commits, and t.compact()) read the same."""
+    t = store.create_table("c", pa.table({"k": [0, 1, 2], "x": [0, 0, 0]}), key="k")
+    for i in range(1, 24):
+        if i % 3 == 0:
+            t.delete(where=f"k % 7 = {i % 7}")
+        elif i % 3 == 1:
+            t.upsert(pa.table({"k": [i % 5, 10 + i], "x": [i, i]}))
+        else:
+            t.update(set={"x": "x + 100"}, where=f"k % 2 = {i % 2}")
+    latest = t.version
+    states = [{r["k"]: r["x"] for r in t.read(version=v).to_pylist()} for v in range(latest + 1)]
+
+    def expected_feed(s, e):
+        out = []
+        for v in range(s, e + 1):
+            before, after = (states[v - 1] if v else {}), states[v]
+            for k in set(before) | set(after):
+                if k not in before:
+                    out.append((v, "insert", k, after[k]))
+                elif k not in after:
+                    out.append((v, "delete", k, before[k]))
+                elif before[k] != after[k]:
+                    out += [(v, "update_preimage", k, before[k]), (v, "update_postimage", k, after[k])]
+        return sorted(out)
+
+    def feed(s, e):
+        return sorted((r["_version"], r["_change_type"], r["k"], r["x"]) for r in t.changes(s, e).to_pylist())
+
+    pairs = [(0, latest), (3, 17), (9, 10), (10, 19), (12, 12), (20, latest)]
+    before_compact = {p: (t.changes(*p).to_pylist(), t.diff(*p).to_pylist(), t.diff(p[1], p[0]).to_pylist()) for p in pairs}
+    for s, e in pairs:
+        assert feed(s, e) == expected_feed(s, e), (s, e)
+        d = {r["k"]: (r["_change_type"], r["x"], r["_old_x"]) for r in t.diff(s, e).to_pylist()}
+        a, b = states[s], states[e]
+        want = {k: ("insert" if k not in a else "delete" if k not in b else "update", b.get(k, a.get(k)), a[k] if k in a and k in b else None)
+                for k in set(a) | set(b) if a.get(k, "gone") != b.get(k, "gone")}
+        assert d == want, (s, e)
+    t.compact()
+    assert {p: (t.changes(*p).to_pylist(), t.diff(*p).to_pylist(), t.diff(p[1], p[0]).to_pylist()) for p in pairs} == before_compact
