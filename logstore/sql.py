@@ -61,7 +61,7 @@ VERSION, TIMESTAMP = "VERSION", "TIMESTAMP"
 NO_LOCATION = 2**64 - 1
 WRITE_STATEMENTS = {
     "INSERT", "UPDATE", "DELETE", "CREATE", "CREATE_FUNC", "DROP", "ALTER", "ATTACH", "DETACH", "COPY",
-    "COPY_DATABASE", "EXPORT", "IMPORT", "MERGE_INTO", "VACUUM", "LOAD", "UPDATE_EXTENSIONS", "MULTI",
+    "COPY_DATABASE", "EXPORT", "IMPORT", "MERGE_INTO", "VACUUM", "LOAD", "UPDATE_EXTENSIONS",
 }
 TYPED_LITERALS = {"TIMESTAMP", "TIMESTAMPTZ", "DATE"}
 CONSTANT_WORDS = {"CURRENT_TIMESTAMP", "CURRENT_DATE", "NOW"}
@@ -417,7 +417,8 @@ class _Query:
             if kind in WRITE_STATEMENTS:
                 raise ReadOnlyError(self.query, kind, self._mentioned_tables())
             if kind != "SELECT":
-                raise SQLError(self.query, f"{kind} statements are not supported: store.sql runs queries (SELECT, FROM, WITH, DESCRIBE, SUMMARIZE)")
+                hint = " (for a plan, call .explain() on the relation store.sql returns)" if kind == "EXPLAIN" else ""
+                raise SQLError(self.query, f"{kind} statements are not supported: store.sql runs queries (SELECT, FROM, WITH, DESCRIBE, SUMMARIZE){hint}")
         raise SQLError(self.query, f"cannot read the query: {parsed.get('error_message')}")
 
     def _mentioned_tables(self) -> set[str]:
