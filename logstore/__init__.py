@@ -22,6 +22,7 @@ from .errors import (
     TimestampError,
     VersionNotFoundError,
 )
+from .changes import ChangeRangeError, DiffSummary
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
@@ -32,8 +33,10 @@ from .table import Table
 __version__ = "0.1.0"
 
 __all__ = [
+    "ChangeRangeError",
     "Commit",
     "CommitConflictError",
+    "DiffSummary",
     "CorruptionError",
     "InvalidExpressionError",
     "InvalidInputError",
