@@ -36,7 +36,16 @@ class Plan:
     changes: tuple[Source, ...]  # every other change file
 
     def relation_sql(self) -> str:
-        """SQL for the rows of this version, with _row_id first, in no particular order."""
+        """SQL for the rows of this version, with _row_id first, in no particular order.
+
+        Shaped so that DuckDB can push projections and filters into every Parquet scan:
+          winners  (_row_id, _version) of the newest change per row id: a narrow scan of the change files
+          base     snapshot + insert-only files in range, ANTI JOIN winners (the replaced and deleted rows)
+          latest   the change rows that are winners and not deletes: a SEMI JOIN with winners
+        No window runs over full rows and no CTE holds full rows, so a query reading two columns (a count, a
+        key check, a predicate) reads two columns of each file, and `WHERE col ...` on the result reaches the
+        scans of both branches (a filter on a change row before the SEMI JOIN keeps the same rows as after it).
+        """
         base = []
         if self.snapshot is not None:
             base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}")
@@ -46,10 +55,13 @@ class Plan:
         if base:
             rows = " UNION ALL ".join(f"({b})" for b in base)
             if self.changes:
-                rows = f"SELECT * FROM ({rows}) AS base ANTI JOIN (SELECT {ROW_ID} FROM changes) AS changed USING ({ROW_ID})"
+                rows = f"SELECT * FROM ({rows}) AS base ANTI JOIN (SELECT {ROW_ID} FROM winners) AS changed USING ({ROW_ID})"
             parts.append(rows)
         if self.changes:
-            parts.append(f"SELECT {ROW_ID}, {_names(self.columns)} FROM latest WHERE {OP} <> '{DELETE}'")
+            parts.append(
+                f"SELECT {ROW_ID}, {_project(self.columns, _held(self.changes))} FROM {_scan(self.changes)} "
+                f"SEMI JOIN winners USING ({ROW_ID}, {VERSION}) WHERE {OP} <> '{DELETE}' AND {self._in_range()}"
+            )
         if not parts:
             return f"SELECT CAST(NULL AS BIGINT) AS {ROW_ID}, {_project(self.columns, frozenset())} WHERE false"
         return self._with_clause() + " UNION ALL ".join(f"({p})" for p in parts)
@@ -60,12 +72,11 @@ class Plan:
     def _with_clause(self) -> str:
         if not self.changes:
             return ""
-        changes = (
-            f"SELECT {ROW_ID}, {OP}, {VERSION}, {_project(self.columns, _held(self.changes))} "
-            f"FROM {_scan(self.changes)} WHERE {self._in_range()}"
+        winners = (
+            f"SELECT {ROW_ID}, max({VERSION}) AS {VERSION} FROM {_scan(self.changes)} "
+            f"WHERE {self._in_range()} GROUP BY {ROW_ID}"
         )
-        latest = f"SELECT * FROM changes QUALIFY row_number() OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION} DESC) = 1"
-        return f"WITH changes AS ({changes}), latest AS ({latest}) "
+        return f"WITH winners AS NOT MATERIALIZED ({winners}) "
 
     def select_sql(self, columns=None, where: str | None = None, *, row_id: bool = False) -> str:
         """The rows of this version in _row_id order, optionally projected and filtered."""
@@ -97,5 +108,7 @@ def _project(columns, held: frozenset[str]) -> str:
 
 
 def _scan(sources) -> str:
+    """A read_parquet of the sources; union_by_name only when their columns differ (it reads every footer to bind)."""
     urls = ", ".join("'" + s.url.replace("'", "''") + "'" for s in sources)
-    return f"read_parquet([{urls}], union_by_name = true)"
+    same = len({s.columns for s in sources}) <= 1
+    return f"read_parquet([{urls}]{'' if same else ', union_by_name = true'})"
