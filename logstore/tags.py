@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from . import names, timestamps
+from . import integrity, names, timestamps
 from .errors import CorruptionError, TagExistsError, TagNotFoundError
 
 TAG_DIR = "_tags"
@@ -29,7 +29,9 @@ class Tags:
         except FileNotFoundError:
             raise TagNotFoundError(name, self.names()) from None
         try:
-            return int(json.loads(raw)["version"])
+            obj = json.loads(raw)
+            integrity.check_seal(obj)  # a tag written with a checksum must still match it
+            return int(obj["version"])
         except (ValueError, KeyError, TypeError) as e:
             raise CorruptionError(path, None, f"malformed tag record ({e})") from None
 
@@ -39,7 +41,7 @@ class Tags:
     def create(self, name: str, version: int) -> None:
         names.check("tag", name)
         record = {"tag": name, "version": version, "created": timestamps.encode(timestamps.now())}
-        if not self.storage.put_if_absent(self._path(name), json.dumps(record, sort_keys=True).encode()):
+        if not self.storage.put_if_absent(self._path(name), json.dumps(integrity.seal(record), sort_keys=True).encode()):
             raise TagExistsError(name, self.get(name))
 
     def delete(self, name: str) -> None:

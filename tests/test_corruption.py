@@ -294,3 +294,12 @@ def test_cli_verify_and_vacuum(table):
     problems = json.loads(bad.output)
     assert [(p["path"], p["version"], p["kind"]) for p in problems] == [(path, 4, "checksum")]
     assert runner.invoke(cli, ["--store", root, "vacuum", "--older-than", "soon"]).exit_code != 0
+
+
+def test_tag_edited_to_another_version_is_caught(table):
+    path = _root(table) / "tables/t/_tags/v3.json"
+    obj = json.loads(path.read_text())
+    obj["version"] = 2  # valid JSON, plausible value: the record checksum catches it
+    path.write_text(json.dumps(obj))
+    with pytest.raises(CorruptionError, match="v3.json"):
+        logstore.open(_root(table)).table("t").read(tag="v3")
