@@ -86,6 +86,22 @@ class Plan:
         filter_ = f" WHERE ({where})" if where else ""
         return f"SELECT {', '.join(wanted)} FROM ({self.relation_sql()}) AS v{filter_} ORDER BY {ROW_ID}"
 
+    def stored_sql(self, names) -> str:
+        """SQL for columns `names` of every row of every source file, whatever its version or operation.
+
+        A superset of this version's values (deleted and replaced rows included), read without any join: a probe
+        such as "is any of these keys in the table?" that finds nothing here needs no exact check, and DuckDB's
+        join filters prune on the files' min/max statistics, so probing fresh keys reads little more than footers.
+        """
+        wanted = [c for c in self.columns if c.name in set(names)]
+        sources = self.sources()
+        if not sources:
+            return f"SELECT {_project(wanted, frozenset())} WHERE false"
+        parts = [f"SELECT {_project(wanted, s.columns)} FROM {_scan([s])}" for s in sources[:1]]
+        if len(sources) > 1:
+            parts.append(f"SELECT {_project(wanted, _held(sources[1:]))} FROM {_scan(sources[1:])}")
+        return " UNION ALL ".join(f"({p})" for p in parts)
+
     def sources(self) -> tuple[Source, ...]:
         return ((self.snapshot,) if self.snapshot else ()) + self.inserts + self.changes
 

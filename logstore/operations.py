@@ -274,6 +274,11 @@ def _check_new_keys(head: Head, batch: pa.Table) -> None:
     cols = ", ".join(quote(k) for k in key)
     head.con.register("key_batch", batch.select(key))
     try:
+        # cheap first: if no stored row of any file holds one of these keys, none is in the table (fresh keys
+        # are pruned by the files' min/max statistics, so this reads little more than footers)
+        stored = f"SELECT 1 FROM key_batch SEMI JOIN ({head.plan.stored_sql(key)}) AS s USING ({cols}) LIMIT 1"
+        if not head.con.sql(stored).fetchall():
+            return
         sql = f"SELECT {cols} FROM key_batch SEMI JOIN (SELECT {cols} FROM {head.state_sql()}) AS h USING ({cols}) ORDER BY ALL LIMIT 6"
         clashes = head.con.sql(sql).fetchall()
     finally:
