@@ -11,6 +11,8 @@
 With full=True the content check runs for every version 0..version, and every snapshot file's content is
 checked against its fingerprint as well.
 
+Compaction records (compaction.py) are checked like snapshot records, and the files they list like change files.
+
 Unreferenced files (leftovers of crashed or conflicted writers) are listed but are not problems: vacuum removes them.
 Nothing here raises on damage: each problem is collected in the report with its file and version.
 """
@@ -21,7 +23,9 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from . import fingerprint, integrity, snapshot
+import json
+
+from . import compaction, fingerprint, integrity, snapshot
 from .commit import DATA_DIR
 from .errors import CorruptionError, LogstoreError
 from .log import LOG_DIR, log_name
@@ -140,6 +144,24 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             report.add("fingerprint", path, v, f"snapshot record fingerprint {snap.fingerprint} differs from the commit record's {record.fingerprint}")
             good_snapshots.pop(v, None)
 
+    # 2b. compactions (compaction.py): readers use an intact record's files in place of its versions' own files
+    compaction_dir = f"{prefix}/{compaction.COMPACTION_DIR}"
+    for name in storage.list(compaction_dir):
+        path = f"{compaction_dir}/{name}"
+        try:
+            obj = json.loads(storage.read(path))
+            integrity.check_seal(obj)
+            block = compaction.CompactionRecord.from_json(obj)
+            if compaction.record_name(block.first, block.last) != name:
+                raise ValueError(f"record says versions {block.first}..{block.last}")
+        except _CHECK_ERRORS as e:
+            report.add("malformed", path, None, f"damaged compaction record (readers skip it): {e}")
+            continue
+        for cf in block.files:
+            referenced.add(f"{prefix}/{cf.file.path}")
+            if block.first <= version:
+                _check_file(report, storage, f"{prefix}/{cf.file.path}", cf.file.size, cf.file.sha256, block.first, "compacted file")
+
     # 3. tags
     tag_dir = f"{prefix}/{TAG_DIR}"
     for name in table._tags.names():
@@ -166,7 +188,7 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
                 _check_content(report, table, con, v, records[v], good_snapshots)
 
     # 5. leftovers
-    for directory in (DATA_DIR, SNAPSHOT_DATA_DIR):
+    for directory in (DATA_DIR, SNAPSHOT_DATA_DIR, compaction.COMPACTED_DATA_DIR):
         for name in storage.list(f"{prefix}/{directory}"):
             path = f"{prefix}/{directory}/{name}"
             if path not in referenced:
