@@ -7,7 +7,10 @@ is never touched):
   - snapshots made redundant by newer ones: every snapshot except the newest intact one and, for each tag, the
     newest intact one at or below the tagged version (the record goes first, then its file);
   - damaged snapshot records (snapshots are derived data: readers skip them anyway);
+  - compacted files in `compacted/` that no compaction record lists (a compactor crashed or lost a race; all are
+    kept if any compaction record is damaged);
   - stale files in the store's `_staging/` directory.
+Files a compaction made unnecessary (its `replaces`) are still referenced by their commit records and are kept.
 Commit records, change files any record references and tags are never removed, so every version still reads the
 same after vacuum. If any commit record is missing or damaged, vacuum refuses (it cannot know what that record
 references). Files are listed before the log is read, so a file published after the listing is never a candidate.
@@ -20,7 +23,9 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from . import integrity, snapshot
+import json
+
+from . import compaction, integrity, snapshot
 from .commit import DATA_DIR
 from .errors import CorruptionError, InvalidInputError, LogstoreError
 from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
@@ -81,6 +86,7 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     # list first, read the log second: anything published after the listing is not a candidate
     data_files = [f"{prefix}/{DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{DATA_DIR}")]
     snapshot_files = [f"{prefix}/{SNAPSHOT_DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{SNAPSHOT_DATA_DIR}")]
+    compacted_files = [f"{prefix}/{compaction.COMPACTED_DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{compaction.COMPACTED_DATA_DIR}")]
     staged = [f"{STAGING_DIR}/{n}" for n in storage.list(STAGING_DIR)] if staging else []
     snapshot_records = snapshot.snapshot_versions(storage, prefix)
 
@@ -140,6 +146,11 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     for path in snapshot_files:
         if path not in referenced:
             candidates.append((path, "snapshot file no snapshot record references"))
+    listed = _compacted_listed(storage, prefix)  # None if any compaction record is damaged: then keep them all
+    if listed is not None:
+        for path in compacted_files:
+            if path not in listed:
+                candidates.append((path, "compacted file no compaction record lists"))
     for path in staged:
         candidates.append((path, "stale staging file"))
 
@@ -157,6 +168,21 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
             if not dry_run:
                 storage.delete(path)
     return report
+
+
+def _compacted_listed(storage, prefix: str) -> set[str] | None:
+    """Files the compaction records list (compaction.py); None if a record cannot be read."""
+    listed: set[str] = set()
+    directory = f"{prefix}/{compaction.COMPACTION_DIR}"
+    for name in storage.list(directory):
+        try:
+            obj = json.loads(storage.read(f"{directory}/{name}"))
+            integrity.check_seal(obj)
+            record = compaction.CompactionRecord.from_json(obj)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError):
+            return None
+        listed.update(f"{prefix}/{f.file.path}" for f in record.files)
+    return listed
 
 
 def _record_kept(report: VacuumReport, path: str, prefix: str, parsed) -> bool:
