@@ -36,7 +36,7 @@ def _random_ops(t, rng: random.Random, steps: int, keyed: bool) -> None:
                 if c not in data:
                     data[c] = [rng.choice([None, "a", "b"]) if c == "s" else rng.choice([None, 2.5]) for _ in range(n)]
             if kind == "merge":
-                data[f"c{step}"] = [rng.choice([None, 1.5, -0.0]) for _ in range(n)]
+                data[f"c{step}"] = pa.array([rng.choice([None, 1.5, -0.0]) for _ in range(n)], pa.float64())
                 t.append(pa.table(data), schema_mode="merge")
             else:
                 t.append(pa.table({c: data[c] for c in cols}).cast(t.schema()))
