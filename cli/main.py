@@ -102,7 +102,7 @@ def main() -> None:
 # --- commands: one import and one add_command line each ------------------------------------------------------
 
 from .history_commands import log, tag, tags, untag  # noqa: E402
-from .read_commands import checkout, info, show, snapshot  # noqa: E402
+from .read_commands import checkout, compact, info, show, snapshot  # noqa: E402
 from .store_commands import init, tables  # noqa: E402
 from .write_commands import append, create, delete, overwrite, restore, update, upsert  # noqa: E402
 from .diff_command import changes, diff  # noqa: E402
@@ -124,6 +124,7 @@ cli.add_command(tag)
 cli.add_command(tags)
 cli.add_command(untag)
 cli.add_command(snapshot)
+cli.add_command(compact)
 cli.add_command(diff)
 cli.add_command(changes)
 from .verify_command import vacuum, verify  # noqa: E402

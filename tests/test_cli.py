@@ -658,6 +658,18 @@ def test_snapshot(run, history):
     fails(run("snapshot", "nope"), 1, "no table 'nope'")
 
 
+def test_compact(run, people, monkeypatch):
+    monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
+    for i in range(12):
+        people.append(pa.table({"id": [100 + i], "name": [f"n{i}"], "score": [float(i)]}))
+    before = [people.read(version=v) for v in range(people.version + 1)]
+    out = ok(run("compact", "people")).output
+    assert "people: compacted versions 0-9" in out
+    assert [people.read(version=v) for v in range(people.version + 1)] == before
+    assert "nothing to compact" in ok(run("compact", "people")).output
+    fails(run("compact", "nope"), 1, "no table 'nope'")
+
+
 # --- errors, colour, progress --------------------------------------------------------------------------------
 
 
