@@ -262,3 +262,12 @@ def test_reads_are_in_row_id_order(store):
     assert t.to_polars()["a"].to_list() == [5, 103, 9, 1]
     assert t.to_pandas()["a"].tolist() == [5, 103, 9, 1]
     assert [r[0] for r in t.to_duckdb().fetchall()] == [5, 103, 9, 1]
+
+
+def test_duckdb_relation_fetches_timezone_aware_timestamps(store):
+    import datetime as dt
+
+    moment = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    t = store.create_table("tz", pa.table({"id": [1], "ts": pa.array([moment])}))
+    [(row_id, ts)] = t.to_duckdb().fetchall()
+    assert row_id == 1 and ts == moment
