@@ -205,14 +205,7 @@ def version_at(log, moment, latest: int) -> int | None:
         return None
     after = newest.last + 1
     if after <= latest and log.read(after).commit.timestamp <= moment:
-        low, high = after, latest  # invariant: time(low) <= moment
-        while low < high:
-            middle = (low + high + 1) // 2
-            if log.read(middle).commit.timestamp <= moment:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+        return log.last_at_or_before(moment, after, latest)
     # the on-disk form (UTC, fixed width, microseconds) sorts as text in time order: no parsing needed
     text = timestamps.encode(moment)
     j = bisect.bisect_right([t for _v, t in newest.timeline], text) - 1  # last segment starting at or before moment

@@ -275,7 +275,10 @@ class Log:
         found = checkpoint.version_at(self, moment, latest)
         if found is not None:
             return min(found, latest)
-        low, high = 0, latest  # invariant: time(low) <= moment
+        return self.last_at_or_before(moment, 0, latest)
+
+    def last_at_or_before(self, moment: dt.datetime, low: int, high: int) -> int:
+        """Binary search in low..high for the last version committed at or before moment (time(low) <= moment)."""
         while low < high:
             middle = (low + high + 1) // 2
             if self.read(middle).commit.timestamp <= moment:
