@@ -48,7 +48,10 @@ class Store:
             # data files are immutable under unique names, so their Parquet footers can be cached: a read of a
             # version opens every change file after the snapshot, and re-parsing ~300 footers per query adds up
             con = self._local.con = duckdb.connect()
-            con.execute("SET GLOBAL parquet_metadata_cache = true")
+            try:
+                con.execute("SET GLOBAL parquet_metadata_cache = true")
+            except duckdb.Error:  # only an optimization: seen to fail once in a freshly spawned child; reads still work
+                pass
         return con
 
     def tables(self) -> list[str]:
