@@ -43,6 +43,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import logstore  # noqa: E402
+from core import apply_step  # noqa: E402
+from core import timed as median_of  # noqa: E402
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
 
 KINDS = (UPDATE, DELETE, APPEND)
@@ -79,15 +81,6 @@ def timed(fn):
     t0 = time.perf_counter()
     out = fn()
     return time.perf_counter() - t0, out
-
-
-def median_of(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        gc.collect()
-        t, out = timed(fn)
-        times.append(t)
-    return statistics.median(times), out
 
 
 # --- the three systems: each returns a dict of measurements -----------------------------------------------------
@@ -138,13 +131,7 @@ class Logstore(System):
         self.table = self.store.create_table("bench", w.base, key="id", timestamp=w.start)
 
     def commit(self, step):
-        t = self.table
-        if step.kind == UPDATE:
-            t.update(set=step.assignments, where=step.where, timestamp=step.timestamp)
-        elif step.kind == DELETE:
-            t.delete(where=step.where, timestamp=step.timestamp)
-        else:
-            t.append(step.rows, timestamp=step.timestamp)
+        apply_step(self.table, step)
 
     def moment(self, w, version, wall):
         return w.steps[version - 1].timestamp + dt.timedelta(minutes=30)

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,6 +36,16 @@ from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
 GOALS = {"bytes": 1.3, UPDATE: 0.050, APPEND: 0.015, "read": 1.5}
 
 
+def apply_step(table, step) -> None:
+    """Commit one workload step to a logstore table."""
+    if step.kind == UPDATE:
+        table.update(set=step.assignments, where=step.where, timestamp=step.timestamp)
+    elif step.kind == DELETE:
+        table.delete(where=step.where, timestamp=step.timestamp)
+    else:
+        table.append(step.rows, timestamp=step.timestamp)
+
+
 def run_logstore(w: Workload, root: str, progress) -> dict:
     """Create the table and run every commit; return timings and the table."""
     store = logstore.init(os.path.join(root, "store"))
@@ -46,12 +55,7 @@ def run_logstore(w: Workload, root: str, progress) -> dict:
     latency = {UPDATE: [], DELETE: [], APPEND: []}
     for step in w.steps:
         t0 = time.perf_counter()
-        if step.kind == UPDATE:
-            table.update(set=step.assignments, where=step.where, timestamp=step.timestamp)
-        elif step.kind == DELETE:
-            table.delete(where=step.where, timestamp=step.timestamp)
-        else:
-            table.append(step.rows, timestamp=step.timestamp)
+        apply_step(table, step)
         latency[step.kind].append(time.perf_counter() - t0)
         if step.version % 50 == 0:
             progress(f"  committed version {step.version}")

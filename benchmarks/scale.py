@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import os
 import statistics
 import sys
@@ -41,6 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import logstore  # noqa: E402
+from core import timed  # noqa: E402
 from workload import Workload  # noqa: E402
 
 START = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
@@ -54,16 +54,6 @@ def log(msg: str) -> None:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
-
-
-def median_time(fn, repeat: int):
-    times, out = [], None
-    for _ in range(repeat):
-        gc.collect()
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def files_under(path: str) -> int:
@@ -86,7 +76,7 @@ def new_rows(rng, first_id: int, n: int) -> pa.Table:
 def plain_read(path: str, repeat: int) -> float:
     con = duckdb.connect()
     quoted = path.replace("'", "''")
-    t, _ = median_time(lambda: con.sql(f"SELECT * FROM read_parquet('{quoted}')").to_arrow_table(), repeat)
+    t, _ = timed(lambda: con.sql(f"SELECT * FROM read_parquet('{quoted}')").to_arrow_table(), repeat)
     return t
 
 
@@ -122,13 +112,13 @@ def part1(root: str, rows: int, commits: int, repeat: int) -> list[str]:
         if k in points:
             back = max(k // 2, 1)
             target = START + dt.timedelta(minutes=back, seconds=30)
-            t_open, v = median_time(lambda: logstore.open(store.path).table("t").version, 5)
+            t_open, v = timed(lambda: logstore.open(store.path).table("t").version, 5)
             assert v == k, (v, k)
             handles = [logstore.open(store.path).table("t") for _ in range(5)]
             for h in handles:
                 h.version  # the open is measured above; this measures resolving the timestamp alone
             it = iter(handles)
-            t_at, found = median_time(lambda: next(it).version_at(target), 5)
+            t_at, found = timed(lambda: next(it).version_at(target), 5)
             assert found == back, (found, back)
             plan = logstore.open(store.path).table("t")._plan(k)
             measured[k] = {"open": t_open, "version_at": t_at, "plan_files": len(plan.sources()), "disk_files": files_under(store.path)}
@@ -168,7 +158,7 @@ def part1(root: str, rows: int, commits: int, repeat: int) -> list[str]:
         for v in versions:
             handle = logstore.open(store.path).table("t")
             handle.read(version=v)  # first use hashes new files once per process; measure warm reads
-            reads[(phase, v)], _ = median_time(lambda: reader.table("t").read(version=v), repeat)
+            reads[(phase, v)], _ = timed(lambda: reader.table("t").read(version=v), repeat)
             reads[(phase, v, "files")] = len(handle._plan(v).sources())
     out.append(f"compact: {len(made)} blocks in {compact_time:.2f} s")
     out.append("")
@@ -198,7 +188,7 @@ def part2(root: str, rows: int, repeat: int) -> list[str]:
     del w
     logstore.open(store.path).table("t").read()  # first use hashes the files once per process
     reader = logstore.open(store.path)
-    read, result = median_time(lambda: reader.table("t").read(), repeat)
+    read, result = timed(lambda: reader.table("t").read(), repeat)
     path = os.path.join(root, "plain-big.parquet")
     pq.write_table(result, path, compression="zstd")
     plain = plain_read(path, repeat)
