@@ -160,7 +160,7 @@ def test_union_subqueries_and_functions(db):
     assert rows(db, "SELECT id FROM t AS OF VERSION 1 EXCEPT SELECT id FROM t ORDER BY id") == [(2,)]
     assert rows(db, "SELECT id FROM t AS OF VERSION 0 UNION SELECT id FROM t VERSION AS OF 2 ORDER BY id") == [(1,), (2,), (3,)]
     assert rows(db, "SELECT name FROM t WHERE id IN (SELECT id FROM t AS OF VERSION 0) ORDER BY 1") == [("A",)]
-    assert rows(db, "SELECT list(name ORDER BY id), string_agg(upper(name), '') FROM t AS OF VERSION 1") == [(["a", "b", "c"], "ABC")]
+    assert rows(db, "SELECT list(name ORDER BY id), string_agg(upper(name), '' ORDER BY id) FROM t AS OF VERSION 1") == [(["a", "b", "c"], "ABC")]
     assert rows(db, "SELECT r.range, t.name FROM range(1, 3) r LEFT JOIN t AS OF VERSION 0 ON r.range = t.id ORDER BY 1") == [(1, "a"), (2, "b")]
     assert rows(db, "SELECT count(*) FROM (SELECT * FROM t AS OF VERSION 2) sub WHERE sub.name = 'A'") == [(1,)]
     assert rows(db, "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'upper'")[0][0] >= 1
