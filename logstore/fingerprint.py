@@ -77,11 +77,12 @@ def of_parquet(con: duckdb.DuckDBPyConnection, url: str, columns: tuple[Column, 
     return _value(con, sum_sql(relation, columns))
 
 
-def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], *, old_hash: int | None = None) -> int | None:
+def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], *, old_hash: int | None = None, fresh: bool = False) -> int | None:
     """The fingerprint after applying change rows (_row_id, _op, `columns`) to the head; None if old is unknown.
 
     `old_hash`, when the operation computed it in its own scan (update, delete), is the row-hash sum of the old
-    images of exactly the changed rows; otherwise they are looked up in the head state by row id.
+    images of exactly the changed rows; otherwise they are looked up in the head state by row id. `fresh` says
+    the caller knows every row is an insert of a new row id (nothing to look up).
     """
     if old is None:
         return None
@@ -106,7 +107,7 @@ def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], 
                 f"ANTI JOIN (SELECT {ROW_ID} FROM {name}) AS c USING ({ROW_ID})) AS k"
             )
             return (_value(con, sum_sql(kept, columns)) + added) % MOD
-        fresh = not rows.num_rows or (
+        fresh = fresh or not rows.num_rows or (
             _value(con, f"SELECT count(*) FROM {name} WHERE {OP} <> '{INSERT}' OR {ROW_ID} < {head.record.next_row_id}") == 0
         )
         removed = 0

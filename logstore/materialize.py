@@ -20,10 +20,11 @@ INSERT, UPDATE, DELETE = "I", "U", "D"
 
 @dataclass(frozen=True)
 class Source:
-    """A Parquet file the plan reads, and the table columns it holds."""
+    """A Parquet file the plan reads, and the table columns it holds (or, with `table`, a DuckDB table's name)."""
 
     url: str
     columns: frozenset[str]
+    table: bool = False  # `url` names a DuckDB table of the reader's connection (the writer's head cache)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,13 @@ class Plan:
             parts.append(f"SELECT {_project(wanted, _held(sources[1:]))} FROM {_scan(sources[1:])}")
         return " UNION ALL ".join(f"({p})" for p in parts)
 
+    def touched_sql(self) -> str:
+        """SQL for the row ids that the change rows of versions snapshot_version+1..version touch (may repeat)."""
+        files = self.inserts + self.changes
+        if not files:
+            return f"SELECT CAST(NULL AS BIGINT) AS {ROW_ID} WHERE false"
+        return f"SELECT {ROW_ID} FROM {_scan(files)} WHERE {self._in_range()}"
+
     def sources(self) -> tuple[Source, ...]:
         return ((self.snapshot,) if self.snapshot else ()) + self.inserts + self.changes
 
@@ -125,6 +133,8 @@ def _project(columns, held: frozenset[str]) -> str:
 
 def _scan(sources) -> str:
     """A read_parquet of the sources; union_by_name only when their columns differ (it reads every footer to bind)."""
+    if len(sources) == 1 and sources[0].table:
+        return quote(sources[0].url)
     urls = ", ".join("'" + s.url.replace("'", "''") + "'" for s in sources)
     same = len({s.columns for s in sources}) <= 1
     return f"read_parquet([{urls}]{'' if same else ', union_by_name = true'})"

@@ -8,6 +8,8 @@ respect to the store: nothing is written here, so a conflicting commit can simpl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable
 
 import duckdb
 import pyarrow as pa
@@ -39,12 +41,22 @@ class ChangeSet:
 
 @dataclass(frozen=True)
 class Head:
-    """What an operation sees: the latest commit record, its plan and a DuckDB cursor to run SQL on."""
+    """What an operation sees: the latest commit record, its plan and a DuckDB cursor to run SQL on.
+
+    `plan` reads the head from the store's files; `state_plan` is the plan an operation reads the head's rows
+    through, which `state` may point at the writer's decoded head (headcache.py). It is asked for only by the
+    operations that read the state, so an append never builds a cache.
+    """
 
     record: CommitRecord
     plan: Plan
     con: duckdb.DuckDBPyConnection
     table_name: str
+    state: Callable[[], Plan] | None = None
+
+    @cached_property
+    def state_plan(self) -> Plan:
+        return self.state() if self.state is not None else self.plan
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -55,14 +67,21 @@ class Head:
         return self.record.key
 
     def state_sql(self) -> str:
-        return f"({self.plan.relation_sql()})"
+        return f"({self.state_plan.relation_sql()})"
 
-    def run(self, sql: str, *, expression: str | None = None) -> pa.Table:
+    def run(self, sql: str, *, expression: str | None = None, where: str | None = None) -> pa.Table:
+        """Run an operation's SQL; a DuckDB error names the user's expression (the predicate if it is at fault).
+
+        Predicates are not bound before the run (see _predicate); on failure binding `where` alone tells whether
+        it is the expression at fault.
+        """
         try:
             return self.con.sql(sql).to_arrow_table()
         except duckdb.Error as e:
             if expression is None:
                 raise
+            if where is not None:
+                expressions.check(self.con, where, self.columns, kind="predicate")
             raise InvalidExpressionError(expression, expressions._message(e)) from None
 
 
@@ -117,7 +136,7 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
     )
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
-    rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()))
+    rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()), where=where)
     return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
 
 
@@ -126,7 +145,7 @@ def delete(head: Head, where: str | None) -> ChangeSet:
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
-    rows = head.run(sql, expression=where)
+    rows = head.run(sql, expression=where, where=where)
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
 
@@ -177,7 +196,8 @@ def _conform(head: Head, data: pa.Table, merge: bool):
 def _predicate(head: Head, where: str | None) -> str:
     if where is None:
         return "true"
-    return f"({expressions.check(head.con, where, head.columns, kind='predicate')})"
+    # checked for shape here; bound when it runs (Head.run), which saves binding 1,000-constant IN lists twice
+    return f"({expressions.check(head.con, where, head.columns, kind='predicate', bind=False)})"
 
 
 def _names(columns) -> str:
@@ -256,6 +276,8 @@ def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = N
 
 def _check_batch_keys(head: Head, batch: pa.Table) -> None:
     key = list(head.key)
+    if _surely_valid_keys(batch, key):
+        return
     head.con.register("key_batch", batch.select(key))
     try:
         cols = ", ".join(quote(k) for k in key)
@@ -267,6 +289,20 @@ def _check_batch_keys(head: Head, batch: pa.Table) -> None:
             raise KeyViolationError(key, "duplicate values in the batch", [_key_value(r) for r in dups])
     finally:
         head.con.unregister("key_batch")
+
+
+def _surely_valid_keys(batch: pa.Table, key: list[str]) -> bool:
+    """A cheap pass: no nulls, and as many distinct keys as rows (else the exact SQL check finds the culprits)."""
+    exact = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string, pa.types.is_temporal)
+    if not all(any(t(batch.schema.field(k).type) for t in exact) for k in key):
+        return False  # floats (NaN, -0.0) and nested types: equality as DuckDB defines it, in the SQL check
+    if any(batch.column(k).null_count for k in key):
+        return False
+    if len(key) == 1:
+        distinct = pc.count_distinct(batch.column(key[0])).as_py()
+    else:
+        distinct = batch.select(key).group_by(key).aggregate([]).num_rows
+    return distinct == batch.num_rows
 
 
 def _check_new_keys(head: Head, batch: pa.Table) -> None:

@@ -10,6 +10,7 @@ import duckdb
 
 from . import names, operations, snapshot
 from .commit import CommitInfo, _publish_once
+from .headcache import HeadCache
 from .errors import (
     InvalidInputError,
     NotAStoreError,
@@ -45,14 +46,15 @@ class Store:
         """This thread's DuckDB connection (in memory; it only reads the store's Parquet files)."""
         con = getattr(self._local, "con", None)
         if con is None:
-            # data files are immutable under unique names, so their Parquet footers can be cached: a read of a
-            # version opens every change file after the snapshot, and re-parsing ~300 footers per query adds up
-            con = self._local.con = duckdb.connect()
-            try:
-                con.execute("SET GLOBAL parquet_metadata_cache = true")
-            except duckdb.Error:  # only an optimization: seen to fail once in a freshly spawned child; reads still work
-                pass
+            con = self._local.con = _new_connection()
         return con
+
+    def _head_cache(self) -> HeadCache:
+        """This thread's writer state: decoded heads, in a DuckDB connection of their own that user SQL never sees."""
+        cache = getattr(self._local, "head_cache", None)
+        if cache is None:
+            cache = self._local.head_cache = HeadCache(_new_connection())
+        return cache
 
     def tables(self) -> list[str]:
         return [n for n in self._storage.list_dirs(TABLES_DIR) if self._storage.exists(f"{TABLES_DIR}/{n}/_log/{0:020d}.json")]
@@ -118,6 +120,17 @@ class Store:
         if _publish_once(table, "CREATE", head, changes, info) is None:
             raise TableExistsError(name)
         return table
+
+
+def _new_connection() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    try:
+        # data files are immutable under unique names, so their Parquet footers can be cached: a read of a
+        # version opens every change file after the snapshot, and re-parsing ~300 footers per query adds up
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
+    except duckdb.Error:  # only an optimization: seen to fail once in a freshly spawned child; reads still work
+        pass
+    return con
 
 
 def _key(key, columns) -> tuple[str, ...]:

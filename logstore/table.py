@@ -147,9 +147,15 @@ class Table:
         return None
 
     def _plan(self, version: int, *, exclude=frozenset()) -> Plan:
-        record = self._log.read(version)
         snap = snapshot.usable_at_or_below(self._storage, self._prefix, version, exclude=exclude)
-        start = snap.version if snap is not None else -1
+        if snap is None:
+            return self._plan_over(version, None, -1)
+        source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns))
+        return self._plan_over(version, source, snap.version)
+
+    def _plan_over(self, version: int, base: Source | None, start: int) -> Plan:
+        """The plan of `version` over `base` (the rows of version `start`: a snapshot or the writer's head cache)."""
+        record = self._log.read(version)
         inserts, changes = [], []
         head = max(version, self._log._known_head or version)
         for unit in compaction.cover(self._log, start + 1, version, head):  # compacted blocks, else each version's files
@@ -158,8 +164,7 @@ class Table:
                 integrity.check_file(self._storage, f"{self._prefix}/{f.path}", f.size, f.sha256, v, what=f"change file (needed by version {version})")
                 source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held.columns)
                 (inserts if f.inserts_only else changes).append(source)
-        snap_source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns)) if snap else None
-        return Plan(version, record.columns, snap_source, start, tuple(inserts), tuple(changes))
+        return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
 
     def _checked_plan(self, version: int) -> Plan:
         """A plan whose snapshot DuckDB can open (for writes and lazy relations, which have no retry on failure).
@@ -222,7 +227,9 @@ class Table:
 
     def _head(self) -> Head:
         record = self._log.head()
-        return Head(record, self._checked_plan(record.version), self._store._connection().cursor(), self.name)
+        files_plan = self._checked_plan(record.version)
+        cache = self._store._head_cache()
+        return Head(record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self, record, files_plan))
 
     def _after_commit(self, record: CommitRecord) -> None:
         last = snapshot.snapshot_versions(self._storage, self._prefix)
