@@ -129,17 +129,18 @@ def test_a_store_recreated_at_the_same_path_is_not_confused_with_the_cached_one(
 def test_a_failed_catch_up_falls_back_to_the_files(keyed, store, monkeypatch):
     monkeypatch.setattr(headcache, "CATCH_UP_FILES", 0)
     keyed.update({"score": "1"}, "id = 1")
-    keyed.update({"score": "2"}, "id = 2")
+    keyed.update({"score": "2"}, "id = 2")  # builds the cache
+    assert cached_tables(store) == [keyed._prefix]
+    build = headcache.HeadCache._build
 
-    def broken(self, key, entry, record, plan):
-        self.con.execute("BEGIN TRANSACTION")
-        self.con.execute(f'DELETE FROM "{entry.name}"')  # half done, then fails: must be rolled back and dropped
+    def broken(self, key, record, plan):
+        build(self, "elsewhere", record, plan)  # a table written, then a failure before it is put in place
         raise duckdb.IOException("disk full while catching up")
 
-    monkeypatch.setattr(headcache.HeadCache, "_catch_up", broken)
+    monkeypatch.setattr(headcache.HeadCache, "_build", broken)
     keyed.update({"score": "3"}, "id = 3")
     assert cached_tables(store) == []
-    assert state(keyed)[3] == ("n3", 3.0) and len(state(keyed)) == 10
+    assert state(keyed)[3] == ("n3", 3.0) and state(keyed)[2] == ("n2", 2.0) and len(state(keyed)) == 10
     assert_verified(keyed)
 
 
