@@ -77,7 +77,7 @@ def register_table_function(name: str, fn: TableFunction) -> None:
 
 def version_sql(table, version: int) -> str:
     """SQL selecting the table's columns (not _row_id, no ordering) at `version`, over the Parquet files."""
-    return f"SELECT * EXCLUDE (_row_id) FROM ({table._plan(version).relation_sql()}) AS v"
+    return f"SELECT * EXCLUDE (_row_id) FROM ({table._checked_plan(version).relation_sql()}) AS v"
 
 
 # --- public entry points -----------------------------------------------------------------------------------
