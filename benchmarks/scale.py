@@ -207,12 +207,14 @@ def main(argv=None) -> None:
     parser.add_argument("--commits", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-big", action="store_true", help="skip part 2 (the 10 x --rows table)")
+    parser.add_argument("--only-big", action="store_true", help="run only part 2")
     args = parser.parse_args(argv)
     lines = []
     with tempfile.TemporaryDirectory(prefix="logstore-scale-") as root:
-        lines += part1(root, args.rows, args.commits, args.repeat)
+        if not args.only_big:
+            lines += part1(root, args.rows, args.commits, args.repeat) + [""]
         if not args.skip_big:
-            lines += [""] + part2(root, 10 * args.rows, args.repeat)
+            lines += part2(root, 10 * args.rows, args.repeat)
     print("\n".join(lines))
 
 
