@@ -22,11 +22,14 @@ the reader takes the largest block holding it whose record exists (and is intact
 own commit record. The materialization rule filters change rows by `s < _version <= v`, so a block reaching past
 either end of the range gives the same answer as the original files.
 
-Vacuum: a file listed in some compaction record's `replaces` is needed by no reader once that record exists
-(readers always prefer the covering block; keep the usual age grace period for readers that planned before it was
-published). Files in `files` of an intact record are needed. Files under `compacted/` that no record lists are
-leftovers of a compactor that crashed or lost a race. Never remove a compaction record while any original of its
-versions is gone.
+Vacuum (vacuum.py): a file listed in some compaction record's `replaces` is needed by no reader once that record
+exists (readers always prefer the covering block), apart from readers that planned before it was published: vacuum
+removes it once the record is older than its minimum age, unless a reader still uses it (`standing`: the files of
+the block standing for each version, else the version's own files). Files in `files` of an intact record are needed
+until a larger intact record, itself older than the minimum age, stands for its versions (so a level-2 compaction
+releases the level-1 compacted files it merged). Nothing a damaged record might cover is removed. Files under
+`compacted/` that no record lists are leftovers of a compactor that crashed or lost a race. Never remove a
+compaction record while any original of its versions is gone: vacuum removes no compaction record at all.
 
 Automatic compaction: after a commit completes a block (version + 1 is a multiple of F**L), the committer compacts
 it, level by level, if the block's files are small (mean size under AUTO_MAX_MEAN_BYTES): with F = 10 a table of n
@@ -161,6 +164,68 @@ def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None
     return record
 
 
+def top_level(head: int) -> int:
+    """The highest level a block can have in a table whose latest version is `head`."""
+    top = 0
+    while top < MAX_LEVEL and FANOUT ** (top + 1) <= head + 1:
+        top += 1
+    return top
+
+
+def standing(lookup, version: int, head: int) -> CompactionRecord | None:
+    """The record readers use for `version`: the largest complete block holding it whose intact record `lookup`
+    (block -> record or None) finds; None if none does (then the version's own files stand for it)."""
+    for level in range(top_level(head), 0, -1):
+        b = block(level, version)
+        if b[1] <= head:
+            found = lookup(b)
+            if found is not None:
+                return found
+    return None
+
+
+def parse_name(name: str) -> tuple[int, int] | None:
+    """The block (first, last) a record file name gives, or None if it is not a record name."""
+    parts = name[: -len(".json")].split("-") if name.endswith(".json") else []
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    first, last = int(parts[0]), int(parts[1])
+    return (first, last) if record_name(first, last) == name else None
+
+
+@dataclass
+class Scan:
+    """Every compaction record of a table, read from storage now (no cache): verify and vacuum trust no cache."""
+
+    records: dict[tuple[int, int], CompactionRecord]  # intact records by block
+    damaged: dict[str, str]  # record file name -> what is wrong with it
+
+    def damaged_blocks(self) -> list[tuple[int, int] | None]:
+        """The blocks of the damaged records (None for a file whose name gives no block: it might cover anything)."""
+        return [parse_name(name) for name in self.damaged]
+
+    def standing(self, version: int, head: int) -> CompactionRecord | None:
+        return standing(self.records.get, version, head)
+
+
+def scan(storage, prefix: str) -> Scan:
+    """Read every record under `_compactions/`: intact ones by block, and the damaged ones with the reason."""
+    found = Scan({}, {})
+    directory = f"{prefix}/{COMPACTION_DIR}"
+    for name in storage.list(directory):
+        try:
+            obj = json.loads(storage.read(f"{directory}/{name}"))
+            integrity.check_seal(obj)
+            record = CompactionRecord.from_json(obj)
+            if record_name(record.first, record.last) != name:
+                raise ValueError(f"record says versions {record.first}..{record.last}")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
+            found.damaged[name] = str(e) or type(e).__name__
+            continue
+        found.records[(record.first, record.last)] = record
+    return found
+
+
 @dataclass(frozen=True)
 class Unit:
     """Versions first..last and the files that stand for them: a compacted block, or one version's own files."""
@@ -175,10 +240,17 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
     """Units standing for versions first..last, left to right: the largest intact compacted block holding each
     version, else the version's own files. `head` bounds which blocks can be complete."""
     storage, prefix = log.storage, log.prefix
-    top = 0
-    while top < MAX_LEVEL and FANOUT ** (top + 1) <= head + 1:
-        top += 1
+    # the caller's head may be stale (or unknown to a fresh Log): a block it would not allow may stand for versions
+    # whose own files vacuum has removed
+    known = log._known_head if log._known_head is not None else log.head_version()
+    head = max(head, known or 0)
     seen: dict[tuple[int, int], CompactionRecord | None] = {}
+
+    def lookup(b: tuple[int, int]) -> CompactionRecord | None:
+        if b not in seen:
+            seen[b] = load(storage, prefix, *b)
+        return seen[b]
+
     units: list[Unit] = []
     plain: list[int] = []
 
@@ -191,16 +263,7 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
 
     x = first
     while x <= last:
-        found = None
-        for level in range(top, 0, -1):
-            b = block(level, x)
-            if b[1] > head:
-                continue
-            if b not in seen:
-                seen[b] = load(storage, prefix, *b)
-            if seen[b] is not None:
-                found = seen[b]
-                break
+        found = standing(lookup, x, head)
         if found is None:
             plain.append(x)
             x += 1
