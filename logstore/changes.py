@@ -64,7 +64,7 @@ from dataclasses import asdict, dataclass, field
 import duckdb
 import pyarrow as pa
 
-from . import integrity, timestamps
+from . import compaction, integrity, timestamps
 from .errors import InvalidInputError, LogstoreError, VersionNotFoundError
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
 from .schema import Column, quote
@@ -215,23 +215,13 @@ def _range_files(table, first: int, last: int, records: dict):
     filtered by _version), else each version's own files."""
     if last < first:
         return []
-    try:
-        from .compaction import cover
-    except ImportError:
-        cover = None
-    if cover is not None:
-        out = []
-        for unit in cover(table._log, first, last, max(last, table.version)):
-            for held in unit.files:
-                f = held.file
-                plain = unit.compaction is None
-                schema = records[unit.last].columns if plain and unit.last in records else None
-                out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema))
-        return out
     out = []
-    for v in range(first, last + 1):
-        held = frozenset(c.name for c in records[v].columns)
-        out.extend((f.path, f.size, f.sha256, held, v, f.inserts_only, records[v].columns) for f in records[v].files)
+    for unit in compaction.cover(table._log, first, last, max(last, table.version)):  # never a replaced file
+        for held in unit.files:
+            f = held.file
+            plain = unit.compaction is None
+            schema = records[unit.last].columns if plain and unit.last in records else None
+            out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema))
     return out
 
 
