@@ -12,6 +12,10 @@ With full=True the content check runs for every version 0..version, and every sn
 checked against its fingerprint as well.
 
 Compaction records (compaction.py) are checked like snapshot records, and the files they list like change files.
+A change file that is missing is no problem when an intact compaction record stands for its version (the block
+readers use) and that record's files are all present and intact: vacuum removes the files a compaction replaced.
+Likewise for the files of a compaction record that a larger intact block stands in for (a level-2 compaction
+replaces the level-1 compacted files). A missing file nothing stands in for is reported.
 
 Unreferenced files (leftovers of crashed or conflicted writers) are listed but are not problems: vacuum removes them.
 Nothing here raises on damage: each problem is collected in the report with its file and version.
@@ -23,9 +27,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-import json
-
-from . import compaction, fingerprint, integrity, snapshot
+from . import compaction, fingerprint, snapshot
 from .commit import DATA_DIR
 from .errors import CorruptionError, LogstoreError
 from .log import LOG_DIR, log_name
@@ -97,6 +99,8 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         table._log.check_version(version, latest)  # raises VersionNotFoundError
     report.version = version
     present = set(versions)
+    table._log.head_version()  # plans (compaction.cover) see every complete block, as readers do
+    blocks = _Blocks(report, storage, prefix, latest)
 
     # 1. commit records and the change files they add
     records = {}
@@ -122,7 +126,10 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         previous_time = record.commit.timestamp
         if v <= version:
             for f in record.files:
-                _check_file(report, storage, f"{prefix}/{f.path}", f.size, f.sha256, v, "change file")
+                path = f"{prefix}/{f.path}"
+                if not storage.exists(path) and blocks.stands_in(v):
+                    continue  # replaced by a compaction and removed by vacuum: readers use the block
+                _check_file(report, storage, path, f.size, f.sha256, v, "change file")
 
     # 2. snapshots
     good_snapshots: dict[int, snapshot.SnapshotRecord] = {}
@@ -146,21 +153,14 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
 
     # 2b. compactions (compaction.py): readers use an intact record's files in place of its versions' own files
     compaction_dir = f"{prefix}/{compaction.COMPACTION_DIR}"
-    for name in storage.list(compaction_dir):
-        path = f"{compaction_dir}/{name}"
-        try:
-            obj = json.loads(storage.read(path))
-            integrity.check_seal(obj)
-            block = compaction.CompactionRecord.from_json(obj)
-            if compaction.record_name(block.first, block.last) != name:
-                raise ValueError(f"record says versions {block.first}..{block.last}")
-        except _CHECK_ERRORS as e:
-            report.add("malformed", path, None, f"damaged compaction record (readers skip it): {e}")
+    for name, block in blocks.by_name():
+        if block is None:
+            why = blocks.scan.damaged[name]
+            report.add("malformed", f"{compaction_dir}/{name}", None, f"damaged compaction record (readers skip it): {why}")
             continue
-        for cf in block.files:
-            referenced.add(f"{prefix}/{cf.file.path}")
-            if block.first <= version:
-                _check_file(report, storage, f"{prefix}/{cf.file.path}", cf.file.size, cf.file.sha256, block.first, "compacted file")
+        referenced.update(f"{prefix}/{cf.file.path}" for cf in block.files)
+        if block.first <= version:
+            blocks.check(block)
 
     # 3. tags
     tag_dir = f"{prefix}/{TAG_DIR}"
@@ -194,6 +194,47 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             if path not in referenced:
                 report.unreferenced.append(path)
     return report
+
+
+class _Blocks:
+    """The compaction records of the table (read now), which one stands for each version, their files checked once."""
+
+    def __init__(self, report: VerifyReport, storage, prefix: str, latest: int):
+        self.report, self.storage, self.prefix, self.latest = report, storage, prefix, latest
+        self.scan = compaction.scan(storage, prefix)
+        self._intact: dict[tuple[int, int], bool] = {}
+
+    def by_name(self) -> list:
+        """(record file name, its intact record or None if damaged), in name order."""
+        named = {compaction.record_name(*b): r for b, r in self.scan.records.items()}
+        return [(name, named.get(name)) for name in sorted([*named, *self.scan.damaged])]
+
+    def stands_in(self, version: int) -> bool:
+        """Whether an intact record stands for `version` with all its files intact (so readers need nothing else)."""
+        record = self.scan.standing(version, self.latest)
+        return record is not None and self.files_ok(record)
+
+    def files_ok(self, record) -> bool:
+        """Check every file `record` lists (once); True if all are present and match their size and SHA-256."""
+        b = (record.first, record.last)
+        if b not in self._intact:
+            self._intact[b] = all([self._check(record, cf.file) for cf in record.files])
+        return self._intact[b]
+
+    def check(self, record) -> None:
+        """Check the files of `record`; a missing one is fine if a larger intact block stands in for the record."""
+        over = self.scan.standing(record.first, self.latest)
+        if over is record:
+            self.files_ok(record)
+            return
+        released = over is not None and over.first <= record.first and record.last <= over.last
+        for cf in record.files:
+            path = f"{self.prefix}/{cf.file.path}"
+            if not (released and not self.storage.exists(path) and self.files_ok(over)):
+                self._check(record, cf.file)
+
+    def _check(self, record, f) -> bool:
+        return _check_file(self.report, self.storage, f"{self.prefix}/{f.path}", f.size, f.sha256, record.first, "compacted file")
 
 
 def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str, version: int, what: str) -> bool:
