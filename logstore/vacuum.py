@@ -9,11 +9,20 @@ is never touched):
   - damaged snapshot records (snapshots are derived data: readers skip them anyway);
   - compacted files in `compacted/` that no compaction record lists (a compactor crashed or lost a race; all are
     kept if any compaction record is damaged);
+  - files a compaction made unnecessary: each path in the `replaces` of an intact compaction record, once that
+    record is older than `older_than` (readers that planned before it was published may still read the originals).
+    Change files go although their commit records still list them: readers take the covering block instead (see
+    compaction.py). Level-2 compactions replace the level-1 compacted files they merged: those go too. Kept: any
+    file a reader still uses (the files of the block standing for each version, or a version's own files where no
+    intact record covers it), any file an intact record lists in `files` unless a larger intact record older than
+    `older_than` stands for its versions, and whatever a record whose block overlaps a damaged compaction record's
+    block replaces (all of it, if a damaged record's name gives no block);
   - stale files in the store's `_staging/` directory.
-Files a compaction made unnecessary (its `replaces`) are still referenced by their commit records and are kept.
-Commit records, change files any record references and tags are never removed, so every version still reads the
-same after vacuum. If any commit record is missing or damaged, vacuum refuses (it cannot know what that record
-references). Files are listed before the log is read, so a file published after the listing is never a candidate.
+Commit records, compaction records (once originals are gone, the record is the only way to their versions), change
+files a version still needs and tags are never removed, so every version still reads the same after vacuum; a read
+that no longer finds a removed snapshot plans through the same covering blocks. If any commit record is missing or
+damaged, vacuum refuses (it cannot know what that record references). Files are listed before the log is read, so
+a file published after the listing is never a candidate.
 Dry run is the default: nothing is removed, the report lists what would go and how many bytes.
 """
 
@@ -22,8 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-
-import json
 
 from . import compaction, integrity, snapshot
 from .commit import DATA_DIR
@@ -95,10 +102,12 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     if not versions or versions != list(range(versions[-1] + 1)):
         missing = sorted(set(range(versions[-1] + 1)) - set(versions)) if versions else [0]
         raise CorruptionError(f"{prefix}/_log", missing[0], "commit record missing; vacuum refuses to run (run verify)")
+    originals: dict[int, set[str]] = {}  # version -> the change files its commit record lists
     for v in versions:
         table._log._records.pop(v, None)
-        for f in table._log.read(v).files:  # CorruptionError on a damaged record: refuse rather than guess
-            referenced.add(f"{prefix}/{f.path}")
+        # CorruptionError on a damaged record: refuse rather than guess
+        originals[v] = {f"{prefix}/{f.path}" for f in table._log.read(v).files}
+        referenced |= originals[v]
 
     candidates: list[tuple[str, str]] = []  # (path, reason), in removal order
     intact: dict[int, snapshot.SnapshotRecord] = {}
@@ -146,11 +155,16 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     for path in snapshot_files:
         if path not in referenced:
             candidates.append((path, "snapshot file no snapshot record references"))
-    listed = _compacted_listed(storage, prefix)  # None if any compaction record is damaged: then keep them all
-    if listed is not None:
+    compactions = compaction.scan(storage, prefix)
+    if not compactions.damaged:  # a damaged record may list any compacted file: then keep them all
+        listed = {f"{prefix}/{cf.file.path}" for r in compactions.records.values() for cf in r.files}
         for path in compacted_files:
             if path not in listed:
                 candidates.append((path, "compacted file no compaction record lists"))
+    replaced, waiting = _replaced(storage, prefix, compactions, originals, cutoff)
+    on_disk = set(data_files) | set(compacted_files)
+    candidates.extend((path, reason) for path, reason in replaced.items() if path in on_disk)
+    report.too_young.extend(path for path in waiting if path in on_disk)
     for path in staged:
         candidates.append((path, "stale staging file"))
 
@@ -170,19 +184,59 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     return report
 
 
-def _compacted_listed(storage, prefix: str) -> set[str] | None:
-    """Files the compaction records list (compaction.py); None if a record cannot be read."""
-    listed: set[str] = set()
-    directory = f"{prefix}/{compaction.COMPACTION_DIR}"
-    for name in storage.list(directory):
-        try:
-            obj = json.loads(storage.read(f"{directory}/{name}"))
-            integrity.check_seal(obj)
-            record = compaction.CompactionRecord.from_json(obj)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError):
-            return None
-        listed.update(f"{prefix}/{f.file.path}" for f in record.files)
-    return listed
+def _replaced(storage, prefix: str, compactions, originals: dict, cutoff: float) -> tuple[dict[str, str], list[str]]:
+    """Files in the `replaces` of intact compaction records that no reader needs: {path: reason} of those whose
+    record is older than the cutoff, and the paths kept only because a record is younger."""
+    damaged = compactions.damaged_blocks()
+    if None in damaged:
+        return {}, []  # a damaged record without a block in its name might cover any version
+    head = max(originals)
+    old = {b for b in compactions.records if _older(storage, compaction.record_path(prefix, *b), cutoff)}
+    used, held = _needed(prefix, compactions, originals, head, old)
+    removable: dict[str, str] = {}
+    waiting: list[str] = []
+    for b, record in sorted(compactions.records.items()):
+        if any(d[0] <= b[1] and b[0] <= d[1] for d in damaged):
+            continue  # a damaged record overlaps this block: it might stand for these versions
+        for path in (f"{prefix}/{p}" for p in record.replaces):
+            if path in used:
+                continue
+            if b in old and path not in held:
+                kind = "compacted file" if path.startswith(f"{prefix}/{compaction.COMPACTED_DATA_DIR}/") else "change file"
+                removable.setdefault(path, f"{kind} replaced by the compaction of versions {b[0]}..{b[1]}")
+            else:
+                waiting.append(path)
+    return removable, [p for p in waiting if p not in removable]
+
+
+def _needed(prefix: str, compactions, originals: dict, head: int, old: set) -> tuple[set[str], set[str]]:
+    """(used, held): the files readers use now (those of the record standing for each version, else the version's
+    own files), and the files of every intact record for whose versions no larger record older than the cutoff
+    stands yet (readers that planned before that record was published may use them)."""
+    used: set[str] = set()
+    v = 0
+    while v <= head:
+        record = compactions.standing(v, head)
+        if record is None:
+            used |= originals[v]
+            v += 1
+        else:
+            used |= {f"{prefix}/{cf.file.path}" for cf in record.files}
+            v = record.last + 1
+    held: set[str] = set()
+    for (first, last), record in compactions.records.items():
+        over = compactions.standing(first, head)
+        released = over is not None and over is not record and (over.first, over.last) in old and over.first <= first and last <= over.last
+        if not released:
+            held |= {f"{prefix}/{cf.file.path}" for cf in record.files}
+    return used, held
+
+
+def _older(storage, path: str, cutoff: float) -> bool:
+    try:
+        return storage.stat(path).st_mtime <= cutoff
+    except OSError:
+        return False
 
 
 def _record_kept(report: VacuumReport, path: str, prefix: str, parsed) -> bool:

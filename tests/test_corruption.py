@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import integrity
+from logstore import compaction, integrity
 from logstore.errors import CorruptionError, LogstoreError
 
 from conftest import file_state
@@ -306,7 +306,8 @@ def test_tag_edited_to_another_version_is_caught(table):
 
 
 def test_vacuum_and_verify_with_compactions(tmp_path):
-    """Compacted files listed by a compaction record are checked by verify and kept by vacuum; leftovers go."""
+    """Compacted files listed by a compaction record are checked by verify and kept by vacuum; leftovers and the
+    change files the compaction replaced go."""
     store = logstore.init(tmp_path / "c")
     t = store.create_table("t", people([0]), key="id")
     for i in range(1, 13):
@@ -321,7 +322,8 @@ def test_vacuum_and_verify_with_compactions(tmp_path):
     report = t.verify(full=True)
     assert report.ok and report.unreferenced == [str(junk.relative_to(root))], (report.problems, report.unreferenced)
     done = t.vacuum(dry_run=False, older_than=0)
-    assert done.paths == [str(junk.relative_to(root))]
+    replaced = [f"tables/t/{p}" for p in compaction.load(t._storage, t._prefix, 0, 9).replaces]
+    assert sorted(done.paths) == sorted([str(junk.relative_to(root))] + replaced)
     integrity.forget()
     fresh = logstore.open(root).table("t")
     assert _expected(fresh) == expected and fresh.verify(full=True).ok
