@@ -62,7 +62,8 @@ def verify(state, table, version, full, fmt):
 @output_options
 @click.pass_obj
 def vacuum(state, table, apply_, older_than, fmt):
-    """Remove files no version or tag needs: leftovers of crashed writers, stale staging files, redundant snapshots.
+    """Remove files no version or tag needs: leftovers of crashed writers, stale staging files, redundant snapshots,
+    and change files a compaction replaced.
 
     Without TABLE, every table of the store. A dry run unless --apply is given.
     """
