@@ -5,7 +5,9 @@
 
 One process, one system after another, each in a fresh temporary directory, the same data and the same commits
 (same seed). Prints one table: create time; median and p95 commit latency per kind; bytes on disk against the floor
-(the base rows plus the changed rows, each written once as Parquet zstd with pyarrow); reads as of versions 0, 1/6,
+(the base rows plus the changed rows, each written once as Parquet zstd with pyarrow), for logstore before and after
+`vacuum(older_than=0)` (which removes only files no version needs; the peers' clean-ups would delete old versions,
+so they get none); reads as of versions 0, 1/6,
 1/2, 5/6 and all of the commits and as of a timestamp (median of --repeat reads; each read opens the version and
 materializes every column to an Arrow table); the GROUP BY category query as of version 1/2 (DuckDB over each
 system's relation/dataset). The last columns are the ratios logstore/peer (below 1 means logstore is faster/smaller).
@@ -105,6 +107,8 @@ class System:
                 time.sleep(0.002)
             if step.version % 50 == 0:
                 log(f"  {self.name}: committed version {step.version}")
+        result["bytes_before"] = dir_bytes(self.path)
+        self.maintain()
         result["bytes"] = dir_bytes(self.path)
         result["files"] = sum(len(f) for _d, _s, f in os.walk(self.path))
         reads = {}
@@ -121,9 +125,16 @@ class System:
     def moment(self, w, version, wall):
         return wall
 
+    def maintain(self):
+        """Routine clean-up that keeps every version readable (reads below check it); none for the peers, whose
+        vacuum / cleanup_old_versions would delete the old versions the reads need."""
+
 
 class Logstore(System):
     name = "logstore"
+
+    def maintain(self):
+        self.table.vacuum(dry_run=False, older_than=0)  # only files no version needs: those compactions replaced
 
     def create(self, w):
         self.store = logstore.init(os.path.join(self.root, "store"))
@@ -275,6 +286,7 @@ def report(results: dict, floor: int, names) -> str:
     for kind in KINDS:
         add(f"{kind} commit median", {n: statistics.median(r["latency"][kind]) for n, r in results.items()}, fmt_time)
         add(f"{kind} commit p95", {n: p95(r["latency"][kind]) for n, r in results.items()}, fmt_time)
+    add("bytes on disk, no clean-up", {n: r["bytes_before"] for n, r in results.items()}, fmt_bytes)
     add("bytes on disk", {n: r["bytes"] for n, r in results.items()}, fmt_bytes)
     add("  x floor", {n: r["bytes"] / floor for n, r in results.items()}, lambda x: f"{x:.2f}x")
     add("files on disk", {n: r["files"] for n, r in results.items()}, lambda x: f"{x:,}")

@@ -7,8 +7,10 @@ function can read or write files), and it must bind against the table's columns.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from .errors import InvalidExpressionError
 from .schema import Column, quote
@@ -27,6 +29,58 @@ def check(con: duckdb.DuckDBPyConnection, expression, columns: tuple[Column, ...
     if bind:
         _bind(con, expression, columns)
     return expression
+
+
+@dataclass(frozen=True)
+class InList:
+    """A predicate `column IN (constant, ...)`: the column and the constants, typed like the column."""
+
+    column: str
+    values: pa.Array
+
+
+IN_LIST_MIN = 64  # shorter lists stay in the SQL: DuckDB turns them into filters that reach the scans' statistics
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "HUGEINT", "UHUGEINT"}
+
+
+def predicate(con: duckdb.DuckDBPyConnection, expression, columns: tuple[Column, ...]) -> tuple[str, InList | None]:
+    """check() a predicate without binding it; also return it as an InList when it is one (else None).
+
+    Binding and optimizing `id IN (<1,000 constants>)` costs DuckDB ~20 ms; the same test as a semi join with
+    the constants in an Arrow array costs ~1 ms. Only the plain shape qualifies: one column of an integer or
+    string type, and only integer or string literals (as the column's type), no NULL, at least IN_LIST_MIN of them.
+    """
+    if not isinstance(expression, str) or not expression.strip():
+        raise InvalidExpressionError(str(expression), "the predicate must be a non-empty SQL expression string")
+    text, tree = _parse(con, expression)
+    _check_shape(expression, text, tree, "predicate")
+    return expression, _in_list(tree["statements"][0]["node"]["select_list"][0], columns)
+
+
+def _in_list(node: dict, columns: tuple[Column, ...]) -> InList | None:
+    children = node.get("children") or []
+    if node.get("class") != "OPERATOR" or node.get("type") != "COMPARE_IN" or len(children) <= IN_LIST_MIN:
+        return None
+    ref, constants = children[0], children[1:]
+    names = ref.get("column_names") or []
+    if ref.get("class") != "COLUMN_REF" or len(names) != 1:
+        return None
+    matches = [c for c in columns if c.name == names[0]] or [c for c in columns if c.name.lower() == names[0].lower()]
+    if len(matches) != 1:
+        return None
+    column = matches[0]
+    kinds = {(c.get("class"), (c.get("literal") or {}).get("kind")) for c in constants}
+    texts = [(c.get("literal") or {}).get("text") for c in constants]
+    try:
+        if column.type.upper() in _INTEGER_TYPES and kinds == {("CONSTANT", "INTEGER")}:
+            values = pa.array([int(t) for t in texts], pa.int64())
+        elif column.type.upper() == "VARCHAR" and kinds == {("CONSTANT", "STRING")}:
+            values = pa.array(texts, pa.string())
+        else:
+            return None
+    except (ValueError, TypeError, OverflowError, pa.ArrowException):  # e.g. an integer beyond BIGINT
+        return None
+    return InList(column.name, values)
 
 
 def _parse(con, expression: str) -> tuple[str, dict]:

@@ -7,6 +7,8 @@ respect to the store: nothing is written here, so a conflicting commit can simpl
 
 from __future__ import annotations
 
+import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable
@@ -129,23 +131,23 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
         if name in head.key:
             raise InvalidExpressionError(str(expression), f"key column {name!r} cannot be updated; delete the row and append it")
         expressions.check(head.con, expression, head.columns, kind="SET expression")
-    predicate = _predicate(head, where)
     select = ", ".join(
         f"CAST(({assignments[c.name]}) AS {c.type}) AS {quote(c.name)}" if c.name in assignments else quote(c.name)
         for c in head.columns
     )
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
-    sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
-    rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()), where=where)
+    with _predicate(head, where) as predicate:
+        sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()), where=where)
     return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
 
 
 def delete(head: Head, where: str | None) -> ChangeSet:
-    predicate = _predicate(head, where)
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
-    sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
-    rows = head.run(sql, expression=where, where=where)
+    with _predicate(head, where) as predicate:
+        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        rows = head.run(sql, expression=where, where=where)
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
 
@@ -193,11 +195,25 @@ def _conform(head: Head, data: pa.Table, merge: bool):
     return conform(data, head.columns, merge=merge or not head.columns)
 
 
-def _predicate(head: Head, where: str | None) -> str:
+@contextmanager
+def _predicate(head: Head, where: str | None):
+    """The SQL of a predicate, for the duration of the block (a long IN list is a registered Arrow array).
+
+    Checked for shape here; bound when it runs (Head.run), which saves binding 1,000-constant IN lists twice.
+    """
     if where is None:
-        return "true"
-    # checked for shape here; bound when it runs (Head.run), which saves binding 1,000-constant IN lists twice
-    return f"({expressions.check(head.con, where, head.columns, kind='predicate', bind=False)})"
+        yield "true"
+        return
+    text, in_list = expressions.predicate(head.con, where, head.columns)
+    if in_list is None:
+        yield f"({text})"
+        return
+    name = f"logstore_in_list_{uuid.uuid4().hex}"
+    head.con.register(name, pa.table({"v": in_list.values}))
+    try:
+        yield f"({quote(in_list.column)} IN (SELECT v FROM {name}))"
+    finally:
+        head.con.unregister(name)
 
 
 def _names(columns) -> str:
