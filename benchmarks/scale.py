@@ -60,6 +60,21 @@ def files_under(path: str) -> int:
     return sum(len(f) for _d, _s, f in os.walk(path))
 
 
+def files_by_kind(path: str) -> str:
+    parquet = sum(1 for _d, _s, f in os.walk(path) for name in f if name.endswith(".parquet"))
+    return f"{files_under(path):,} files ({parquet:,} Parquet)"
+
+
+def vacuum_line(store, root: str, versions) -> str:
+    """Vacuum with no minimum age (it removes only files no version needs); every version read must not change."""
+    before = files_by_kind(store.path)
+    report = logstore.open(store.path).table("t").vacuum(dry_run=False, older_than=0)
+    fresh = logstore.open(store.path).table("t")
+    for v in versions:
+        assert fresh.read(version=v).equals(pq.read_table(os.path.join(root, f"plain-{v}.parquet"))), v
+    return f"vacuum(older_than=0): {before} -> {files_by_kind(store.path)}, {len(report.removals):,} removed; reads unchanged"
+
+
 def new_rows(rng, first_id: int, n: int) -> pa.Table:
     return pa.table(
         {
@@ -161,6 +176,7 @@ def part1(root: str, rows: int, commits: int, repeat: int) -> list[str]:
             reads[(phase, v)], _ = timed(lambda: reader.table("t").read(version=v), repeat)
             reads[(phase, v, "files")] = len(handle._plan(v).sources())
     out.append(f"compact: {len(made)} blocks in {compact_time:.2f} s")
+    out.append(vacuum_line(store, root, versions))
     out.append("")
     out.append("| read of version | plain Parquet file | before compact | files | ratio | after compact | files | ratio |")
     out.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
