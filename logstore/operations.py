@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import expressions, fingerprint
+from . import expressions, fingerprint, statistics
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
 from .log import CommitRecord
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
@@ -323,6 +323,8 @@ def _surely_valid_keys(batch: pa.Table, key: list[str]) -> bool:
 
 def _check_new_keys(head: Head, batch: pa.Table) -> None:
     key = list(head.key)
+    if _keys_past_every_file(head, batch):
+        return
     cols = ", ".join(quote(k) for k in key)
     head.con.register("key_batch", batch.select(key))
     try:
@@ -337,6 +339,20 @@ def _check_new_keys(head: Head, batch: pa.Table) -> None:
         head.con.unregister("key_batch")
     if clashes:
         raise KeyViolationError(key, "values already in the table (use upsert to update them)", [_key_value(r) for r in clashes])
+
+
+def _keys_past_every_file(head: Head, batch: pa.Table) -> bool:
+    """True if an integer key's batch range overlaps no source file's key range (footer statistics, exact for
+    integers): then no stored row, deleted or not, holds one of these keys, and no SQL needs to run."""
+    if len(head.key) != 1 or not pa.types.is_integer(batch.schema.field(head.key[0]).type) or batch.num_rows == 0:
+        return False
+    bounds = pc.min_max(batch.column(head.key[0]))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    for source in head.plan.sources():
+        stored = None if source.table else statistics.integer_range(source.url, head.key[0])
+        if stored is None or stored.overlaps(low, high):
+            return False
+    return True
 
 
 def _key_value(row: tuple):
