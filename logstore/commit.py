@@ -75,7 +75,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
-    new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, fresh=fresh)
+    new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
     record = CommitRecord(
         commit=Commit(

@@ -77,17 +77,23 @@ def of_parquet(con: duckdb.DuckDBPyConnection, url: str, columns: tuple[Column, 
     return _value(con, sum_sql(relation, columns))
 
 
-def advance(old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], *, old_hash: int | None = None, fresh: bool = False) -> int | None:
+def advance(
+    old: int | None, head, rows: pa.Table, columns: tuple[Column, ...], *,
+    old_hash: int | None = None, new_hash: int | None = None, fresh: bool = False,
+) -> int | None:
     """The fingerprint after applying change rows (_row_id, _op, `columns`) to the head; None if old is unknown.
 
     `old_hash`, when the operation computed it in its own scan (update, delete), is the row-hash sum of the old
-    images of exactly the changed rows; otherwise they are looked up in the head state by row id. `fresh` says
+    images of exactly the changed rows; otherwise they are looked up in the head state by row id. `new_hash`, if
+    given, is the same sum over the new images (0 for deletes), which spares the query over the change rows. `fresh` says
     the caller knows every row is an insert of a new row id (nothing to look up).
     """
     if old is None:
         return None
     if rows.num_rows == 0 and set(columns) >= set(head.columns):
         return old
+    if old_hash is not None and new_hash is not None and head.record.version >= 0 and set(columns) >= set(head.columns):
+        return (old - old_hash + new_hash) % MOD  # both sums came with the operation's own scan
     con = head.con
     name = "logstore_fingerprint_changes"
     con.register(name, rows)

@@ -24,6 +24,7 @@ from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
 from .schema import Column, arrow_schema, conform, quote
 
 OLD_HASH = "__old_hash"
+NEW_HASH = "__new_hash"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class ChangeSet:
     parameters: dict = field(default_factory=dict)
     properties: dict | None = None  # new table properties, if this commit changes them
     old_hash: int | None = None  # sum of fingerprint row hashes of the changed rows' old images, if computed here
+    new_hash: int | None = None  # the same for their new images (0 for deletes), if computed here
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -137,7 +139,9 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
     )
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     with _predicate(head, where) as predicate:
-        sql = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        changed = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate}"
+        new_hash = f"{fingerprint.row_hash_sql(head.columns, 'u')} AS {NEW_HASH}"  # and the new images, in the same query
+        sql = f"SELECT *, {new_hash} FROM ({changed}) AS u ORDER BY {ROW_ID}"
         rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()), where=where)
     return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
 
@@ -284,10 +288,13 @@ def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = N
     schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
     # update and delete hash the old images in their own scan; pc.sum of uint64 wraps, i.e. it is mod 2^64
     old_hash = (pc.sum(rows.column(OLD_HASH)).as_py() or 0) if OLD_HASH in rows.column_names else None
+    new_hash = (pc.sum(rows.column(NEW_HASH)).as_py() or 0) if NEW_HASH in rows.column_names else None
+    if old_hash is not None and new_hash is None and not (rows.num_rows and pc.any(pc.not_equal(rows.column(OP), DELETE)).as_py()):
+        new_hash = 0  # only deletes: no new images
     rows = rows.select([f.name for f in schema]).cast(schema) if rows.num_columns else schema.empty_table()
     inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
     next_id = max(head.record.next_row_id, (pc.max(inserted).as_py() + 1) if len(inserted) else 0)
-    return ChangeSet(rows, tuple(columns), next_id, parameters or {}, old_hash=old_hash)
+    return ChangeSet(rows, tuple(columns), next_id, parameters or {}, old_hash=old_hash, new_hash=new_hash)
 
 
 def _check_batch_keys(head: Head, batch: pa.Table) -> None:
