@@ -65,7 +65,7 @@ import duckdb
 import pyarrow as pa
 
 from . import compaction, integrity, timestamps
-from .errors import InvalidInputError, LogstoreError, VersionNotFoundError
+from .errors import InvalidInputError, LogstoreError
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
 from .schema import Column, quote
 

@@ -16,19 +16,20 @@ from .errors import InvalidExpressionError
 from .schema import Column, quote
 
 
-def check(con: duckdb.DuckDBPyConnection, expression, columns: tuple[Column, ...], *, kind: str, bind: bool = True) -> str:
-    """Return `expression` if it is one safe scalar expression over `columns`, else raise InvalidExpressionError.
+def check(con: duckdb.DuckDBPyConnection, expression, columns: tuple[Column, ...], *, kind: str) -> str:
+    """Return `expression` if it is one safe scalar expression over `columns`, else raise InvalidExpressionError."""
+    _checked_tree(con, expression, kind)
+    _bind(con, expression, columns)
+    return expression
 
-    bind=False skips the binding probe, for a caller that runs the expression in a WHERE clause itself and turns
-    DuckDB's error into an InvalidExpressionError (binding a predicate of 1,000 constants costs ~8 ms).
-    """
+
+def _checked_tree(con, expression, kind: str) -> dict:
+    """The parser's tree of `expression`, if it is a non-empty string and one scalar expression without subqueries."""
     if not isinstance(expression, str) or not expression.strip():
         raise InvalidExpressionError(str(expression), f"the {kind} must be a non-empty SQL expression string")
     text, tree = _parse(con, expression)
     _check_shape(expression, text, tree, kind)
-    if bind:
-        _bind(con, expression, columns)
-    return expression
+    return tree
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,7 @@ def predicate(con: duckdb.DuckDBPyConnection, expression, columns: tuple[Column,
     the constants in an Arrow array costs ~1 ms. Only the plain shape qualifies: one column of an integer or
     string type, and only integer or string literals (as the column's type), no NULL, at least IN_LIST_MIN of them.
     """
-    if not isinstance(expression, str) or not expression.strip():
-        raise InvalidExpressionError(str(expression), "the predicate must be a non-empty SQL expression string")
-    text, tree = _parse(con, expression)
-    _check_shape(expression, text, tree, "predicate")
+    tree = _checked_tree(con, expression, "predicate")
     return expression, _in_list(tree["statements"][0]["node"]["select_list"][0], columns)
 
 

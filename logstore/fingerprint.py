@@ -22,7 +22,7 @@ from __future__ import annotations
 import duckdb
 import pyarrow as pa
 
-from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
+from .materialize import DELETE, INSERT, OP, ROW_ID, Plan
 from .schema import Column, quote
 
 ALGORITHM = "duckdb-hash-rowsum-v1"
@@ -85,8 +85,8 @@ def advance(
 
     `old_hash`, when the operation computed it in its own scan (update, delete), is the row-hash sum of the old
     images of exactly the changed rows; otherwise they are looked up in the head state by row id. `new_hash`, if
-    given, is the same sum over the new images (0 for deletes), which spares the query over the change rows. `fresh` says
-    the caller knows every row is an insert of a new row id (nothing to look up).
+    given, is the same sum over the new images (0 for deletes), which spares the query over the change rows.
+    `fresh` says the caller knows every row is an insert of a new row id (nothing to look up).
     """
     if old is None:
         return None

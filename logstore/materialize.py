@@ -103,13 +103,6 @@ class Plan:
             parts.append(f"SELECT {_project(wanted, _held(sources[1:]))} FROM {_scan(sources[1:])}")
         return " UNION ALL ".join(f"({p})" for p in parts)
 
-    def touched_sql(self) -> str:
-        """SQL for the row ids that the change rows of versions snapshot_version+1..version touch (may repeat)."""
-        files = self.inserts + self.changes
-        if not files:
-            return f"SELECT CAST(NULL AS BIGINT) AS {ROW_ID} WHERE false"
-        return f"SELECT {ROW_ID} FROM {_scan(files)} WHERE {self._in_range()}"
-
     def sources(self) -> tuple[Source, ...]:
         return ((self.snapshot,) if self.snapshot else ()) + self.inserts + self.changes
 

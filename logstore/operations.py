@@ -150,7 +150,8 @@ def delete(head: Head, where: str | None) -> ChangeSet:
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     with _predicate(head, where) as predicate:
-        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        no_new = f"0::UBIGINT AS {NEW_HASH}"  # deletes leave no new images
+        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash}, {no_new} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
         rows = head.run(sql, expression=where, where=where)
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
@@ -289,8 +290,6 @@ def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = N
     # update and delete hash the old images in their own scan; pc.sum of uint64 wraps, i.e. it is mod 2^64
     old_hash = (pc.sum(rows.column(OLD_HASH)).as_py() or 0) if OLD_HASH in rows.column_names else None
     new_hash = (pc.sum(rows.column(NEW_HASH)).as_py() or 0) if NEW_HASH in rows.column_names else None
-    if old_hash is not None and new_hash is None and not (rows.num_rows and pc.any(pc.not_equal(rows.column(OP), DELETE)).as_py()):
-        new_hash = 0  # only deletes: no new images
     rows = rows.select([f.name for f in schema]).cast(schema) if rows.num_columns else schema.empty_table()
     inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
     next_id = max(head.record.next_row_id, (pc.max(inserted).as_py() + 1) if len(inserted) else 0)

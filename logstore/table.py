@@ -16,7 +16,7 @@ from .inputs import to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan, Source
 from .operations import Head
-from .schema import arrow_schema, quote
+from .schema import arrow_schema
 from .snapshot import SNAPSHOT_DATA_DIR, SnapshotRecord
 from .tags import Tags
 
