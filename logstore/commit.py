@@ -12,6 +12,7 @@ import os
 import random
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -29,6 +30,9 @@ MAX_ATTEMPTS = 60
 RETRY_SECONDS = 300.0
 FIRST_BACKOFF = 0.002
 MAX_BACKOFF = 0.25
+# a writer publishes the record referencing a change file within this many seconds of starting to write the file,
+# or gives the attempt up (and retries): vacuum relies on it to never remove a file an in-flight commit will reference
+PUBLISH_WINDOW = 300.0
 DATA_DIR = "data"
 # row groups of at most 512Ki rows: a 1M-row base file scans on two threads (pyarrow's default, 1Mi rows, gives one
 # row group and one thread) for ~4% more bytes (measured on the benchmark base: dictionaries are per row group)
@@ -87,6 +91,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
     new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
+    started = time.monotonic()
     files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
     record = CommitRecord(
         commit=Commit(
@@ -109,14 +114,20 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
         change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),
         properties=changes.properties if changes.properties is not None else base.properties,
         fingerprint=fingerprint.encode(new_fingerprint),
+        table_id=base.table_id,
     )
     # If publishing raises, the record may or may not be on disk (e.g. the directory fsync failed after the
     # link), so the change file is left for vacuum; only a lost race proves that nothing references it.
-    published = table._log.publish(record)
+    published = time.monotonic() - started < PUBLISH_WINDOW and table._log.publish(record)
     if not published:
         for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
             table._storage.delete(f"{table._prefix}/{f.path}")
-    return record if published else None
+        return None
+    try:
+        table._log.write_hint(version)
+    except OSError as e:  # the commit stands; without the hint a lost newest record is only harder to detect
+        warnings.warn(f"logstore: could not write the head hint of version {version}: {e}", RuntimeWarning, stacklevel=3)
+    return record
 
 
 def _base_fingerprint(head: Head) -> int:

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ import pyarrow.parquet as pq
 
 from . import integrity, timestamps
 from .errors import LogstoreError
+from .commit import PUBLISH_WINDOW
 from .log import DataFile
 
 COMPACTION_DIR = "_compactions"
@@ -291,6 +293,7 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
         return None  # a larger block already stands for these versions
     inputs = [f for u in units for f in u.files]
     written: list[CompactedFile] = []
+    started = time.monotonic()
     if not inputs:
         files, replaces = (), ()
     else:
@@ -320,6 +323,9 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
         files = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
         replaces = tuple(replaces_list)
     record = CompactionRecord(first, last, level, files, replaces, timestamps.encode(timestamps.now()))
+    if time.monotonic() - started >= PUBLISH_WINDOW:  # vacuum may already treat its files as a dead compactor's
+        _delete(storage, prefix, written)
+        return None
     if not storage.put_if_absent(record_path(prefix, first, last), record.encode()):
         _delete(storage, prefix, written)  # another compactor published this block first
         return load(storage, prefix, first, last)

@@ -149,6 +149,41 @@ class CorruptionError(LogstoreError):
         super().__init__(f"corrupt file {path!r}{where}: {reason}")
 
 
+class DamagedHeadError(CorruptionError):
+    """The newest commit record is damaged: older versions read, writes refuse until repair() quarantines it."""
+
+    def __init__(self, path: str, version: int, reason: str):
+        super().__init__(path, version, reason)
+        self.args = (
+            f"{self.args[0]}; this is the newest version, so writes are refused: run table.repair() "
+            "(CLI: logstore repair TABLE) to move the damaged record to the quarantine and continue from the version before it",
+        )
+
+
+class HeadMissingError(CorruptionError):
+    """The head hint names a version whose commit record is gone: the newest commit(s) were lost."""
+
+    def __init__(self, path: str, visible: int, hinted: int):
+        self.visible = visible
+        self.hinted = hinted
+        super().__init__(
+            path,
+            visible + 1,
+            f"commit record is missing: the head hint says version {hinted} was committed, but the log ends at version "
+            f"{visible}; versions up to {visible} still read by number, latest reads and writes are refused: restore the "
+            "record from a backup, or run table.repair() (CLI: logstore repair TABLE) to accept the loss and continue",
+        )
+
+
+class RepairError(LogstoreError):
+    """repair() cannot fix the table by moving records to the quarantine (the damage is not at the top of the log)."""
+
+    def __init__(self, table: str, reason: str):
+        self.table = table
+        self.reason = reason
+        super().__init__(f"cannot repair table {table!r}: {reason}")
+
+
 class OutputExistsError(LogstoreError):
     def __init__(self, path: Any):
         self.path = str(path)
@@ -181,4 +216,32 @@ class ReadOnlyError(SQLError):
             query,
             f"{statement} statements{touched} are refused: SQL over a store is read-only; write through the Table API "
             "(append, upsert, update, delete, overwrite, restore) so every change is a version",
+        )
+
+
+class FileAccessError(SQLError):
+    """A query reached for a file outside the store: SQL over a store sees the store's tables only, by default."""
+
+    def __init__(self, query: str, detail: str):
+        self.detail = detail
+        start = detail.find('"')
+        end = detail.find('"', start + 1)
+        self.path = detail[start + 1 : end] if 0 <= start < end else None  # DuckDB quotes the file it refused
+        super().__init__(
+            query,
+            f"file access refused ({detail}): SQL over a store reads only the store's tables; pass allow_files=True "
+            "(CLI: logstore sql --allow-files) to let the query read other files",
+        )
+
+
+class VersionFilesGoneError(CorruptionError):
+    """A lazy read (to_duckdb, scan_polars) ran after files its plan reads were removed (vacuum) or went missing."""
+
+    def __init__(self, table: str, version: int, path: str, reason: str):
+        super().__init__(path, version, reason)
+        self.table = table
+        self.args = (
+            f"version {version} of table {table!r} can no longer be read through this lazy relation: its file {path!r} "
+            f"is gone (removed by vacuum, or missing: {reason}); read the version again (to_duckdb, scan_polars) "
+            "for a plan over the files it needs now",
         )

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from dataclasses import dataclass, field, replace
 
 from . import checkpoint, fingerprint, integrity, timestamps
-from .errors import CorruptionError, LogstoreError, TimestampError, VersionNotFoundError
+from .errors import CorruptionError, DamagedHeadError, HeadMissingError, LogstoreError, TimestampError, VersionNotFoundError
 from .schema import Column
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); see docs/format.md
+READABLE_FORMATS = (1, 2)
 LOG_DIR = "_log"
+HEAD_HINT = "_head.json"
 VERSION_DIGITS = 20
 
 
@@ -68,6 +71,7 @@ class CommitRecord:
     change_rows_total: int  # rows in all change files that are not insert-only, up to this version
     properties: dict
     fingerprint: str | None = None  # content fingerprint of this version (fingerprint.py); None if unknown
+    table_id: str | None = None  # the table's identity, fixed at version 0; None in records of format 1
 
     @property
     def version(self) -> int:
@@ -95,6 +99,7 @@ class CommitRecord:
             "change_rows_total": self.change_rows_total,
             "properties": self.properties,
             "fingerprint": self.fingerprint,
+            **({"table_id": self.table_id} if self.table_id is not None else {}),
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class CommitRecord:
             change_rows_total=int(obj["change_rows_total"]),
             properties=dict(obj.get("properties") or {}),
             fingerprint=_fingerprint(obj.get("fingerprint")),
+            table_id=_table_id(obj.get("table_id")),
         )
 
     def encode(self) -> bytes:
@@ -135,6 +141,16 @@ def _fingerprint(value) -> str | None:
         return None
     fingerprint.decode(value)  # ValueError if malformed
     return value
+
+
+def _table_id(value) -> str | None:
+    if value is not None and not (isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)):
+        raise ValueError(f"table_id must be 32 lower-case hex digits, not {value!r}")
+    return value
+
+
+def new_table_id() -> str:
+    return uuid.uuid4().hex
 
 
 def log_name(version: int) -> str:
@@ -206,8 +222,14 @@ class Log:
             raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
         if record.version != version:
             raise CorruptionError(path, version, f"record says version {record.version}")
+        if version > 0 and record.table_id != self.table_id():
+            raise CorruptionError(path, version, f"record belongs to another table (table_id {record.table_id}, version 0 says {self.table_id()})")
         self._records[version] = record
         return record
+
+    def table_id(self) -> str | None:
+        """The table's identity from its version-0 record (None for tables written by format 1)."""
+        return self.read(0).table_id
 
     def read_raw(self, version: int) -> dict:
         """The stored JSON object of `version`, its checksum checked; CorruptionError if missing or damaged."""
@@ -244,11 +266,44 @@ class Log:
                         self._parse(v, loaded.raw(v))
         return [self.read(v) for v in range(first, last + 1)]
 
-    def head(self) -> CommitRecord:
-        latest = self.head_version()
-        if latest is None:
+    def latest(self) -> int:
+        """The latest version: the newest record, checked against the head hint (a record lost from the top of the
+        log is detected, not silently read as an older head). HeadMissingError if the hint names a version whose
+        record is gone."""
+        visible = self.head_version()
+        if visible is None:
             raise CorruptionError(f"{self.prefix}/{LOG_DIR}", None, "the log has no commits")
-        return self.read(latest)
+        hinted = self.hint()
+        if hinted is not None and hinted > visible:
+            if not self.storage.exists(self._path(hinted)):
+                raise HeadMissingError(self._path(visible + 1), visible, hinted)
+            return self.head_version()  # a writer committed since the probe
+        return visible
+
+    def head(self) -> CommitRecord:
+        """The record of the latest version (what writers build on); an error naming the way out if it is damaged."""
+        latest = self.latest()
+        try:
+            return self.read(latest)
+        except CorruptionError as e:
+            raise DamagedHeadError(e.path, latest, e.reason) from None
+
+    def hint(self) -> int | None:
+        """The version in the head hint (`_head.json`), or None if there is none or it is unreadable or foreign."""
+        try:
+            obj = json.loads(self.storage.read(f"{self.prefix}/{HEAD_HINT}"))
+            integrity.check_seal(obj)
+            if obj.get("table_id") != self.table_id():
+                return None
+            return int(obj["version"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError, LogstoreError):
+            return None
+
+    def write_hint(self, version: int) -> None:
+        """Record that `version` was committed. A hint, not a record: overwritten, not fsynced (a hint lost in a
+        crash only weakens detection); writers racing may leave a lower version, which is still true."""
+        body = {"version": version, "table_id": self.table_id(), "written": timestamps.encode(timestamps.now())}
+        self.storage.put(f"{self.prefix}/{HEAD_HINT}", json.dumps(integrity.seal(body), sort_keys=True).encode())
 
     def publish(self, record: CommitRecord) -> bool:
         """Publish the record of a new version; False if another writer published that version first."""

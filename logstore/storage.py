@@ -2,7 +2,8 @@
 
 Paths are '/'-separated and relative to the store root. Every write publishes a complete file under its final
 name at once, or not at all: the bytes go to a private staging file first, are fsynced, and are then linked to the
-final name, which fails if that name exists. An object store slots in behind the same five calls.
+final name, which fails if that name exists. An object store slots in behind the same five calls. One more, `put`,
+replaces a file atomically: it serves hints only (the head hint), never records.
 """
 
 from __future__ import annotations
@@ -78,6 +79,17 @@ class LocalStorage:
             _unlink_quietly(staged)
             raise
         return self.put_staged_if_absent(path, staged)
+
+    def put(self, path: str, data: bytes) -> None:
+        """Replace (or create) `path` with `data` atomically, not durably: for hints, never for records."""
+        staged = self.staging_file()
+        try:
+            self._write(staged, data)
+            target = self._full(path)
+            self._make_dirs(target.parent)
+            os.replace(staged, target)
+        finally:
+            _unlink_quietly(staged)
 
     def put_staged_if_absent(self, path: str, staged: str) -> bool:
         """Publish a staged file under `path` unless a file is already there; the staged file is consumed.

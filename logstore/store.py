@@ -8,7 +8,7 @@ import threading
 
 import duckdb
 
-from . import names, operations, snapshot
+from . import connection, names, operations, snapshot
 from .commit import CommitInfo, _publish_once
 from .headcache import HeadCache
 from .errors import (
@@ -21,7 +21,7 @@ from .errors import (
     TableNotFoundError,
 )
 from .inputs import to_arrow
-from .log import Commit, CommitRecord
+from .log import FORMAT_VERSION, READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan
 from .operations import Head
 from .schema import arrow_schema, check_names, columns_from_any
@@ -29,7 +29,7 @@ from .storage import LocalStorage
 from .table import Table
 
 MARKER = "logstore.json"
-STORE_FORMAT = {"format": "logstore", "format_version": 1}
+STORE_FORMAT = {"format": "logstore", "format_version": FORMAT_VERSION}
 TABLES_DIR = "tables"
 
 
@@ -46,14 +46,14 @@ class Store:
         """This thread's DuckDB connection (in memory; it only reads the store's Parquet files)."""
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self._local.con = _new_connection()
+            con = self._local.con = _new_connection(self._storage.root)
         return con
 
     def _head_cache(self) -> HeadCache:
         """This thread's writer state: decoded heads, in a DuckDB connection of their own that user SQL never sees."""
         cache = getattr(self._local, "head_cache", None)
         if cache is None:
-            cache = self._local.head_cache = HeadCache(_new_connection())
+            cache = self._local.head_cache = HeadCache(_new_connection(self._storage.root))
         return cache
 
     def tables(self) -> list[str]:
@@ -66,17 +66,21 @@ class Store:
             raise TableNotFoundError(name, self.tables())
         return table
 
-    def sql(self, query: str, params=None) -> duckdb.DuckDBPyRelation:
-        """A read-only DuckDB query over the tables, with time travel (`t AS OF VERSION 3`, ...); see logstore/sql.py."""
+    def sql(self, query: str, params=None, *, allow_files: bool = False) -> duckdb.DuckDBPyRelation:
+        """A read-only DuckDB query over the tables, with time travel (`t AS OF VERSION 3`, ...); see logstore/sql.py.
+
+        The query sees the store's tables only; allow_files=True lets it read other files (read_csv, glob, ...)."""
         from . import sql
 
-        return sql.sql(self, query, params)
+        return sql.sql(self, query, params, allow_files=allow_files)
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A new DuckDB connection with a view per table at its latest version (no time-travel syntax)."""
+    def connect(self, *, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
+        """A new DuckDB connection with a view per table at its latest version (no time-travel syntax).
+
+        It reads only the files of those views, its configuration locked; allow_files=True gives a plain one."""
         from . import sql
 
-        return sql.connect(self)
+        return sql.connect(self, allow_files=allow_files)
 
     def create_table(
         self,
@@ -113,6 +117,7 @@ class Store:
             next_row_id=0,
             change_rows_total=0,
             properties=props,
+            table_id=new_table_id(),
         )
         head = Head(base, Plan(-1, columns, None, -1, (), ()), self._connection().cursor(), name)
         empty = arrow_schema(columns).empty_table()
@@ -122,15 +127,9 @@ class Store:
         return table
 
 
-def _new_connection() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    try:
-        # data files are immutable under unique names, so their Parquet footers can be cached: a read of a
-        # version opens every change file after the snapshot, and re-parsing ~300 footers per query adds up
-        con.execute("SET GLOBAL parquet_metadata_cache = true")
-    except duckdb.Error:  # only an optimization: seen to fail once in a freshly spawned child; reads still work
-        pass
-    return con
+def _new_connection(root) -> duckdb.DuckDBPyConnection:
+    """A connection of the store's own: it reads and writes (snapshots, via _staging/) files under `root` only."""
+    return connection.new(files=connection.Confined(directories=(str(root),)), cache_parquet_metadata=True)
 
 
 def _key(key, columns) -> tuple[str, ...]:
@@ -166,6 +165,7 @@ def open(path) -> Store:  # noqa: A001 - the public name the API promises
         raise NotAStoreError(path, f"{MARKER} is not valid JSON ({e})") from None
     if not isinstance(marker, dict) or marker.get("format") != STORE_FORMAT["format"]:
         raise NotAStoreError(path, f"{MARKER} does not describe a logstore store")
-    if marker.get("format_version") != STORE_FORMAT["format_version"]:
-        raise NotAStoreError(path, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads 1)")
+    if marker.get("format_version") not in READABLE_FORMATS:
+        readable = ", ".join(str(f) for f in READABLE_FORMATS)
+        raise NotAStoreError(path, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
     return Store(path, storage)

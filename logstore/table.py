@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from . import checkpoint, compaction, expressions, fingerprint, integrity, operations, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
-from .errors import CorruptionError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
+from .errors import CorruptionError, HeadMissingError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
 from .inputs import to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan, Source
@@ -41,8 +41,8 @@ class Table:
 
     @property
     def version(self) -> int:
-        """The latest version."""
-        return self._log.head().version
+        """The latest version (HeadMissingError if the head hint shows that the newest commit record was lost)."""
+        return self._log.latest()
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -53,10 +53,23 @@ class Table:
         return {**snapshot.DEFAULT_PROPERTIES, **self._log.head().properties}
 
     def history(self, limit: int | None = None) -> list[Commit]:
-        """Commits, newest first."""
-        latest = self.version
+        """Commits, newest first. Damage at the top of the log (a damaged newest record, a lost one) is warned
+        about and the history starts below it; a damaged record further down raises CorruptionError."""
+        latest = self._log.head_version()
+        try:
+            self._log.latest()
+        except HeadMissingError as e:
+            warnings.warn(f"logstore: {e}", RuntimeWarning, stacklevel=2)
         stop = -1 if limit is None else max(latest - limit, -1)
-        return [self._log.read(v).commit for v in range(latest, stop, -1)]
+        commits: list[Commit] = []
+        for v in range(latest, stop, -1):
+            try:
+                commits.append(self._log.read(v).commit)
+            except CorruptionError as e:
+                if commits or v == 0:
+                    raise
+                warnings.warn(f"logstore: {e}; history starts below it (run repair)", RuntimeWarning, stacklevel=2)
+        return commits
 
     def commit_info(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> Commit:
         return self._log.read(self._resolve(version, as_of, tag)).commit
@@ -72,14 +85,23 @@ class Table:
         given = {k: v for k, v in (("version", version), ("as_of", as_of), ("tag", tag)) if v is not None}
         if len(given) > 1:
             raise SelectorError(given)
-        latest = self.version
         if version is not None:
-            return self._log.check_version(version, latest)
+            return self._log.check_version(version, self._bound(version))
         if as_of is not None:
-            return self._log.version_at(timestamps.parse(as_of), latest)
+            visible = self._log.head_version()
+            found = self._log.version_at(timestamps.parse(as_of), visible)
+            return found if found < visible else self.version  # at the top: no newer commit may be lost
         if tag is not None:
-            return self._log.check_version(self._tags.get(tag), latest)
-        return latest
+            tagged = self._tags.get(tag)
+            return self._log.check_version(tagged, self._bound(tagged))
+        return self.version
+
+    def _bound(self, version) -> int:
+        """The latest version to check an explicit `version` against: the newest record present, so that damage
+        at the top of the log leaves older versions readable; checked against the head hint above it."""
+        visible = self._log.head_version()
+        below = isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= visible
+        return visible if below else self.version
 
     # --- reads ---------------------------------------------------------------------------------------------
 
@@ -95,14 +117,22 @@ class Table:
         return self._query(version, as_of, tag, columns, where, lambda rel: rel.pl())
 
     def scan_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
-        """A polars LazyFrame over one version; projections and filters reach the Parquet scans."""
-        return self.to_duckdb(version=version, as_of=as_of, tag=tag, columns=columns, where=where).pl(lazy=True)
+        """A polars LazyFrame over one version; projections and filters reach the Parquet scans. Collecting it
+        after vacuum removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
+        from . import lazy
+
+        plan = self._checked_plan(self._resolve(version, as_of, tag))
+        rel = self._store._connection().sql(self._select_sql(plan, columns, where))
+        return lazy.lazy_frame(rel, lazy.PlanFiles.of(self, plan))
 
     def to_duckdb(self, *, version=None, as_of=None, tag=None, columns=None, where=None, connection=None):
-        """A DuckDB relation over one version (on `connection`, or the store's own)."""
+        """A DuckDB relation over one version (on `connection`, or the store's own). Fetching it after vacuum
+        removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
+        from . import lazy
+
         plan = self._checked_plan(self._resolve(version, as_of, tag))
         con = connection if connection is not None else self._store._connection()
-        return con.sql(self._select_sql(plan, columns, where))
+        return lazy.relation(con.sql(self._select_sql(plan, columns, where)), lazy.PlanFiles.of(self, plan))
 
     def _query(self, version, as_of, tag, columns, where, fetch):
         resolved = self._resolve(version, as_of, tag)

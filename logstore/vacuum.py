@@ -33,12 +33,15 @@ import time
 from dataclasses import dataclass, field
 
 from . import compaction, integrity, snapshot
-from .commit import DATA_DIR
+from .commit import DATA_DIR, PUBLISH_WINDOW
 from .errors import CorruptionError, InvalidInputError, LogstoreError
 from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
 from .storage import STAGING_DIR
 
 DEFAULT_MIN_AGE = dt.timedelta(hours=1)
+# the youngest a file may be that an in-flight writer could still publish a record for: twice the time writers
+# allow themselves between writing a file and publishing the record that references it (commit.PUBLISH_WINDOW)
+IN_FLIGHT_GRACE = 2 * PUBLISH_WINDOW
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     if not versions or versions != list(range(versions[-1] + 1)):
         missing = sorted(set(range(versions[-1] + 1)) - set(versions)) if versions else [0]
         raise CorruptionError(f"{prefix}/_log", missing[0], "commit record missing; vacuum refuses to run (run verify)")
+    table._log.latest()  # HeadMissingError if the head hint shows a lost newest record: its files must stay
+    head = versions[-1]
     originals: dict[int, set[str]] = {}  # version -> the change files its commit record lists
     for v in versions:
         table._log._records.pop(v, None)
@@ -135,7 +140,6 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
         return None
 
     keep = set()
-    head = versions[-1]
     for limit in [head] + sorted(set(table._tags.all().values())):
         found = newest_intact_at_or_below(limit)
         if found is not None:
@@ -149,31 +153,42 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
         candidates.append((f"{prefix}/{rec.path}", why))
         referenced.add(f"{prefix}/{rec.path}")  # handled above, not again as an orphan
 
+    # Files no record references yet may belong to a writer between publishing its file and its record: such a
+    # file is dead once a record of its version (block) exists without it, else only after IN_FLIGHT_GRACE.
+    in_flight: set[str] = set()
     for path in data_files:
         if path not in referenced:
             candidates.append((path, "change file no commit references"))
+            if _above(path, head):
+                in_flight.add(path)
     for path in snapshot_files:
         if path not in referenced:
             candidates.append((path, "snapshot file no snapshot record references"))
+            if _file_version(path) is not None and _file_version(path) not in parsed:
+                in_flight.add(path)
     compactions = compaction.scan(storage, prefix)
     if not compactions.damaged:  # a damaged record may list any compacted file: then keep them all
         listed = {f"{prefix}/{cf.file.path}" for r in compactions.records.values() for cf in r.files}
         for path in compacted_files:
             if path not in listed:
                 candidates.append((path, "compacted file no compaction record lists"))
+                if compaction.parse_name(path.rsplit("/", 1)[1].rsplit("-", 1)[0] + ".json") not in compactions.records:
+                    in_flight.add(path)
     replaced, waiting = _replaced(storage, prefix, compactions, originals, cutoff)
     on_disk = set(data_files) | set(compacted_files)
     candidates.extend((path, reason) for path, reason in replaced.items() if path in on_disk)
     report.too_young.extend(path for path in waiting if path in on_disk)
     for path in staged:
         candidates.append((path, "stale staging file"))
+        in_flight.add(path)
 
+    in_flight_cutoff = min(cutoff, time.time() - IN_FLIGHT_GRACE)
     for path, reason in candidates:
         try:
             st = storage.stat(path)
         except FileNotFoundError:
             continue
-        if st.st_mtime > cutoff:
+        if st.st_mtime > (in_flight_cutoff if path in in_flight else cutoff):
             report.too_young.append(path)
             continue
         # a snapshot file whose record stayed (too young) stays too: never leave a record without its file
@@ -230,6 +245,18 @@ def _needed(prefix: str, compactions, originals: dict, head: int, old: set) -> t
         if not released:
             held |= {f"{prefix}/{cf.file.path}" for cf in record.files}
     return used, held
+
+
+def _file_version(path: str) -> int | None:
+    """The version in a change or snapshot file's name (`<version>-<uuid>.parquet`), None if it has none."""
+    digits = path.rsplit("/", 1)[-1].split("-", 1)[0]
+    return int(digits) if digits.isdigit() else None
+
+
+def _above(path: str, head: int) -> bool:
+    """Whether the file is named after a version above `head` (no record of its version exists yet)."""
+    version = _file_version(path)
+    return version is not None and version > head
 
 
 def _older(storage, path: str, cutoff: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -50,3 +51,12 @@ def people(ids, names=None, scores=None) -> pa.Table:
     return pa.table(
         {"id": pa.array(ids, pa.int64()), "name": pa.array(names, pa.string()), "score": pa.array(scores, pa.float64())}
     )
+
+
+def age_files(root, seconds: float) -> None:
+    """Set every file's modification time `seconds` into the past, as if that much time had passed (vacuum keeps
+    what an in-flight writer could still publish a record for while it is younger than vacuum.IN_FLIGHT_GRACE)."""
+    then = time.time() - seconds
+    for path in Path(root).rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import compaction, integrity
+from logstore import compaction, integrity, vacuum
 from logstore.errors import CorruptionError, LogstoreError
 
 from conftest import file_state
@@ -210,20 +211,30 @@ def test_vacuum_keeps_every_version_and_tag_readable(table):
         table.append(people([len(expected) * 10 + _]))
         table.snapshot()
     expected = _expected(table)
-    junk = _root(table) / "tables/t/data/00000000000000000099-deadbeef.parquet"
+    junk = _root(table) / "tables/t/data/00000000000000000001-deadbeef.parquet"  # version 1's record lists others
     junk.write_bytes(b"leftover")
+    # a file of a version above the head and a staging file may be an in-flight writer's: kept while young,
+    # whatever older_than says, and removed once older than vacuum.IN_FLIGHT_GRACE
+    ahead = _root(table) / "tables/t/data/00000000000000000099-feedbeef.parquet"
+    ahead.write_bytes(b"in flight")
     (_root(table) / "_staging").mkdir(exist_ok=True)
     (_root(table) / "_staging/stale").write_bytes(b"x" * 10)
     young = table.vacuum(dry_run=True)  # default: 1 hour minimum age, so nothing this new goes
     assert young.removals == [] and young.too_young
+    in_flight = table.vacuum(older_than=0)
+    assert "tables/t/data/00000000000000000001-deadbeef.parquet" in in_flight.paths
+    assert {"tables/t/data/00000000000000000099-feedbeef.parquet", "_staging/stale"} <= set(in_flight.too_young)
+    old = time.time() - vacuum.IN_FLIGHT_GRACE - 60
+    for path in (ahead, _root(table) / "_staging/stale"):
+        os.utime(path, (old, old))
     before = file_state(_root(table))
     dry = table.vacuum(older_than=0)
     assert file_state(_root(table)) == before, "a dry run changed files"
-    assert "tables/t/data/00000000000000000099-deadbeef.parquet" in dry.paths and "_staging/stale" in dry.paths
+    assert "tables/t/data/00000000000000000099-feedbeef.parquet" in dry.paths and "_staging/stale" in dry.paths
     assert dry.bytes == sum(r.bytes for r in dry.removals) > 0
     done = table.vacuum(dry_run=False, older_than=0)
     assert done.paths == dry.paths
-    assert not junk.exists()
+    assert not junk.exists() and not ahead.exists()
     assert set(table.snapshots()) == {2, table.version}  # the newest, and the newest at or below tag v3
     integrity.forget()
     fresh = logstore.open(_root(table)).table("t")

@@ -18,8 +18,10 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import integrity
+from logstore import integrity, vacuum
 from logstore.storage import LocalStorage
+
+from conftest import age_files
 
 INJECTED = {"faults": 0}  # totals over the session, for the README numbers
 
@@ -152,6 +154,8 @@ def _check_after_fault(work, before, after, acknowledged: bool, label: str) -> N
     t.append(people([900]), schema_mode="merge")
     assert t.version == state[0] + 1
     assert t.read().to_pylist()[-1]["id"] == 900
+    age_files(work, vacuum.IN_FLIGHT_GRACE + 60)  # the failed writer's leftovers are kept while young
+    t.vacuum(dry_run=False, older_than=0)
     report = t.verify(full=True)
     assert report.ok and report.unreferenced == [], f"{label}: {report.problems} {report.unreferenced}"
 
