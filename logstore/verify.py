@@ -1,8 +1,9 @@
 """verify: check that the files a version needs are intact and that its content matches its fingerprint.
 
 `verify(table, version=None, full=False)` checks, for the version (the latest by default):
-  - every commit record 0..version is present, parses, carries a matching checksum and the right version number,
-    and timestamps increase (the log is contiguous: versions 0..latest with no gap);
+  - every commit record 0..version is present, parses, carries a matching checksum, the right version number and
+    the table's id, and timestamps increase (the log is contiguous: versions 0..latest with no gap), and no record
+    above the newest was lost (the head hint names no later version);
   - every change file those records add exists with the recorded size and SHA-256;
   - every snapshot record at or below the version parses and its file has the recorded size and SHA-256
     (a damaged snapshot is a problem to report, though reads survive it by skipping the snapshot);
@@ -29,7 +30,7 @@ import duckdb
 
 from . import compaction, fingerprint, snapshot
 from .commit import DATA_DIR
-from .errors import CorruptionError, LogstoreError
+from .errors import CorruptionError, HeadMissingError, LogstoreError
 from .log import LOG_DIR, log_name
 from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
 from .tags import TAG_DIR
@@ -39,7 +40,7 @@ _CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error, ValueError, KeyError, Typ
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | tag | unreadable | unchecked
+    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | unreadable | unchecked
     path: str  # relative to the store root
     version: int | None
     message: str
@@ -93,6 +94,7 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         report.add("missing", f"{log_dir}/{log_name(0)}", 0, "the log has no commits")
         return report
     latest = versions[-1]
+    _check_head_hint(report, table, latest)
     if version is None:
         version = latest
     elif isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= latest:
@@ -235,6 +237,16 @@ class _Blocks:
 
     def _check(self, record, f) -> bool:
         return _check_file(self.report, self.storage, f"{self.prefix}/{f.path}", f.size, f.sha256, record.first, "compacted file")
+
+
+def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
+    """A head hint above the newest record means the newest commit record(s) were lost."""
+    try:
+        table._log.latest()
+    except HeadMissingError as e:
+        report.add("lost", e.path, e.version, e.reason)
+    except _CHECK_ERRORS:
+        pass  # a damaged record 0 (no table id to compare the hint with) is reported with the records
 
 
 def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str, version: int, what: str) -> bool:
