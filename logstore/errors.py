@@ -241,7 +241,7 @@ class VersionFilesGoneError(CorruptionError):
         super().__init__(path, version, reason)
         self.table = table
         self.args = (
-            f"version {version} of table {table!r} can no longer be read through this lazy relation: its file {path!r} "
-            f"is gone (removed by vacuum, or missing: {reason}); read the version again (to_duckdb, scan_polars) "
-            "for a plan over the files it needs now",
+            f"version {version} of table {table!r} cannot be read through this lazy relation any more: its file "
+            f"{path!r} is gone (removed by vacuum, or missing); read the version again (to_duckdb, scan_polars) to "
+            "plan it over the files it needs now",
         )

@@ -34,6 +34,13 @@ store.sql is read-only: INSERT/UPDATE/DELETE/CREATE/DROP/ATTACH/COPY... raise Re
 Table API so that they are versioned). Parse errors raise SQLSyntaxError with DuckDB's message and the position in
 the query as written; other DuckDB errors raised while binding raise SQLError.
 
+Files: a query sees the store's tables only. It runs on the store's connection, which DuckDB itself confines to the
+store's directory (enable_external_access off, allowed_directories = the store root, configuration locked: see
+logstore/connection.py), so read_csv('/etc/passwd'), glob('/*'), FROM 'data.csv' outside the store, or a SET
+that would undo this raise FileAccessError (an SQLError). allow_files=True runs the query on a fresh connection of its
+own that can read any file the process can. store.connect() likewise reads only the files of its views unless
+allow_files=True. Neither ever installs or loads a DuckDB extension by itself.
+
 Extension point: table functions. TABLE_FUNCTIONS maps a (lower-case) function name to
 `fn(store, *args, **kwargs)`; a call `name(arg, ..., key := value)` in a FROM clause is found in the statement
 JSON, its arguments are evaluated as constants by DuckDB (or taken from params), and `fn` returns either a SQL
@@ -54,7 +61,17 @@ from typing import Any, Callable
 
 import duckdb
 
-from .errors import LogstoreError, ReadOnlyError, SQLError, SQLSyntaxError, TableNotFoundError, TimestampError, VersionNotFoundError
+from . import connection
+from .errors import (
+    FileAccessError,
+    LogstoreError,
+    ReadOnlyError,
+    SQLError,
+    SQLSyntaxError,
+    TableNotFoundError,
+    TimestampError,
+    VersionNotFoundError,
+)
 from .schema import quote
 
 VERSION, TIMESTAMP = "VERSION", "TIMESTAMP"
@@ -77,26 +94,45 @@ def register_table_function(name: str, fn: TableFunction) -> None:
 
 def version_sql(table, version: int) -> str:
     """SQL selecting the table's columns (not _row_id, no ordering) at `version`, over the Parquet files."""
-    return f"SELECT * EXCLUDE (_row_id) FROM ({table._checked_plan(version).relation_sql()}) AS v"
+    return _plan_sql(table._checked_plan(version))
+
+
+def _plan_sql(plan) -> str:
+    return f"SELECT * EXCLUDE (_row_id) FROM ({plan.relation_sql()}) AS v"
 
 
 # --- public entry points -----------------------------------------------------------------------------------
 
 
-def sql(store, query: str, params=None) -> duckdb.DuckDBPyRelation:
-    """Run one read-only query over the store's tables; returns a DuckDB relation (.arrow(), .df(), .pl(), ...)."""
+def sql(store, query: str, params=None, *, allow_files: bool = False) -> duckdb.DuckDBPyRelation:
+    """Run one read-only query over the store's tables; returns a DuckDB relation (.arrow(), .df(), .pl(), ...).
+
+    allow_files=True lets the query read files outside the store (see "Files" in the module docstring)."""
     if not isinstance(query, str):
         raise SQLError(str(query), f"the query must be a string, not {type(query).__name__}")
-    return _Query(store, query, params).run()
+    return _Query(store, query, params, allow_files=allow_files).run()
 
 
-def connect(store) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection with one view per table at its latest version (plain SQL, no time travel)."""
-    con = duckdb.connect()
-    for name in store.tables():
-        table = _tables(store).get(name)
-        con.execute(f"CREATE VIEW {quote(name)} AS {version_sql(table, table.version)}")
+def connect(store, *, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection with one view per table at its latest version (plain SQL, no time travel).
+
+    It can open only the Parquet files those views read, and its configuration is locked; allow_files=True makes
+    a connection that can open any file (and be configured)."""
+    tables = _tables(store)
+    plans = {name: _latest_plan(tables.get(name)) for name in tables.names}
+    con = connection.new(files=None if allow_files else _files_of(plans.values()), cache_parquet_metadata=True)
+    for name, plan in plans.items():
+        con.execute(f"CREATE VIEW {quote(name)} AS {_plan_sql(plan)}")
     return con
+
+
+def _latest_plan(table):
+    return table._checked_plan(table.version)
+
+
+def _files_of(plans) -> connection.Confined:
+    """Exactly the Parquet files these plans read (DuckDB's allowed_paths: no directory listing, no other file)."""
+    return connection.Confined(paths=tuple(sorted({s.url for plan in plans for s in plan.sources() if not s.table})))
 
 
 # --- tokens ------------------------------------------------------------------------------------------------
@@ -135,7 +171,7 @@ _keyword_categories: dict[str, str] = {}
 def _keyword_category(word: str) -> str | None:
     with _keyword_lock:
         if not _keyword_categories:
-            rows = duckdb.connect().sql("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall()
+            rows = connection.new().sql("SELECT keyword_name, keyword_category FROM duckdb_keywords()").fetchall()
             _keyword_categories.update((name.upper(), category) for name, category in rows)
     return _keyword_categories.get(word)
 
@@ -361,12 +397,13 @@ def _tables(store) -> _TableCache:
 
 
 class _Query:
-    def __init__(self, store, query: str, params):
+    def __init__(self, store, query: str, params, *, allow_files: bool):
         self.store = store
         self.query = query
         self.raw = query.encode()
         self.params = params
-        self.con = store._connection().cursor()
+        # the store's connection is confined to the store's directory; with allow_files, a fresh one that is not
+        self.con = connection.new(cache_parquet_metadata=True) if allow_files else store._connection().cursor()
 
     # errors point at the query as written, in characters
     def _char(self, byte_position: int | None) -> int | None:
@@ -401,6 +438,8 @@ class _Query:
             return self.con.sql(final) if params is None else self.con.sql(final, params=params)
         except duckdb.ParserException as e:
             raise SQLSyntaxError(self.query, _first_line(e)) from None
+        except duckdb.PermissionException as e:
+            raise FileAccessError(self.query, _first_line(e)) from None
         except duckdb.Error as e:
             raise SQLError(self.query, _first_line(e)) from e
 
@@ -492,6 +531,8 @@ class _Query:
             return int(text)
         try:
             return self.con.execute(f"SELECT {text}").fetchall()[0][0]
+        except duckdb.PermissionException as e:
+            raise FileAccessError(self.query, _first_line(e)) from None
         except duckdb.Error as e:
             raise self._error(f"cannot evaluate {text!r}: {_first_line(e)}", start) from None
 

@@ -1,0 +1,62 @@
+"""The one place logstore makes DuckDB connections.
+
+Every connection is in memory and never installs or loads a DuckDB extension by itself
+(autoinstall_known_extensions and autoload_known_extensions are off): a predicate or query that names a function of
+an extension that is not loaded fails with DuckDB's "... exists in the X extension" error instead of downloading and
+running code. What logstore needs (parquet, json, icu) is built into DuckDB's Python package.
+
+A connection that runs SQL other people write (the store's own connections behind reads, writes and store.sql, and
+store.connect()) is confined: external access is off, only the given directories and files can be read or written
+(DuckDB adds its own temporary directory), and the configuration is locked, so no statement can SET any of it back.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import duckdb
+
+NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+@dataclass(frozen=True)
+class Confined:
+    """File access limited to these directories (and everything below them) and these files."""
+
+    directories: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+def new(*, files: Confined | None = None, cache_parquet_metadata: bool = False) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection that never installs or loads an extension on its own.
+
+    files: None lets DuckDB open any file the process can (logstore reading an input file the user named);
+    Confined(...) allows only those directories and files, with the configuration locked.
+    cache_parquet_metadata: keep Parquet footers in memory (the store's data files never change under a name).
+    """
+    con = duckdb.connect(config=NO_EXTENSIONS)
+    if cache_parquet_metadata:
+        _cache_parquet_metadata(con)
+    if files is not None:
+        _confine(con, files)
+    return con
+
+
+def _cache_parquet_metadata(con: duckdb.DuckDBPyConnection) -> None:
+    # a read of a version opens every change file after the snapshot, and re-parsing ~300 footers per query adds up
+    try:
+        con.execute("SET GLOBAL parquet_metadata_cache = true")
+    except duckdb.Error:  # only an optimization: seen to fail once in a freshly spawned child; reads still work
+        pass
+
+
+def _confine(con: duckdb.DuckDBPyConnection, files: Confined) -> None:
+    # DuckDB refuses allowed_directories/allowed_paths in duckdb.connect(config=...) ("before the database is
+    # started") and refuses to change them once external access is off: hence SET, in this order
+    if files.directories:
+        con.execute("SET allowed_directories = ?", [[os.path.abspath(d) for d in files.directories]])
+    if files.paths:
+        con.execute("SET allowed_paths = ?", [[os.path.abspath(p) for p in files.paths]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
