@@ -127,10 +127,11 @@ cli.add_command(snapshot)
 cli.add_command(compact)
 cli.add_command(diff)
 cli.add_command(changes)
-from .verify_command import vacuum, verify  # noqa: E402
+from .verify_command import repair, vacuum, verify  # noqa: E402
 
 cli.add_command(verify)
 cli.add_command(vacuum)
+cli.add_command(repair)
 from .sql_command import sql  # noqa: E402
 
 cli.add_command(sql)

@@ -57,7 +57,8 @@ def verify(state, table, version, full, fmt):
     default="1h",
     show_default=True,
     metavar="AGE",
-    help="Only files older than this (e.g. 30m, 2h, 7d; 0 for no minimum: unsafe while writers run).",
+    help="Only files older than this (e.g. 30m, 2h, 7d; 0 for no minimum). Files an in-flight writer may still "
+    "publish are kept for 10 minutes whatever this says.",
 )
 @output_options
 @click.pass_obj
@@ -77,6 +78,25 @@ def vacuum(state, table, apply_, older_than, fmt):
     if fmt == "table":
         verb = "removed" if apply_ else "would remove (dry run; --apply removes)"
         status(f"{verb}: {len(records)} files, {human_bytes(total)}")
+
+
+@click.command()
+@click.argument("table")
+@output_options
+@click.pass_obj
+def repair(state, table, fmt):
+    """Let TABLE take commits again after its newest commit record was damaged or lost.
+
+    Moves the damaged records, and everything of the versions above the newest intact one (change files,
+    snapshots, checkpoints, tags, compactions), to the table's _quarantine/ folder (nothing is deleted), records
+    what it did in _repairs/, and sets the head to that version. Run it with no writer active.
+
+    Example: logstore repair events
+    """
+    report = state.table(table).repair()
+    render([{"source": m.source, "target": m.target, "reason": m.reason} for m in report.moves], fmt, fields=["source", "target", "reason"], empty="(nothing moved)")
+    if fmt == "table":
+        status(report.summary())
 
 
 def _duration(text: str) -> dt.timedelta:

@@ -167,6 +167,12 @@ class Log:
         self._known_head: int | None = None  # a version known to exist (versions are never removed)
         self._segments: dict[int, object] = {}  # loaded log checkpoints (checkpoint.py), by segment
 
+    def forget(self) -> None:
+        """Drop what this handle remembers of the log (records, head, checkpoints): the next calls read the store."""
+        self._records.clear()
+        self._known_head = None
+        self._segments.clear()
+
     def _path(self, version: int) -> str:
         return f"{self.prefix}/{LOG_DIR}/{log_name(version)}"
 

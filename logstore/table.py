@@ -353,6 +353,13 @@ class Table:
 
         return vacuum(self, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
 
+    def repair(self):
+        """Move damaged or lost newest commits out of the way (to `_quarantine/`, never deleted) so that the table
+        can take commits again; returns a RepairReport (repair.py). Run it with no writer active."""
+        from .repair import repair
+
+        return repair(self)
+
     def info(self):
         """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
         from .info import table_info

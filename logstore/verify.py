@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from . import compaction, fingerprint, snapshot
+from . import compaction, connection, fingerprint, snapshot
 from .commit import DATA_DIR
 from .errors import CorruptionError, HeadMissingError, LogstoreError
 from .log import LOG_DIR, log_name
@@ -176,7 +176,7 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             report.add("tag", f"{tag_dir}/{name}.json", tagged, f"tag {name!r} points at version {tagged}, which does not exist")
 
     # 4. content against fingerprints
-    con = duckdb.connect()
+    con = connection.new()
     if not fingerprint.hash_is_stable(con):
         report.notes.append(f"this DuckDB's hash() differs from the one fingerprints were made with ({fingerprint.ALGORITHM}); content not checked")
     else:
