@@ -59,7 +59,7 @@ class CommitInfo:
                 raise InvalidInputError(value, f"{name} must be a string, not {type(value).__name__}")
 
 
-def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo) -> Commit:
+def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo, *, head: Callable[[], Head] | None = None) -> Commit:
     """Run `build` against the head and publish its changes as the next version; retry on conflicts.
 
     Gives up only after MAX_ATTEMPTS attempts *and* RETRY_SECONDS of trying: with several writers committing
@@ -72,9 +72,9 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
     attempt = 0
     while True:
         attempt += 1
-        head = table._head()
-        first_base = head.record.version if first_base is None else first_base
-        record = _publish_once(table, operation, head, build(head), info)
+        base = (head or table._head)()
+        first_base = base.record.version if first_base is None else first_base
+        record = _publish_once(table, operation, base, build(base), info)
         if record is not None:
             table._after_commit(record)
             return record.commit
@@ -90,7 +90,9 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
-    new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
+    new_fingerprint = changes.fingerprint
+    if new_fingerprint is None:
+        new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     started = time.monotonic()
     files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
     record = CommitRecord(
@@ -105,7 +107,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
             rows_inserted=inserted,
             rows_updated=updated,
             rows_deleted=deleted,
-            num_rows=base.commit.num_rows + inserted - deleted,
+            num_rows=changes.num_rows if changes.num_rows is not None else base.commit.num_rows + inserted - deleted,
         ),
         columns=changes.columns,
         key=base.key,

@@ -175,6 +175,18 @@ class HeadMissingError(CorruptionError):
         )
 
 
+class HeadUnreadableError(CorruptionError):
+    """The latest version cannot be read (a change file it needs is missing or damaged), so writes cannot be computed."""
+
+    def __init__(self, path: str, version: int, reason: str):
+        super().__init__(path, version, reason)
+        self.args = (
+            f"{self.args[0]}; this is the latest version, so writes cannot be computed: restore an intact earlier "
+            "version with table.restore(version=...) (CLI: logstore restore TABLE --version V), which commits its rows "
+            "anew without reading the latest version",
+        )
+
+
 class RepairError(LogstoreError):
     """repair() cannot fix the table by moving records to the quarantine (the damage is not at the top of the log)."""
 
@@ -244,4 +256,30 @@ class VersionFilesGoneError(CorruptionError):
             f"version {version} of table {table!r} cannot be read through this lazy relation any more: its file "
             f"{path!r} is gone (removed by vacuum, or missing); read the version again (to_duckdb, scan_polars) to "
             "plan it over the files it needs now",
+        )
+
+
+class InputValueError(InvalidInputError):
+    """A value in an input file that does not fit its column (e.g. a date that is not ISO 8601 while no format was
+    named, or 'abc' for a BIGINT column). `line` is the line of a CSV or NDJSON file (DuckDB's count for CSV: a quoted
+    value spanning lines counts as one), or the record number of a JSON array (`unit` says which)."""
+
+    def __init__(self, source: Any, *, line: int, column: str, value: Any, reason: str, unit: str = "line"):
+        self.source = str(source)
+        self.line = line
+        self.column = column
+        self.unit = unit
+        super().__init__(value, f"{self.source}: {unit} {line}, column {column!r}: {reason}")
+
+
+class TableNameCollisionError(TableExistsError):
+    """A new table whose name differs from an existing table's only by case: SQL names (store.connect's views) and
+    some file systems ignore case, so the two would collide."""
+
+    def __init__(self, name: str, existing: str):
+        super().__init__(name)
+        self.existing = existing
+        self.args = (
+            f"table {name!r} differs only by case from the existing table {existing!r}; table names are "
+            "case-insensitive in SQL and on some file systems, so pick another name",
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Callable
 
@@ -36,6 +36,8 @@ class ChangeSet:
     properties: dict | None = None  # new table properties, if this commit changes them
     old_hash: int | None = None  # sum of fingerprint row hashes of the changed rows' old images, if computed here
     new_hash: int | None = None  # the same for their new images (0 for deletes), if computed here
+    num_rows: int | None = None  # rows after this commit, when the counts of change rows cannot tell (reset)
+    fingerprint: int | None = None  # the fingerprint after this commit, when known without the head's rows (reset)
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -107,8 +109,8 @@ def upsert(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
     head.con.register("upsert_batch", _with_position(batch))
     try:
         on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
-        changed = _any_distinct("b", "h", [c for c in columns if c.name not in head.key and _held(c, head.columns)])
-        added = [c for c in columns if not _held(c, head.columns)]
+        old, added = _split(columns, head.columns)
+        changed = _any_distinct("b", "h", [c for c in old if c.name not in head.key])
         changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in added])) or "false"
         sql = f"""
             SELECT {_new_or_existing_id(head, 'h', 'b')} AS {ROW_ID},
@@ -172,18 +174,34 @@ def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
 def restore(head: Head, target: Plan) -> ChangeSet:
     """Change rows that turn the head into the target version's rows, matched by row id."""
     columns = target.columns
-    differs = _any_distinct("t", "h", [c for c in columns if _held(c, head.columns)])
-    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" for c in columns if not _held(c, head.columns)]))
+    old, added = _split(columns, head.columns)
+    differs = _any_distinct("t", "h", old)
+    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" for c in added]))
     sql = f"""
         SELECT coalesce(t.{ROW_ID}, h.{ROW_ID}) AS {ROW_ID},
                CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN t.{ROW_ID} IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
                {', '.join(f't.{quote(c.name)}' for c in columns)}
-        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {_names([c for c in columns if _held(c, head.columns)]) or 'NULL AS _none'} FROM {head.state_sql()}) h
+        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {_names(old) or 'NULL AS _none'} FROM {head.state_sql()}) h
              ON t.{ROW_ID} = h.{ROW_ID}
         WHERE h.{ROW_ID} IS NULL OR t.{ROW_ID} IS NULL {('OR ' + differs) if differs else ''}
         ORDER BY {ROW_ID}"""
     rows = head.run(sql)
     return _change_set(rows, columns, head, parameters={"version": target.version})
+
+
+def reset(head: Head, target: Plan, target_fingerprint: int) -> ChangeSet:
+    """Change rows that make the target version's rows the table's state without reading the head's rows (which
+    cannot be read): every target row as an update, and a delete of every other row id the table ever used."""
+    rows_sql = f"({target.relation_sql()})"
+    nulls = ", ".join(f"NULL AS {quote(c.name)}" for c in target.columns)
+    sql = f"""
+        SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {_names(target.columns)} FROM {rows_sql} t
+        UNION ALL
+        SELECT range AS {ROW_ID}, '{DELETE}' AS {OP}, {nulls} FROM range(0, {int(head.record.next_row_id)})
+        WHERE range NOT IN (SELECT {ROW_ID} FROM {rows_sql} k)
+        ORDER BY {ROW_ID}"""
+    changes = _change_set(head.run(sql), target.columns, head, parameters={"version": target.version, "reset": True})
+    return replace(changes, num_rows=changes.count(UPDATE), fingerprint=target_fingerprint)
 
 
 def set_properties(head: Head, properties: dict) -> ChangeSet:
@@ -225,8 +243,10 @@ def _names(columns) -> str:
     return ", ".join(quote(c.name) for c in columns)
 
 
-def _held(column: Column, columns) -> bool:
-    return any(c.name == column.name for c in columns)
+def _split(columns, held_columns) -> tuple[list[Column], list[Column]]:
+    """`columns` split into those `held_columns` holds (by name) and the others, in order."""
+    held = {c.name for c in held_columns}
+    return [c for c in columns if c.name in held], [c for c in columns if c.name not in held]
 
 
 def _any_distinct(left: str, right: str, columns) -> str:
@@ -249,9 +269,9 @@ def _new_or_existing_id(head: Head, existing: str, batch: str) -> str:
 
 def _overwrite_by_key_sql(head: Head, columns) -> str:
     on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
-    old = [c for c in columns if _held(c, head.columns)]
+    old, added = _split(columns, head.columns)
     changed = _any_distinct("b", "h", [c for c in old if c.name not in head.key])
-    changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in columns if c not in old]))
+    changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in added]))
     return f"""
         SELECT CASE WHEN b.__pos IS NULL THEN h.{ROW_ID} ELSE {_new_or_existing_id(head, 'h', 'b')} END AS {ROW_ID},
                CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN b.__pos IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
@@ -263,12 +283,12 @@ def _overwrite_by_key_sql(head: Head, columns) -> str:
 
 def _overwrite_by_rows_sql(head: Head, columns) -> str:
     """Without a key, rows match by full-row equality, duplicates pairing up in order (a multiset difference)."""
-    old = [c for c in columns if _held(c, head.columns)]
+    held = {c.name for c in head.columns}
     values = _names(columns)
     match = " AND ".join([f"o.{quote(c.name)} IS NOT DISTINCT FROM n.{quote(c.name)}" for c in columns] + ["o.__n = n.__n"])
     new_values = ", ".join(f"n.{quote(c.name)}" for c in columns)
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
-    old_select = ", ".join(quote(c.name) if c in old else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
+    old_select = ", ".join(quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
     return f"""
         WITH o AS (SELECT {ROW_ID}, {old_select}, row_number() OVER (PARTITION BY {values} ORDER BY {ROW_ID}) AS __n
                    FROM {head.state_sql()}),

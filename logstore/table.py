@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from . import checkpoint, compaction, expressions, fingerprint, integrity, operations, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
-from .errors import CorruptionError, HeadMissingError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
+from .errors import CorruptionError, HeadMissingError, HeadUnreadableError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
 from .inputs import to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan, Source
@@ -32,7 +32,7 @@ class Table:
         self._storage = store._storage
         self._prefix = f"tables/{name}"
         self._log = Log(self._storage, self._prefix)
-        self._tags = Tags(self._storage, self._prefix)
+        self._tags = Tags(self._storage, self._prefix, self._log.table_id)
 
     def __repr__(self) -> str:
         return f"<logstore.Table {self.name!r} at version {self.version}>"
@@ -244,7 +244,22 @@ class Table:
         if version is None and as_of is None and tag is None:
             raise SelectorError({})
         target = self._checked_plan(self._resolve(version, as_of, tag))
+        try:
+            self._head()
+        except HeadUnreadableError:
+            return self._reset(target, CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {}))
         return self._write("RESTORE", lambda h: operations.restore(h, target), message, author, timestamp, metadata)
+
+    def _reset(self, target: Plan, info: CommitInfo) -> Commit:
+        """Restore `target` when the latest version cannot be read (its change files are missing or damaged): a
+        commit that rewrites every row of the target and deletes every other row id, so that it needs nothing of
+        the head's rows, followed by a snapshot of the new version (taken from the target), so that reading it and
+        every later version never needs the unreadable files."""
+        known = self._log.read(target.version).fingerprint
+        target_fingerprint = fingerprint.decode(known) if known is not None else fingerprint.of_plan(self._store._connection(), target)
+        done = commit(self, "RESTORE", lambda h: operations.reset(h, target, target_fingerprint), info, head=self._record_head)
+        self._write_snapshot(done.version, source=target)
+        return done
 
     def set_properties(self, *, message=None, author=None, timestamp=None, metadata=None, **properties) -> Commit:
         """Change table properties (snapshot_fraction, snapshot_commits) with a commit that changes no rows."""
@@ -257,15 +272,23 @@ class Table:
 
     def _head(self) -> Head:
         record = self._log.head()
-        files_plan = self._checked_plan(record.version)
+        try:
+            files_plan = self._checked_plan(record.version)
+        except CorruptionError as e:
+            raise HeadUnreadableError(e.path, record.version, e.reason) from None
         cache = self._store._head_cache()
         return Head(record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self, record, files_plan))
+
+    def _record_head(self) -> Head:
+        """The head as its commit record alone, for a commit that reads none of its rows (_reset)."""
+        record = self._log.head()
+        return Head(record, None, self._store._head_cache().con.cursor(), self.name)
 
     def _after_commit(self, record: CommitRecord) -> None:
         last = snapshot.snapshot_versions(self._storage, self._prefix)
         start = last[-1] if last else -1
         before = self._log.read(start).change_rows_total if start >= 0 else 0
-        if snapshot.due(
+        if not record.commit.parameters.get("reset") and snapshot.due(  # _reset snapshots from its target itself
             record.properties,
             commits_since=record.version - start,
             change_rows_since=record.change_rows_total - before,
@@ -366,8 +389,10 @@ class Table:
 
         return table_info(self)
 
-    def _write_snapshot(self, version: int) -> SnapshotRecord:
-        plan = self._checked_plan(version)
+    def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
+        """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
+        version's fingerprint before it is published)."""
+        plan = source if source is not None else self._checked_plan(version)
         staged = self._storage.staging_file(".parquet")
         target = staged.replace("'", "''")
         con = self._store._connection().cursor()

@@ -4,8 +4,9 @@ What goes (each only when its file is older than `older_than`, default 1 hour, s
 is never touched):
   - change files in `data/` that no commit record references (left by writers that crashed or lost a race);
   - snapshot files in `snapshots/` that no snapshot record references;
-  - snapshots made redundant by newer ones: every snapshot except the newest intact one and, for each tag, the
-    newest intact one at or below the tagged version (the record goes first, then its file);
+  - snapshots made redundant by newer ones: every snapshot except the newest intact one and, for each tag and each
+    reset restore (table.py _reset), the newest intact one at or below its version (the record goes first, then
+    its file);
   - damaged snapshot records (snapshots are derived data: readers skip them anyway);
   - compacted files in `compacted/` that no compaction record lists (a compactor crashed or lost a race; all are
     kept if any compaction record is damaged);
@@ -108,11 +109,15 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     table._log.latest()  # HeadMissingError if the head hint shows a lost newest record: its files must stay
     head = versions[-1]
     originals: dict[int, set[str]] = {}  # version -> the change files its commit record lists
+    resets: list[int] = []  # versions committed by a reset restore: their snapshot is how they and later ones read
     for v in versions:
         table._log._records.pop(v, None)
         # CorruptionError on a damaged record: refuse rather than guess
-        originals[v] = {f"{prefix}/{f.path}" for f in table._log.read(v).files}
+        record = table._log.read(v)
+        originals[v] = {f"{prefix}/{f.path}" for f in record.files}
         referenced |= originals[v]
+        if record.commit.parameters.get("reset"):
+            resets.append(v)
 
     candidates: list[tuple[str, str]] = []  # (path, reason), in removal order
     intact: dict[int, snapshot.SnapshotRecord] = {}
@@ -140,7 +145,7 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
         return None
 
     keep = set()
-    for limit in [head] + sorted(set(table._tags.all().values())):
+    for limit in [head] + sorted(set(table._tags.all().values())) + resets:
         found = newest_intact_at_or_below(limit)
         if found is not None:
             keep.add(found)

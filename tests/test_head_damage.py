@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 import logstore
 from logstore import integrity, log as log_module, vacuum
-from logstore.errors import CorruptionError, DamagedHeadError, HeadMissingError, RepairError
+from logstore.errors import CorruptionError, DamagedHeadError, HeadMissingError, HeadUnreadableError, RepairError
 from logstore_cli.main import cli
 
 from conftest import age_files
@@ -289,3 +289,36 @@ def test_the_head_hint_of_another_table_is_ignored(table, tmp_path):
     (_root(table) / "tables/t/_head.json").write_bytes((Path(other._storage.root) / "tables/t/_head.json").read_bytes())
     t = _fresh(table)
     assert t.version == 4 and t.verify().ok
+
+
+# --- a missing change file of the latest version never blocks writes for good -------------------------------------
+
+
+def test_a_missing_change_file_of_the_latest_version_is_overcome_by_restore(table):
+    expected = _reads(table)
+    for f in table._log.read(4).files:
+        (_root(table) / "tables/t" / f.path).unlink()
+    for v in table.snapshots():
+        if v > 2:  # snapshots above version 3 would stand in for the file
+            (_root(table) / f"tables/t/_snapshots/{v:020d}.json").unlink()
+    t = _fresh(table)
+    with pytest.raises(HeadUnreadableError, match="restore"):
+        t.append(rows([77]))
+    result = CliRunner().invoke(cli, ["--store", str(_root(t)), "restore", "t", "--version", "3"])
+    assert result.exit_code == 0, result.output
+    t = _fresh(t)
+    assert t.version == 5 and t.read().to_pylist() == expected[3]
+    assert t.history()[0].parameters == {"version": 3, "reset": True}
+    assert t.history()[0].num_rows == len(expected[3])
+    t.append(rows([78]))
+    t.delete("id = 0")
+    assert [r["id"] for r in t.read().to_pylist()] == [r["id"] for r in expected[3] if r["id"] != 0] + [78]
+    report = t.verify(full=True)
+    assert {(p.kind, p.version) for p in report.problems} == {("missing", 4)}  # version 4 itself stays lost
+    assert all(t.read(version=v).to_pylist() == expected[v] for v in range(4))
+    t.snapshot()  # a newer snapshot: the reset's snapshot is still the only way to read versions 5 and 6
+    age_files(_root(t), vacuum.IN_FLIGHT_GRACE + 60)
+    t.vacuum(dry_run=False, older_than=0)
+    t = _fresh(t)
+    assert t.read(version=5).to_pylist() == expected[3]
+    assert [r["id"] for r in t.read(version=6).to_pylist()][-1] == 78
