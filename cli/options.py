@@ -70,19 +70,37 @@ def commit_kwargs(message, author, timestamp, meta) -> dict:
     }
 
 
-def input_format_option(fn):
-    return click.option(
-        "--input-format",
-        type=click.Choice(INPUT_FORMATS),
-        help="Read the input files as this format instead of going by their extension ('-' is CSV by default).",
-    )(fn)
+def input_options(fn):
+    """--input-format, --date-format, --timestamp-format: how to read the input files."""
+    for option in reversed(
+        (
+            click.option(
+                "--input-format",
+                type=click.Choice(INPUT_FORMATS),
+                help="Read the input files as this format instead of going by their extension ('-' is CSV by default).",
+            ),
+            click.option(
+                "--date-format",
+                metavar="FMT",
+                help="How dates are written in CSV/TSV/JSON input, strptime-style, e.g. '%m/%d/%Y' [default: ISO 8601, YYYY-MM-DD; other dates are refused].",
+            ),
+            click.option(
+                "--timestamp-format",
+                metavar="FMT",
+                help="How timestamps are written in CSV/TSV/JSON input, e.g. '%m/%d/%Y %H:%M:%S' [default: ISO 8601, e.g. 2024-10-01T10:00:00, 2024-10-01 10:00:00.5+02:00].",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
 
 
 INPUT_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
-def load_inputs(files, input_format, schema=None):
+def load_inputs(files, input_format, *, schema=None, date_format=None, timestamp_format=None):
     """Read the input files (or '-' for stdin) into one pyarrow Table, with a progress bar for big imports."""
     sizes = [os.path.getsize(f) if f != "-" else 0 for f in files]
+    formats = {"schema": schema, "date_format": date_format, "timestamp_format": timestamp_format}
     with progress(len(files), "reading", size_bytes=sum(sizes)) as bar:
-        return logstore.read_files(files, input_format, schema=schema, progress=lambda _source: bar.update(1))
+        return logstore.read_files(files, input_format, **formats, progress=lambda _source: bar.update(1))

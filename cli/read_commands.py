@@ -44,28 +44,28 @@ def show(state, table, version, at, tag, limit, columns, where, fmt):
 @click.argument("table")
 @selector_options
 @click.option("-o", "--output", metavar="PATH", help="Where to write ('-' for stdout) [default: ./TABLE.<format>].")
-@click.option("--format", "file_format", type=click.Choice(CHECKOUT_FORMATS), help="File format [default: from the --output extension, else parquet].")
+@click.option("--format", "file_format", type=click.Choice(CHECKOUT_FORMATS), help="File format [default: from the --output extension, else parquet]. A .gz or .zst suffix compresses CSV and JSON.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @click.pass_obj
 def checkout(state, table, version, at, tag, output, file_format, force):
     """Write one version of TABLE (the latest by default) to a file.
 
     Two checkouts of the same version give byte-identical files. An existing file is kept unless --force.
+    An output name ending in .gz or .zst is compressed with gzip or zstd (CSV, NDJSON, JSON); Parquet compresses
+    itself, so .parquet.gz is refused, as are other compressions (.bz2, .xz, ...), before anything is written.
 
     \b
     Example:
       logstore checkout events --at 2022-01-01                 # -> ./events.parquet
       logstore checkout events --tag v1.0 -o v1.csv
+      logstore checkout events -o events.ndjson.zst
       logstore checkout events --version 3 --format ndjson -o - | head
     """
     chosen = selector(version, at, tag)
-    if file_format is None:
-        if output == "-":
-            file_format = "csv"
-        elif output and os.path.splitext(output)[1]:
-            file_format = logstore.files.format_of(output)  # an extension it does not know is an error
-        else:
-            file_format = "parquet"
+    if output and output != "-" and (file_format or os.path.splitext(output)[1]):
+        file_format = logstore.files.output_format(output, file_format)  # refuses what it cannot write, before reading
+    elif file_format is None:
+        file_format = "csv" if output == "-" else "parquet"
     target = output or f"{table}.{file_format}"
     t = state.table(table)
     resolved = t.commit_info(**chosen).version

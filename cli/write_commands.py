@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .options import INPUT_FILE, commit_kwargs, input_format_option, load_inputs, selector, selector_options, write_options
+from .options import INPUT_FILE, commit_kwargs, input_options, load_inputs, selector, selector_options, write_options
 from .output import output_options, render_one, status
 from .records import commit_line, commit_record
 
@@ -37,23 +37,28 @@ def _assignments(ctx, param, values) -> dict:
 @click.argument("file", required=False, type=INPUT_FILE)
 @click.option("--key", "keys", multiple=True, metavar="COL", help="A key column (repeat, or comma-separate, for a compound key).")
 @click.option("--schema", "ddl", metavar="DDL", help="The columns, as SQL: 'id BIGINT, name VARCHAR'. Default: the file's columns.")
-@input_format_option
+@input_options
 @write_options
 @output_options
 @click.pass_obj
-def create(state, table, file, keys, ddl, input_format, message, author, timestamp, meta, fmt):
+def create(state, table, file, keys, ddl, input_format, date_format, timestamp_format, message, author, timestamp, meta, fmt):
     """Create TABLE (version 0) from FILE, or empty with --schema.
 
-    FILE is Parquet, CSV, TSV, JSON or NDJSON (by extension); '-' reads CSV from stdin.
+    FILE is Parquet, CSV, TSV, JSON or NDJSON (by extension; .gz/.zst compressed too); '-' reads CSV from stdin.
+    Dates and timestamps in text files must be ISO 8601 unless --date-format/--timestamp-format name theirs; a value
+    that does not fit its column (e.g. 10/01/2024 for a date) is refused naming the column, line and value.
+    --schema fixes the column types the file is read with.
 
     \b
     Example:
       logstore create events events.csv --key id -m "first import" --timestamp 2021-01-01
+      logstore create orders us-orders.csv --date-format '%m/%d/%Y'
       logstore create people --schema 'id BIGINT, name VARCHAR' --key id
     """
     if file is None and ddl is None:
         raise click.UsageError("give a FILE to import, or --schema for an empty table")
-    data = load_inputs([file], input_format) if file is not None else None
+    formats = {"schema": ddl, "date_format": date_format, "timestamp_format": timestamp_format}
+    data = load_inputs([file], input_format, **formats) if file is not None else None
     created = state.store.create_table(table, data, schema=ddl, key=_keys(keys) or None, **commit_kwargs(message, author, timestamp, meta))
     report(table, created.commit_info(0), fmt)
 
@@ -62,17 +67,17 @@ def _file_write(verb: str, doc: str, many: bool = True):
     @click.command(name=verb, help=doc)
     @click.argument("table")
     @click.argument("files", nargs=-1 if many else 1, required=True, type=INPUT_FILE)
-    @input_format_option
+    @input_options
     @click.option("--merge-schema", is_flag=True, help="Add new columns (nullable) instead of refusing them.")
     @write_options
     @output_options
     @click.pass_obj
-    def command(state, table, files, input_format, merge_schema, message, author, timestamp, meta, fmt):
+    def command(state, table, files, input_format, date_format, timestamp_format, merge_schema, message, author, timestamp, meta, fmt):
         files = files if many else (files,)
         if list(files).count("-") > 1:
             raise click.UsageError("stdin ('-') can be read only once")
         t = state.table(table)
-        data = load_inputs(files, input_format, schema=t.schema())
+        data = load_inputs(files, input_format, schema=t.schema(), date_format=date_format, timestamp_format=timestamp_format)
         write = getattr(t, verb)
         commit = write(data, schema_mode="merge" if merge_schema else None, **commit_kwargs(message, author, timestamp, meta))
         report(table, commit, fmt)
@@ -84,9 +89,14 @@ append = _file_write(
     "append",
     """Append the rows of FILE... to TABLE (one commit for all files).
 
+    Text files are read with TABLE's column types; dates and timestamps must be ISO 8601 unless
+    --date-format/--timestamp-format name theirs. A value that does not fit is refused naming the column, line and
+    value, and nothing is committed.
+
     \b
     Example:
-      logstore append events jan.parquet feb.parquet -m "monthly import"
+      logstore append events jan.parquet feb.csv.gz -m "monthly import"
+      logstore append events us-export.csv --date-format '%m/%d/%Y'
       cat new.csv | logstore append events -
     """,
 )

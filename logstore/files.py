@@ -1,11 +1,24 @@
 """Reading data files into Arrow and writing one version out to a file.
 
 `read_file` reads Parquet, CSV, TSV, JSON (an array or newline-delimited) and NDJSON through DuckDB, choosing the
-format from the extension (`.gz`/`.zst` compressed text files too); `"-"` or a binary file object reads CSV from it
-(stdin for `"-"`). `write_file` writes a table as Parquet (zstd), CSV, JSON (one array) or NDJSON with fixed
-settings and fixed row-group boundaries, so writing the same rows twice gives byte-identical files. It writes to a
-temporary file next to the target and publishes it at once: a failed write leaves nothing behind, and an existing
-file is only replaced with `force=True`.
+format from the extension; gzip and zstd compressed text files are recognised by their content (`.gz`/`.zst`
+names are looked through), other compressions are refused. `"-"` or a binary file object reads CSV from it (stdin
+for `"-"`).
+
+Dates and timestamps in text input must be ISO 8601 (YYYY-MM-DD, YYYY-MM-DD[T ]HH:MM:SS[.ffffff][offset]) unless
+the caller names their format (`date_format=`, `timestamp_format=`, strptime-style): DuckDB's sniffer guesses a
+date format per file, so `10/01/2024` would be October 1 in one file and January 10 in the next. A column is read
+as the table's type where `schema` names it, else as the sniffer's guess; a value that does not fit (a non-ISO
+date, `abc` in a BIGINT column) raises InputValueError naming the column, the line (CSV, NDJSON; the record of a
+JSON array) and the value. CSV rejects come from DuckDB's reject tables (`store_rejects`), JSON ones from comparing
+a lenient read (`ignore_errors`) with the raw text.
+
+`write_file` writes a table as Parquet (zstd), CSV, JSON (one array) or NDJSON with fixed settings and fixed
+row-group boundaries, so writing the same rows twice gives byte-identical files; a `.gz` or `.zst` name compresses
+CSV and JSON output (gzip without a time or name in its header), and a compression that cannot be honoured
+(`.parquet.gz`, `.bz2`, ...) is refused before anything is written. It writes to a temporary file next to the target
+and publishes it at once: a failed write leaves nothing behind, and an existing file is only replaced with
+`force=True`.
 
 Nothing here prints; long writes report progress through an optional callback.
 """
@@ -13,23 +26,31 @@ Nothing here prints; long writes report progress through an optional callback.
 from __future__ import annotations
 
 import base64
+import contextlib
+import csv
 import datetime as dt
 import decimal
+import gzip
+import io
 import json
 import math
 import os
 import sys
 import tempfile
 import uuid
+from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import zstandard
 
-from .errors import InvalidInputError, OutputExistsError
-from .schema import columns_from_arrow
+from . import connection
+from .errors import InputValueError, InvalidInputError, OutputExistsError
+from .schema import columns_from_any
 
 READ_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
 WRITE_FORMATS = ("parquet", "csv", "json", "ndjson")
@@ -43,18 +64,31 @@ EXTENSIONS = {
     ".ndjson": "ndjson",
     ".jsonl": "ndjson",
 }
-COMPRESSED = (".gz", ".zst", ".zstd")
+COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}  # what a name's last suffix asks for
+COMPRESSED = tuple(COMPRESSIONS)
+UNSUPPORTED_COMPRESSIONS = {
+    ".bz2": "bzip2", ".xz": "xz", ".lzma": "lzma", ".lz4": "lz4", ".br": "brotli",
+    ".zip": "zip", ".7z": "7z", ".z": "compress", ".sz": "snappy", ".snappy": "snappy",
+}  # fmt: skip
+_MAGIC = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"PK\x03\x04", "zip"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+ISO_DATE = "%Y-%m-%d"
 ROWS_PER_GROUP = 65_536  # the fixed slice size of every write: row groups (Parquet) and progress steps
+GZIP_LEVEL = 6
+ZSTD_LEVEL = 3
+REJECTS_KEPT = 100  # CSV rejects DuckDB records per file; only the first is reported
 _ENCODING = "utf-8"
 
 
 def format_of(path, default: str | None = None) -> str:
-    """The file format named by `path`'s extension (a compression suffix is looked through)."""
-    name = os.fspath(path).lower()
-    for suffix in COMPRESSED:
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
+    """The file format named by `path`'s extension (a .gz/.zst suffix is looked through, others are refused)."""
+    name, _ = _split_compression(path)
+    name = name.lower()
     for ext, fmt in EXTENSIONS.items():
         if name.endswith(ext):
             return fmt
@@ -64,44 +98,87 @@ def format_of(path, default: str | None = None) -> str:
     raise InvalidInputError(path, f"cannot tell the format of {os.fspath(path)!r} from its extension (known: {known}); name the format")
 
 
+def output_format(path, format: str | None = None) -> str:  # noqa: A002
+    """The format write_file writes `path` in (`format`, else the extension), after checking that the name's
+    compression can be honoured: .gz and .zst compress CSV and JSON; Parquet (compressed inside) and other
+    compression suffixes are refused. Call it before producing the rows to fail early."""
+    return _output_encoding(os.fspath(path), format)[0]
+
+
+def _split_compression(path) -> tuple[str, str | None]:
+    """`path` without its compression suffix, and the compression that suffix names (gzip, zstd or None)."""
+    name = os.fspath(path)
+    lower = name.lower()
+    for suffix, kind in COMPRESSIONS.items():
+        if lower.endswith(suffix):
+            return name[: -len(suffix)], kind
+    for suffix, kind in UNSUPPORTED_COMPRESSIONS.items():
+        if lower.endswith(suffix):
+            reason = f"{name!r} names {kind} compression ({suffix}), which logstore does not support: use .gz or .zst"
+            raise InvalidInputError(name, reason)
+    return name, None
+
+
 # --- reading -------------------------------------------------------------------------------------------------
 
 
-def read_file(source, format: str | None = None, *, schema: pa.Schema | None = None) -> pa.Table:  # noqa: A002
+@dataclass(frozen=True)
+class _Options:
+    """How to read text input: the target types the table gives, and the named date/timestamp formats."""
+
+    types: dict = field(default_factory=dict)
+    date_format: str | None = None
+    timestamp_format: str | None = None
+
+
+def read_file(
+    source,
+    format: str | None = None,  # noqa: A002
+    *,
+    schema=None,
+    date_format: str | None = None,
+    timestamp_format: str | None = None,
+) -> pa.Table:
     """Read one data file into a pyarrow Table with DuckDB.
 
     `source` is a path, `"-"` (CSV from stdin) or a binary file object (CSV unless `format` says otherwise).
-    `format` overrides the extension: parquet, csv, tsv, json or ndjson. `schema` (e.g. the target table's) fixes
-    the types of CSV/TSV columns whose names it knows, instead of inferring them from the text.
+    `format` overrides the extension: parquet, csv, tsv, json or ndjson. `schema` (e.g. the target table's: a
+    pyarrow Schema, a {name: type} dict or DDL) fixes the types of the text columns whose names it knows, instead of
+    inferring them. Dates and timestamps must be ISO 8601 unless `date_format` / `timestamp_format` (strptime-style,
+    e.g. '%m/%d/%Y') name theirs; a value that does not fit its column raises InputValueError.
     """
     if format is not None and format not in READ_FORMATS:
         raise InvalidInputError(format, f"unknown input format {format!r} (use one of {', '.join(READ_FORMATS)})")
+    options = _options(schema, date_format, timestamp_format)
     if source == "-" or hasattr(source, "read"):
         stream = sys.stdin.buffer if source == "-" else source
-        return _read_stream(stream, format or "csv", schema, "stdin" if source == "-" else "the input stream")
+        return _read_stream(stream, format or "csv", options, "stdin" if source == "-" else "the input stream")
     path = os.fspath(source)
     fmt = format or format_of(path)
     if not os.path.isfile(path):
         raise InvalidInputError(path, f"input file {path!r} does not exist or is not a file")
-    return _read_path(path, fmt, schema, path)
+    return _read_path(path, fmt, options, path)
 
 
 def read_files(
     sources: Iterable,
     format: str | None = None,  # noqa: A002
     *,
-    schema: pa.Schema | None = None,
+    schema=None,
+    date_format: str | None = None,
+    timestamp_format: str | None = None,
     progress: Callable[[object], None] | None = None,
 ) -> pa.Table:
-    """Read several files (see read_file) into one table, their columns matched by name (a column missing from
-    some files is null there; types widen where they can, e.g. BIGINT and DOUBLE to DOUBLE).
+    """Read several files (see read_file; the same formats apply to all) into one table, their columns matched by
+    name (a column missing from some files is null there; types widen where they can, e.g. BIGINT and DOUBLE to
+    DOUBLE).
 
     `progress` is called with each source once it has been read.
     """
     sources = list(sources)
     tables = []
     for source in sources:
-        tables.append(read_file(source, format, schema=schema))
+        tables.append(read_file(source, format, schema=schema, date_format=date_format, timestamp_format=timestamp_format))
         if progress is not None:
             progress(source)
     if not tables:
@@ -114,7 +191,16 @@ def read_files(
         raise InvalidInputError(sources, f"the input files do not share a schema: {_first_line(e)}") from None
 
 
-def _read_stream(stream: BinaryIO, fmt: str, schema, label: str) -> pa.Table:
+def _options(schema, date_format, timestamp_format) -> _Options:
+    for name, value in (("date_format", date_format), ("timestamp_format", timestamp_format)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise InvalidInputError(value, f"{name} must be a strptime-style format such as '%m/%d/%Y', got {value!r}")
+    empty = schema is None or (isinstance(schema, pa.Schema) and len(schema) == 0)
+    types = {} if empty else {c.name: c.type for c in columns_from_any(schema)}
+    return _Options(types, date_format, timestamp_format)
+
+
+def _read_stream(stream: BinaryIO, fmt: str, options: _Options, label: str) -> pa.Table:
     data = stream.read()
     if isinstance(data, str):
         data = data.encode(_ENCODING)
@@ -125,42 +211,246 @@ def _read_stream(stream: BinaryIO, fmt: str, schema, label: str) -> pa.Table:
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(data)
-        return _read_path(temp, fmt, schema, label)
+        return _read_path(temp, fmt, options, label)
     finally:
         os.unlink(temp)
 
 
-def _read_path(path: str, fmt: str, schema: pa.Schema | None, label: str) -> pa.Table:
-    con = duckdb.connect()
-    literal = _literal(path)
+def _read_path(path: str, fmt: str, options: _Options, label: str) -> pa.Table:
+    compression = _compression(path, label)
+    if fmt == "parquet" and compression != "none":
+        reason = f"{label!r} is {compression}-compressed: Parquet files compress their data themselves; decompress it first"
+        raise InvalidInputError(label, reason)
+    con = connection.new()  # reads the file the user named, wherever it is
     try:
         if fmt == "parquet":
-            sql = f"SELECT * FROM read_parquet({literal})"
-        elif fmt in ("csv", "tsv"):
-            options = ", delim = '\\t'" if fmt == "tsv" else ""
-            types = _csv_types(con, literal, options, schema)
-            sql = f"SELECT * FROM read_csv({literal}{options}{types})"
-        elif fmt == "json":
-            sql = f"SELECT * FROM read_json({literal}, format = 'auto')"
-        else:
-            sql = f"SELECT * FROM read_json({literal}, format = 'newline_delimited')"
-        return con.sql(sql).to_arrow_table()
+            return con.sql(f"SELECT * FROM read_parquet({_literal(path)})").to_arrow_table()
+        source = _Source(con, path, fmt, compression, options, label)
+        return _read_csv(source) if fmt in ("csv", "tsv") else _read_json(source)
     except duckdb.Error as e:
         raise InvalidInputError(label, f"cannot read {label!r} as {fmt.upper()}: {_first_line(e)}") from None
     finally:
         con.close()
 
 
-def _csv_types(con, literal: str, options: str, schema: pa.Schema | None) -> str:
-    """A `types = {...}` argument fixing the columns `schema` knows (only those the file has)."""
-    if schema is None or len(schema) == 0:
-        return ""
-    present = {row[0] for row in con.sql(f"DESCRIBE SELECT * FROM read_csv({literal}{options})").fetchall()}
-    wanted = [c for c in columns_from_arrow(schema) if c.name in present]
-    if not wanted:
-        return ""
-    pairs = ", ".join(f"{_literal(c.name)}: {_literal(c.type)}" for c in wanted)
-    return f", types = {{{pairs}}}"
+def _compression(path: str, label: str) -> str:
+    """The compression of the file at `path` by its first bytes: gzip, zstd or none; others are refused."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if kind is None and head.startswith(b"BZh") and head[4:10] == b"1AY&SY":
+        kind = "bzip2"
+    if kind in (None, "gzip", "zstd"):
+        return kind or "none"
+    reason = f"{label!r} is {kind}-compressed, which logstore cannot read: decompress it, or use gzip (.gz) or zstd (.zst)"
+    raise InvalidInputError(label, reason)
+
+
+@dataclass(frozen=True)
+class _Source:
+    con: object
+    path: str
+    fmt: str
+    compression: str
+    options: _Options
+    label: str
+
+
+# CSV and TSV: the sniffer (given only the caller's formats) fixes the dialect and guesses the types; the read
+# itself detects nothing, takes the table's type for every column the table knows, ISO 8601 dates unless a format
+# is named, and DuckDB's own (ISO) timestamp parsing unless one is named; every value that does not fit is a reject.
+
+
+def _read_csv(src: _Source) -> pa.Table:
+    delim = ", delim = '\\t'" if src.fmt == "tsv" else ""
+    sniffed = src.con.execute(
+        "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, Columns "
+        f"FROM sniff_csv({_literal(src.path)}, compression = '{src.compression}'{delim}{_sniff_formats(src.options)})"
+    ).fetchall()[0]
+    columns = {c["name"]: src.options.types.get(c["name"], c["type"]) for c in sniffed[7]}
+    formats = f", dateformat = {_literal(src.options.date_format or ISO_DATE)}"
+    if src.options.timestamp_format:
+        formats += f", timestampformat = {_literal(src.options.timestamp_format)}"
+    arguments = (
+        f"{_literal(src.path)}, compression = '{src.compression}', auto_detect = false, {_dialect(sniffed)}, "
+        f"columns = {_struct(columns)}{formats}"
+    )
+    table, reject = _scan_csv(src.con, arguments)
+    if reject is not None:
+        raise _csv_reject(src, reject, sniffed, columns)
+    return table
+
+
+def _scan_csv(con, arguments: str):
+    """read_csv(arguments) keeping its rejects (values that do not fit, malformed lines): the rows and the first
+    reject by line, if any. The reject tables have names of their own, so a shared connection is fine."""
+    rejects, scans = (f"logstore_{kind}_{uuid.uuid4().hex}" for kind in ("rejects", "scans"))
+    keep = f"store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}', rejects_limit = {REJECTS_KEPT}"
+    try:
+        table = con.sql(f"SELECT * FROM read_csv({arguments}, {keep})").to_arrow_table()
+        first = con.execute(
+            f"SELECT line, column_idx, column_name, error_type, csv_line, error_message FROM {rejects} "
+            "ORDER BY line, column_idx LIMIT 1"
+        ).fetchall()
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {rejects}")
+        con.execute(f"DROP TABLE IF EXISTS {scans}")
+    return table, (first[0] if first else None)
+
+
+def _sniff_formats(options: _Options) -> str:
+    """Only the formats the caller named: the sniffer's own guesses are what the read then refuses."""
+    text = f", dateformat = {_literal(options.date_format)}" if options.date_format else ""
+    if options.timestamp_format:
+        text += f", timestampformat = {_literal(options.timestamp_format)}"
+    return text
+
+
+def _dialect(sniffed) -> str:
+    delim, quote, escape, newline, comment, skip, header = (_plain(v) for v in sniffed[:7])
+    text = f"delim = {_literal(delim)}, quote = {_literal(quote)}, escape = {_literal(escape)}, skip = {int(skip)}"
+    text += f", comment = {_literal(comment)}, header = {'true' if header else 'false'}"
+    return text + (f", new_line = {_literal(newline)}" if newline else "")
+
+
+def _plain(value):
+    return "" if value == "(empty)" else value
+
+
+def _csv_reject(src: _Source, reject, sniffed, columns: dict) -> InvalidInputError:
+    line, index, column, kind, text, message = reject
+    if kind != "CAST" or column not in columns:
+        return InvalidInputError(src.label, f"{src.label}: line {line}: {_first_line(message)}")
+    value = _csv_field(text, index, sniffed)
+    if value is None:
+        return InvalidInputError(src.label, f"{src.label}: line {line}, column {column!r}: {_first_line(message)}")
+    return InputValueError(src.label, line=line, column=column, value=value, reason=_reason(value, columns[column], src.options))
+
+
+def _csv_field(text: str, index: int, sniffed) -> str | None:
+    """Field `index` (1-based) of the CSV record `text`, split in the file's dialect."""
+    delim, quote, escape = (_plain(v) for v in sniffed[:3])
+    try:
+        reader = csv.reader(
+            io.StringIO(text.strip("\r\n"), newline=""),
+            delimiter=delim,
+            quotechar=quote or None,
+            escapechar=escape or None,
+            quoting=csv.QUOTE_MINIMAL if quote else csv.QUOTE_NONE,
+            strict=False,
+        )
+        return next(reader)[index - 1]
+    except (csv.Error, TypeError, StopIteration, IndexError):
+        return None
+
+
+def _reason(value, type_: str, options: _Options) -> str:
+    kind = _temporal(type_)
+    if kind == "date" and options.date_format:
+        return f"{value!r} does not match date_format {options.date_format!r}"
+    if kind == "date":
+        return (
+            f"{value!r} is not an ISO 8601 date (YYYY-MM-DD); give the format of the file's dates as date_format "
+            "(CLI: --date-format), e.g. '%m/%d/%Y'"
+        )
+    if kind == "timestamp" and options.timestamp_format:
+        return f"{value!r} does not match timestamp_format {options.timestamp_format!r}"
+    if kind == "timestamp":
+        return (
+            f"{value!r} is not an ISO 8601 timestamp (YYYY-MM-DD[T ]HH:MM:SS[.ffffff][+HH:MM]); give the format of "
+            "the file's timestamps as timestamp_format (CLI: --timestamp-format), e.g. '%m/%d/%Y %H:%M:%S'"
+        )
+    return f"cannot read {value!r} as {type_}"
+
+
+def _temporal(type_: str) -> str | None:
+    name = type_.upper()
+    if name == "DATE":
+        return "date"
+    return "timestamp" if name.startswith("TIMESTAMP") else None
+
+
+# JSON and NDJSON: the same rule, through read_json's `columns` (DuckDB's JSON reader parses dates and timestamps
+# as ISO 8601 when it is given the types, and with the caller's formats when named). Its errors name no column, so
+# a failed read is repeated leniently (bad values become null) and compared with the raw text to find the value.
+
+
+def _read_json(src: _Source) -> pa.Table:
+    layout = "auto" if src.fmt == "json" else "newline_delimited"
+    base = f"{_literal(src.path)}, format = '{layout}', compression = '{src.compression}'"
+    formats = _sniff_formats(src.options)
+    sniffed = src.con.execute(f"DESCRIBE SELECT * FROM read_json({base}{formats})").fetchall()
+    columns = {name: _json_type(src.options.types.get(name), type_) for name, type_, *_ in sniffed}
+    typed = f"{base}, columns = {_struct(columns)}{formats}"
+    try:
+        return src.con.sql(f"SELECT * FROM read_json({typed})").to_arrow_table()
+    except duckdb.Error as e:
+        error = _json_reject(src, base, typed, columns)
+        if error is None:
+            raise e from None
+        raise error from None
+
+
+def _json_type(table_type: str | None, sniffed: str) -> str:
+    """The table's type for a column of JSON strings (dates, numbers written as text: DuckDB parses them strictly);
+    JSON numbers, booleans, nested and mixed values keep their own type and conform checks them like any Arrow
+    input (DuckDB would round 1.5 into an integer column, conform refuses it)."""
+    if table_type is not None and (sniffed.upper() == "VARCHAR" or _temporal(sniffed)):
+        return table_type
+    return sniffed
+
+
+def _json_reject(src: _Source, base: str, typed: str, columns: dict) -> InputValueError | None:
+    try:
+        text = _struct({name: "VARCHAR" for name in columns})
+        raw = src.con.sql(f"SELECT * FROM read_json({base}, columns = {text})").to_arrow_table()
+        lenient = src.con.sql(f"SELECT * FROM read_json({typed}, ignore_errors = true)").to_arrow_table()
+    except duckdb.Error:
+        return None
+    found = _first_lost(raw, lenient) if raw.num_rows == lenient.num_rows else None
+    if found is None:
+        return None
+    index, column = found
+    value = raw.column(column)[index].as_py()
+    reason = _reason(value, columns[column], src.options)
+    if src.fmt == "ndjson":
+        return InputValueError(src.label, line=_ndjson_line(src, index), column=column, value=value, reason=reason)
+    return InputValueError(src.label, line=index + 1, column=column, value=value, reason=reason, unit="record")
+
+
+def _first_lost(raw: pa.Table, lenient: pa.Table) -> tuple[int, str] | None:
+    """The first (row, column) holding text in `raw` but null in `lenient`: a value the typed read rejected."""
+    found = None
+    for name in raw.column_names:
+        lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(lenient.column(name)))
+        index = pc.index(lost, True).as_py()
+        if index >= 0 and (found is None or index < found[0]):
+            found = (index, name)
+    return found
+
+
+def _ndjson_line(src: _Source, index: int) -> int:
+    """The line number of record `index` (0-based) of an NDJSON file: blank lines hold no record."""
+    with _open_input(src.path, src.compression) as f:
+        seen = -1
+        for number, line in enumerate(f, start=1):
+            if line.strip():
+                seen += 1
+                if seen == index:
+                    return number
+    return index + 1
+
+
+def _open_input(path: str, compression: str):
+    if compression == "gzip":
+        return gzip.open(path, "rb")
+    if compression == "zstd":
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    return open(path, "rb")
+
+
+def _struct(columns: dict) -> str:
+    return "{" + ", ".join(f"{_literal(name)}: {_literal(type_)}" for name, type_ in columns.items()) + "}"
 
 
 # --- writing -------------------------------------------------------------------------------------------------
@@ -176,9 +466,11 @@ def write_file(
 ) -> int:
     """Write `table` to `path` (or a binary file object) as parquet, csv, json or ndjson; return the bytes written.
 
-    The format comes from `format` or the extension. Output is deterministic: the same rows give the same bytes.
-    OutputExistsError if `path` exists and not `force`; the file appears complete or not at all. `progress` is
-    called with the number of rows written after each slice.
+    The format comes from `format` or the extension. A path ending in .gz or .zst (.zstd) is compressed with gzip or
+    zstd (CSV and JSON only; other compression suffixes, and Parquet with one, are refused before anything is
+    written). Output is deterministic: the same rows give the same bytes. OutputExistsError if `path` exists and not
+    `force`; the file appears complete or not at all. `progress` is called with the number of rows written after
+    each slice.
     """
     if hasattr(path, "write"):
         fmt = format or "csv"
@@ -187,8 +479,7 @@ def write_file(
         _write(table, counter, fmt, progress)
         return counter.count
     target = os.fspath(path)
-    fmt = format or format_of(target)
-    _check_write_format(fmt)
+    fmt, compression = _output_encoding(target, format)
     if os.path.lexists(target) and not force:
         raise OutputExistsError(target)
     if os.path.isdir(target):
@@ -199,7 +490,8 @@ def write_file(
     temp = os.path.join(directory, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temp, "wb") as f:
-            _write(table, f, fmt, progress)
+            with _compressed(f, compression) as out:
+                _write(table, out, fmt, progress)
             f.flush()
             os.fsync(f.fileno())
         size = os.path.getsize(temp)
@@ -216,6 +508,31 @@ def write_file(
             os.unlink(temp)
         except FileNotFoundError:
             pass
+
+
+def _output_encoding(target: str, fmt: str | None) -> tuple[str, str | None]:
+    """The format and the compression (gzip, zstd or None) to write `target` with; refuses what cannot be honoured."""
+    _, compression = _split_compression(target)
+    named = format_of(target, default="")  # what the name says, whatever `fmt` asks for
+    fmt = fmt or format_of(target)
+    _check_write_format(fmt)
+    if compression is not None and "parquet" in (fmt, named):
+        reason = f"cannot write {target!r}: Parquet compresses its data itself (zstd); name it without the {compression} suffix"
+        raise InvalidInputError(target, reason)
+    return fmt, compression
+
+
+@contextlib.contextmanager
+def _compressed(raw: BinaryIO, compression: str | None):
+    """`raw`, or a writer compressing into it; reproducible: gzip without a time or file name in its header."""
+    if compression is None:
+        yield raw
+    elif compression == "gzip":
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=0) as out:
+            yield out
+    else:
+        with zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_checksum=True).stream_writer(raw, closefd=False) as out:
+            yield out
 
 
 def _check_write_format(fmt: str) -> None:
@@ -313,9 +630,9 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
 
-__all__ = ["READ_FORMATS", "WRITE_FORMATS", "format_of", "json_value", "read_file", "read_files", "write_file"]
+__all__ = ["READ_FORMATS", "WRITE_FORMATS", "format_of", "json_value", "output_format", "read_file", "read_files", "write_file"]
