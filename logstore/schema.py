@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
+from . import connection
 from .errors import InvalidInputError, SchemaMismatchError
 
 RESERVED_PREFIX = "_"
@@ -32,7 +33,7 @@ def quote(name: str) -> str:
 
 
 def columns_from_arrow(schema: pa.Schema) -> tuple[Column, ...]:
-    con = duckdb.connect()
+    con = connection.new(files=connection.Confined())  # no file access: it runs schema text users give
     con.register("empty_input", schema.empty_table())
     described = con.execute("DESCRIBE empty_input").fetchall()
     return tuple(Column(name, type_) for name, type_, *_ in described)
@@ -40,7 +41,7 @@ def columns_from_arrow(schema: pa.Schema) -> tuple[Column, ...]:
 
 def columns_from_ddl(text: str) -> tuple[Column, ...]:
     """Columns from a DuckDB column list such as 'id BIGINT, name VARCHAR'."""
-    con = duckdb.connect()
+    con = connection.new(files=connection.Confined())  # no file access: it runs schema text users give
     try:
         con.execute(f"CREATE TABLE schema_probe ({text})")
     except duckdb.Error as e:
@@ -70,7 +71,7 @@ def _arrow_schema(columns: tuple[Column, ...]) -> pa.Schema:  # a fresh DuckDB c
     if not columns:
         return pa.schema([])
     select = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns)
-    return duckdb.connect().sql(f"SELECT {select} LIMIT 0").to_arrow_table().schema
+    return connection.new(files=connection.Confined()).sql(f"SELECT {select} LIMIT 0").to_arrow_table().schema
 
 
 def check_names(columns: tuple[Column, ...]) -> None:

@@ -36,10 +36,11 @@ the query as written; other DuckDB errors raised while binding raise SQLError.
 
 Files: a query sees the store's tables only. It runs on the store's connection, which DuckDB itself confines to the
 store's directory (enable_external_access off, allowed_directories = the store root, configuration locked: see
-logstore/connection.py), so read_csv('/etc/passwd'), glob('/*'), FROM 'data.csv' outside the store, or a SET
-that would undo this raise FileAccessError (an SQLError). allow_files=True runs the query on a fresh connection of its
-own that can read any file the process can. store.connect() likewise reads only the files of its views unless
-allow_files=True. Neither ever installs or loads a DuckDB extension by itself.
+logstore/connection.py), so read_csv('/etc/passwd'), glob('/*') or FROM 'data.csv' outside the store raise
+FileAccessError (an SQLError); SET is refused like any statement but a query, and the lock refuses it on the
+relation's connection too. allow_files=True runs the query on a fresh connection of its own that can read any file
+the process can. store.connect() reads only the files of its views (allowed_paths), unless allow_files=True. No
+connection ever installs or loads a DuckDB extension by itself.
 
 Extension point: table functions. TABLE_FUNCTIONS maps a (lower-case) function name to
 `fn(store, *args, **kwargs)`; a call `name(arg, ..., key := value)` in a FROM clause is found in the statement
