@@ -10,7 +10,7 @@ import pytest
 
 import logstore
 from logstore import sql as lsql
-from logstore.errors import ReadOnlyError, SQLError, SQLSyntaxError
+from logstore.errors import FileAccessError, ReadOnlyError, SQLError, SQLSyntaxError
 
 from conftest import file_state
 
@@ -170,9 +170,11 @@ def test_duckdb_table_functions_and_files_pass_through(db, tmp_path):
     path = tmp_path / "ids.csv"
     path.write_text("id,label\n1,one\n3,three\n")
     quoted = str(path).replace("'", "''")
-    got = rows(db, f"SELECT c.label, t.name FROM read_csv('{quoted}') c JOIN t AS OF VERSION 2 USING (id) ORDER BY 1")
-    assert got == [("one", "A"), ("three", "c")]
-    assert rows(db, f"SELECT count(*) FROM '{quoted}'") == [(2,)]
+    query = f"SELECT c.label, t.name FROM read_csv('{quoted}') c JOIN t AS OF VERSION 2 USING (id) ORDER BY 1"
+    with pytest.raises(FileAccessError, match="allow_files"):  # files outside the store only with the opt-in
+        db.sql(query).fetchall()
+    assert db.sql(query, allow_files=True).fetchall() == [("one", "A"), ("three", "c")]
+    assert db.sql(f"SELECT count(*) FROM '{quoted}'", allow_files=True).fetchall() == [(2,)]
 
 
 def test_parameters(db):
