@@ -317,6 +317,16 @@ def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = N
 
 
 def _check_batch_keys(head: Head, batch: pa.Table) -> None:
+    """Refuse a batch whose keys are NULL, hold a NaN, or repeat; every operation taking keys checks them here.
+
+    The one rule of key equality (create_table with data, append, upsert, overwrite; diff matches keys alike):
+    two keys are equal when DuckDB's `=` says so. Hence:
+      - NaN is refused, as a float key value and inside a nested one (list, struct, map). DuckDB's `=` takes
+        NaN = NaN, but Parquet min/max statistics leave NaN out, so a key probe pruned by them misses a stored
+        NaN and an upsert would insert a second row with that key.
+      - -0.0 and 0.0 are the same key (DuckDB's `=`, grouping and statistics agree): appending one while the
+        other is stored is refused as a clash, upserting one updates the row of the other (storing the new image).
+    """
     key = list(head.key)
     if _surely_valid_keys(batch, key):
         return
@@ -326,11 +336,43 @@ def _check_batch_keys(head: Head, batch: pa.Table) -> None:
         nulls = head.con.sql(f"SELECT {cols} FROM key_batch WHERE {' OR '.join(f'{quote(k)} IS NULL' for k in key)} LIMIT 6").fetchall()
         if nulls:
             raise KeyViolationError(key, "null values", [_key_value(r) for r in nulls])
+        nans = _nan_keys(batch, key)
+        if nans:
+            raise KeyViolationError(key, "NaN values (NaN cannot be a key)", nans)
         dups = head.con.sql(f"SELECT {cols} FROM key_batch GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 6").fetchall()
         if dups:
             raise KeyViolationError(key, "duplicate values in the batch", [_key_value(r) for r in dups])
     finally:
         head.con.unregister("key_batch")
+
+
+def _nan_keys(batch: pa.Table, key: list[str]) -> list:
+    """The key values (at most 6) of the rows whose key holds a NaN."""
+    masks = [_holds_nan(batch.column(k).combine_chunks()) for k in key]
+    mask = masks[0]
+    for other in masks[1:]:
+        mask = pc.or_(mask, other)
+    rows = batch.select(key).filter(mask).slice(0, 6).to_pylist()
+    return [_key_value(tuple(r[k] for k in key)) for r in rows]
+
+
+def _holds_nan(array: pa.Array) -> pa.Array:
+    """Per value: does it hold a NaN, as a float or inside a list, struct or map value?"""
+    t = array.type
+    if pa.types.is_floating(t):
+        return pc.fill_null(pc.is_nan(array), False)
+    if pa.types.is_struct(t):
+        mask = pa.repeat(False, len(array))
+        for child in array.flatten():
+            mask = pc.or_(mask, _holds_nan(child))
+        return mask
+    if pa.types.is_map(t):
+        return _holds_nan(array.cast(pa.list_(pa.struct([t.key_field, t.item_field]))))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        inner = _holds_nan(pc.list_flatten(array))
+        parents = pc.filter(pc.list_parent_indices(array), inner)
+        return pc.is_in(pa.array(range(len(array)), parents.type), value_set=parents)
+    return pa.repeat(False, len(array))
 
 
 def _surely_valid_keys(batch: pa.Table, key: list[str]) -> bool:

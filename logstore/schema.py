@@ -33,6 +33,7 @@ def quote(name: str) -> str:
 
 
 def columns_from_arrow(schema: pa.Schema) -> tuple[Column, ...]:
+    check_distinct(schema.names)  # DuckDB would rename a repeated name ('a', 'a' -> 'a', 'a_1')
     con = connection.new(files=connection.Confined())  # no file access: it runs schema text users give
     con.register("empty_input", schema.empty_table())
     described = con.execute("DESCRIBE empty_input").fetchall()
@@ -55,6 +56,7 @@ def columns_from_any(schema) -> tuple[Column, ...]:
     if isinstance(schema, pa.Schema):
         return columns_from_arrow(schema)
     if isinstance(schema, dict):
+        check_distinct([str(n) for n in schema])
         return columns_from_ddl(", ".join(f"{quote(n)} {t}" for n, t in schema.items()))
     if isinstance(schema, str):
         return columns_from_ddl(schema)
@@ -84,20 +86,39 @@ def check_names(columns: tuple[Column, ...]) -> None:
         seen.add(c.name.lower())
 
 
+def check_distinct(names) -> None:
+    """Refuse column names that repeat, exactly or up to case (DuckDB identifiers are case-insensitive)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        first = seen.get(name.lower())
+        if first is not None:
+            raise InvalidInputError([first, name], _repeated(first, name))
+        seen[name.lower()] = name
+
+
+def _repeated(first: str, second: str) -> str:
+    if first == second:
+        return f"column {first!r} appears twice"
+    return f"columns {first!r} and {second!r} differ only by case (column names are case-insensitive)"
+
+
 def conform(data: pa.Table, columns: tuple[Column, ...], *, merge: bool = False) -> tuple[pa.Table, tuple[Column, ...]]:
     """Cast `data` to the table's columns, in table order.
 
     Names must match exactly. With merge=True, extra columns are added to the schema (as nullable columns, after
     the existing ones) and missing ones are filled with nulls. Returns the cast data and the (possibly grown) columns.
     """
+    check_distinct(data.column_names)
     incoming = set(data.column_names)
     known = [c.name for c in columns]
+    known_set = set(known)
     missing = [n for n in known if n not in incoming]
-    extra = [n for n in data.column_names if n not in set(known)]
+    extra = [n for n in data.column_names if n not in known_set]
     if (missing or extra) and not merge:
         problems = [f"missing column {n!r}" for n in missing] + [f"unexpected column {n!r}" for n in extra]
         raise SchemaMismatchError(problems)
     if extra:
+        _check_case_clashes(extra, known)
         added = columns_from_arrow(pa.schema([data.schema.field(n) for n in extra]))
         check_names(added)
         columns = columns + added
@@ -114,6 +135,18 @@ def conform(data: pa.Table, columns: tuple[Column, ...], *, merge: bool = False)
     if problems:
         raise SchemaMismatchError(problems)
     return pa.Table.from_arrays(arrays, schema=target), columns
+
+
+def _check_case_clashes(extra: list[str], known: list[str]) -> None:
+    """Columns a merge would add must not differ only by case from the table's (DuckDB would take them for one)."""
+    by_lower = {n.lower(): n for n in known}
+    clashes = [
+        f"column {n!r} of the data and the table's column {by_lower[n.lower()]!r} differ only by case "
+        "(column names are case-insensitive)"
+        for n in extra if n.lower() in by_lower
+    ]
+    if clashes:
+        raise SchemaMismatchError(clashes)
 
 
 def _cast(array: pa.ChunkedArray, field: pa.Field):

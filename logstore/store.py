@@ -96,7 +96,7 @@ class Store:
         metadata=None,
     ) -> Table:
         """Create a table (version 0), empty or holding `data`; `schema` fixes the columns, `key` the key columns."""
-        names.check("table", name)
+        names.check_new_table(name, self.tables())
         table = Table(self, name)
         if table._log.exists():
             raise TableExistsError(name)

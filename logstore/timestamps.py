@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from .errors import TimestampError
 
 UTC = dt.timezone.utc
 ONE_MS = dt.timedelta(milliseconds=1)
+_ON_DISK = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z")
 
 
 def now() -> dt.datetime:
@@ -31,7 +33,15 @@ def parse(value) -> dt.datetime:
         raise TimestampError(value, f"cannot read {value!r} as a timestamp (give a datetime or ISO-8601 text)")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    return _to_utc(moment, value)
+
+
+def _to_utc(moment: dt.datetime, value) -> dt.datetime:
+    """`moment` in UTC; a TimestampError if that falls outside the years 0001-9999 (the on-disk form's range)."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise TimestampError(value, f"timestamp {value!r} lies outside the years 0001-9999 once converted to UTC") from None
 
 
 def _parse_text(text: str) -> dt.datetime:
@@ -47,12 +57,21 @@ def _parse_text(text: str) -> dt.datetime:
 
 
 def encode(moment: dt.datetime) -> str:
-    """The on-disk form: UTC, microseconds, 'Z' suffix, e.g. 2022-01-01T12:00:00.000000Z."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """The on-disk form: UTC, microseconds, 'Z' suffix, e.g. 2022-01-01T12:00:00.000000Z.
+
+    Fixed width, `YYYY-MM-DDTHH:MM:SS.ffffffZ`, for every year 0001-9999 (strftime's %Y does not zero-pad years
+    before 1000 on every platform), so that text order is time order (checkpoint.py relies on it).
+    """
+    u = _to_utc(moment, moment)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}Z"
 
 
 def decode(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """A timestamp in exactly the on-disk form (see encode); ValueError for anything else."""
+    match = _ON_DISK.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"timestamp {text!r} is not in the form YYYY-MM-DDTHH:MM:SS.ffffffZ")
+    return dt.datetime(*(int(g) for g in match.groups()), tzinfo=UTC)
 
 
 def next_commit_time(previous: dt.datetime | None, requested=None) -> dt.datetime:
