@@ -4,17 +4,22 @@ The log is cut into aligned segments of INTERVAL versions: segment k holds versi
 Once the last version of a segment is committed, its committer writes the checkpoint
 `_checkpoints/<last version, 20 digits>.ckpt.zst` with put-if-absent (a writer that finds it there does nothing):
 
-    zstd( b"logstore-checkpoint 1 <sha256 of body, hex>\\n" + body )
+    zstd( b"logstore-checkpoint 2 <sha256 of body, hex>\\n" + body )
 
 where body is UTF-8 JSON:
 
-    {"format_version": 1, "interval": 100, "first": <first version>, "last": <last version>,
+    {"format_version": 2, "interval": 100, "first": <first version>, "last": <last version>,
+     "table_id": <the table's identity; absent for a table of format 1, which has none>,
      "records": [<the commit records of first..last, exactly as stored in _log/>],
      "timeline": [[<first version of segment j>, <its timestamp>] for every segment j = 0..k]}
 
+Format 1 (header `logstore-checkpoint 1`, written before tables had an identity) has no `table_id` and is still read.
+
 A checkpoint is derived data: the commit records stay the source of truth. A checkpoint that is missing, fails to
-decompress, fails its checksum or disagrees with its name is ignored (with a RuntimeWarning) and the records are read
-from `_log/` instead, so damage never changes an answer.
+decompress, fails its checksum or disagrees with its name is ignored (with a RuntimeWarning), and so is a foreign
+one: its `table_id` differs from the log's (version 0's), or its copy of the segment's last record differs from
+`_log/` (two record reads per load). The records are then read from `_log/` instead, so neither damage nor a
+checkpoint copied from another table changes an answer.
 
 What it makes cheap (n = number of commits):
   - the latest version: `Log.head_version` probes `_log/<v>.json` with exists() (galloping from the last known
@@ -34,11 +39,12 @@ import warnings
 
 import zstandard
 
-from . import timestamps
+from . import integrity, timestamps
 
 CHECKPOINT_DIR = "_checkpoints"
 INTERVAL = 100
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the body carries `table_id`
+READABLE_FORMATS = (1, 2)
 MAGIC = b"logstore-checkpoint"
 SUFFIX = ".ckpt.zst"
 LEVEL = 3
@@ -66,11 +72,12 @@ def path(prefix: str, segment: int) -> str:
 class Segment:
     """One loaded, verified checkpoint: the raw record objects of its versions and the timeline up to it."""
 
-    def __init__(self, segment: int, records: list[dict], timeline: list[tuple[int, str]]):
+    def __init__(self, segment: int, records: list[dict], timeline: list[tuple[int, str]], table_id: str | None = None):
         self.segment = segment
         self.first, self.last = segment_range(segment)
         self.records = records  # raw JSON objects, index = version - first
         self.timeline = timeline
+        self.table_id = table_id  # the identity of the table it was written for; None in format 1
 
     def raw(self, version: int) -> dict:
         return self.records[version - self.first]
@@ -79,7 +86,7 @@ class Segment:
         return self.records[version - self.first]["timestamp"]
 
 
-def encode(segment: int, raw_records: list[dict], timeline: list[tuple[int, str]]) -> bytes:
+def encode(segment: int, raw_records: list[dict], timeline: list[tuple[int, str]], table_id: str | None) -> bytes:
     first, last = segment_range(segment)
     body = json.dumps(
         {
@@ -87,6 +94,7 @@ def encode(segment: int, raw_records: list[dict], timeline: list[tuple[int, str]
             "interval": INTERVAL,
             "first": first,
             "last": last,
+            **({"table_id": table_id} if table_id is not None else {}),
             "records": raw_records,
             "timeline": [list(t) for t in timeline],
         },
@@ -105,39 +113,85 @@ def decode(segment: int, data: bytes) -> Segment:
         raise ValueError(f"cannot decompress: {e}") from None
     header, sep, body = payload.partition(b"\n")
     parts = header.split(b" ")
-    if not sep or len(parts) != 3 or parts[0] != MAGIC or parts[1] != b"%d" % FORMAT_VERSION:
+    if not sep or len(parts) != 3 or parts[0] != MAGIC or parts[1] not in [b"%d" % f for f in READABLE_FORMATS]:
         raise ValueError("not a logstore checkpoint (bad header)")
     if hashlib.sha256(body).hexdigest().encode() != parts[2]:
         raise ValueError("checksum does not match its content")
     obj = json.loads(body)
     first, last = segment_range(segment)
+    if obj.get("format_version") != int(parts[1]):
+        raise ValueError(f"body says format {obj.get('format_version')!r}, its header {int(parts[1])}")
     if obj.get("interval") != INTERVAL or obj.get("first") != first or obj.get("last") != last:
         raise ValueError(f"says versions {obj.get('first')}..{obj.get('last')} (interval {obj.get('interval')})")
     records = obj["records"]
     if len(records) != INTERVAL or any(int(r["version"]) != first + i for i, r in enumerate(records)):
         raise ValueError("records do not match the versions it covers")
     timeline = [(int(v), str(t)) for v, t in obj["timeline"]]
-    if len(timeline) != segment + 1:
-        raise ValueError("timeline has the wrong length")
-    return Segment(segment, records, timeline)
+    if len(timeline) != segment + 1 or timeline[-1] != (first, records[0]["timestamp"]):
+        raise ValueError("timeline does not match the segments it covers")
+    return Segment(segment, records, timeline, obj.get("table_id"))
+
+
+class ForeignCheckpointError(ValueError):
+    """An intact checkpoint that is not this table's (or no longer agrees with its log)."""
+
+
+def check_identity(seg: Segment, table_id: str | None) -> None:
+    """ForeignCheckpointError unless `seg` was written for the table whose identity is `table_id` (None: format 1;
+    a checkpoint without `table_id` in a table that has one is foreign)."""
+    if seg.table_id != table_id:
+        raise ForeignCheckpointError(f"written for table_id {seg.table_id}, the log's is {table_id}")
+
+
+def check_against_log(seg: Segment, table_id: str | None, stored_last: dict) -> None:
+    """ForeignCheckpointError unless `seg` belongs to the table whose identity is `table_id` and holds
+    `stored_last`, the record of its last version as stored in `_log/` (O(1): one record compared)."""
+    check_identity(seg, table_id)
+    if seg.raw(seg.last) != stored_last:
+        raise ForeignCheckpointError(f"its record of version {seg.last} differs from the one in the log")
 
 
 def load(storage, prefix: str, segment: int) -> Segment | None:
-    """The checkpoint of `segment` if it exists and is intact; None otherwise (a warning if it is damaged)."""
+    """The checkpoint of `segment` if it exists, is intact and is this table's (checked against version 0 and the
+    segment's last record in `_log/`); None otherwise (a warning if it is damaged or foreign)."""
     p = path(prefix, segment)
     try:
         data = storage.read(p)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        return decode(segment, data)
+        seg = decode(segment, data)
+        check_against_log(seg, stored_record(storage, prefix, 0).get("table_id"), stored_record(storage, prefix, seg.last))
+        return seg
     except (ValueError, KeyError, TypeError, AttributeError) as e:
-        with _warn_lock:
-            first = p not in _warned
-            _warned.add(p)
-        if first:
-            warnings.warn(f"logstore: ignoring damaged log checkpoint {p}: {e}", RuntimeWarning, stacklevel=3)
+        kind = "foreign" if isinstance(e, ForeignCheckpointError) else "unchecked" if isinstance(e, UncheckedError) else "damaged"
+        _warn_once(p, f"logstore: ignoring {kind} log checkpoint {p}: {e}")
         return None
+
+
+class UncheckedError(ValueError):
+    """Derived data cannot be checked against the log (the commit record it is checked with is missing or damaged)."""
+
+
+def stored_record(storage, prefix: str, version: int) -> dict:
+    """The commit record of `version` as stored in `_log/`, its checksum checked; UncheckedError if it is missing or
+    damaged. Derived data (checkpoints, snapshots, compaction records) is checked against it before use."""
+    from .log import LOG_DIR, log_name  # log.py imports this module
+
+    try:
+        obj = json.loads(storage.read(f"{prefix}/{LOG_DIR}/{log_name(version)}"))
+        integrity.check_seal(obj)
+        return obj
+    except (OSError, ValueError) as e:
+        raise UncheckedError(f"cannot be checked against the commit record of version {version}: {e}") from None
+
+
+def _warn_once(key: str, message: str) -> None:
+    with _warn_lock:
+        first = key not in _warned
+        _warned.add(key)
+    if first:
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
 def exists(storage, prefix: str, segment: int) -> bool:
@@ -162,7 +216,7 @@ def write(log, segment: int) -> bool:
     else:
         timeline = [(s * INTERVAL, log.read_raw(s * INTERVAL)["timestamp"]) for s in range(segment)]
         timeline.append((first, raw_records[0]["timestamp"]))
-    return storage.put_if_absent(path(prefix, segment), encode(segment, raw_records, timeline))
+    return storage.put_if_absent(path(prefix, segment), encode(segment, raw_records, timeline, log.table_id()))
 
 
 def write_due(log, version: int) -> list[int]:

@@ -12,15 +12,18 @@ once it exists it stands for the block's versions. That one put is the whole com
 version and adds none, and readers never see a half-compacted state.
 
 Record (JSON, with the same self-checksum as commit records):
-    {"format_version": 1, "first": f, "last": l, "level": L, "created": <timestamp>,
+    {"format_version": 2, "first": f, "last": l, "level": L, "created": <timestamp>, "table_id": <the table's id>,
      "files":    [{"path", "rows", "size", "sha256", "inserts_only", "columns": [table columns held]}],
      "replaces": [paths of the input files this compaction made unnecessary]}
 `files` may include big input files carried over unchanged (not rewritten); those are not in `replaces`.
+`table_id` (format 2; absent in tables without an id and in records of format 1) must equal the log's: a record
+with another table's id is treated as damaged (ignored by readers, protects what it might cover from vacuum).
 
 Reading (the plan of version v over snapshot s): the versions s+1..v are covered left to right; for each version
-the reader takes the largest block holding it whose record exists (and is intact), else the files of the version's
-own commit record. The materialization rule filters change rows by `s < _version <= v`, so a block reaching past
-either end of the range gives the same answer as the original files.
+the reader takes the largest block holding it whose record exists (and is intact) and whose files are intact (else
+the next smaller such block, with a RuntimeWarning), else the files of the version's own commit record. The
+materialization rule filters change rows by `s < _version <= v`, so a block reaching past either end of the range
+gives the same answer as the original files.
 
 Vacuum (vacuum.py): a file listed in some compaction record's `replaces` is needed by no reader once that record
 exists (readers always prefer the covering block), apart from readers that planned before it was published: vacuum
@@ -50,13 +53,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import integrity, timestamps
-from .errors import LogstoreError
+from .errors import CorruptionError, LogstoreError
 from .commit import PUBLISH_WINDOW
 from .log import DataFile
 
 COMPACTION_DIR = "_compactions"
 COMPACTED_DATA_DIR = "compacted"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: records carry `table_id`
 FANOUT = 10
 MAX_LEVEL = 12
 ROW_GROUP_ROWS = 65_536
@@ -105,6 +108,7 @@ class CompactionRecord:
     files: tuple[CompactedFile, ...]
     replaces: tuple[str, ...]
     created: str
+    table_id: str | None = None  # the table's identity (None in tables without one, and in records of format 1)
 
     def to_json(self) -> dict:
         return {
@@ -115,6 +119,7 @@ class CompactionRecord:
             "created": self.created,
             "files": [f.to_json() for f in self.files],
             "replaces": list(self.replaces),
+            **({"table_id": self.table_id} if self.table_id is not None else {}),
         }
 
     @classmethod
@@ -126,7 +131,13 @@ class CompactionRecord:
             files=tuple(CompactedFile.from_json(f) for f in obj["files"]),
             replaces=tuple(obj["replaces"]),
             created=str(obj["created"]),
+            table_id=obj.get("table_id"),
         )
+
+    def check_identity(self, table_id: str | None) -> None:
+        """ValueError if the record carries another table's id (a record without one is accepted: format 1)."""
+        if self.table_id is not None and self.table_id != table_id:
+            raise ValueError(f"record belongs to another table (table_id {self.table_id}, the log's is {table_id})")
 
     def encode(self) -> bytes:
         return json.dumps(integrity.seal(self.to_json()), sort_keys=True, indent=1).encode()
@@ -156,6 +167,7 @@ def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None
         record = CompactionRecord.from_json(obj)
         if (record.first, record.last) != (first, last):
             raise ValueError(f"record says versions {record.first}..{record.last}")
+        _identity_check(storage, prefix)(record)
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         if key not in _warned:
             _warned.add(key)
@@ -164,6 +176,18 @@ def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None
     with _cache_lock:
         _cache[key] = record
     return record
+
+
+def _identity_check(storage, prefix: str):
+    """A function raising ValueError for a record of another table than the one version 0's stored record names
+    (checking nothing if that record cannot be read: the table cannot be read either, verify reports it)."""
+    from .checkpoint import UncheckedError, stored_record
+
+    try:
+        table_id = stored_record(storage, prefix, 0).get("table_id")
+    except UncheckedError:
+        return lambda record: None
+    return lambda record: record.check_identity(table_id)
 
 
 def top_level(head: int) -> int:
@@ -214,6 +238,7 @@ def scan(storage, prefix: str) -> Scan:
     """Read every record under `_compactions/`: intact ones by block, and the damaged ones with the reason."""
     found = Scan({}, {})
     directory = f"{prefix}/{COMPACTION_DIR}"
+    check_identity = None
     for name in storage.list(directory):
         try:
             obj = json.loads(storage.read(f"{directory}/{name}"))
@@ -221,6 +246,8 @@ def scan(storage, prefix: str) -> Scan:
             record = CompactionRecord.from_json(obj)
             if record_name(record.first, record.last) != name:
                 raise ValueError(f"record says versions {record.first}..{record.last}")
+            check_identity = check_identity or _identity_check(storage, prefix)
+            check_identity(record)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
             found.damaged[name] = str(e) or type(e).__name__
             continue
@@ -239,8 +266,13 @@ class Unit:
 
 
 def cover(log, first: int, last: int, head: int) -> list[Unit]:
-    """Units standing for versions first..last, left to right: the largest intact compacted block holding each
-    version, else the version's own files. `head` bounds which blocks can be complete."""
+    """Units standing for versions first..last, left to right: the largest compacted block holding each version
+    whose record and files are intact, else the version's own files. `head` bounds which blocks can be complete.
+
+    A block whose files fail their integrity check (integrity.check_file: missing, wrong size, wrong SHA-256) is
+    passed over with a RuntimeWarning for the next smaller intact block or the versions' own files; if a version's
+    own files are not intact either, the damaged block's CorruptionError is raised.
+    """
     storage, prefix = log.storage, log.prefix
     # the caller's head may be stale (or unknown to a fresh Log): a block it would not allow may stand for versions
     # whose own files vacuum has removed
@@ -252,6 +284,14 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
         if b not in seen:
             seen[b] = load(storage, prefix, *b)
         return seen[b]
+
+    checked: dict[tuple[int, int], CorruptionError | None] = {}
+
+    def damage(record: CompactionRecord) -> CorruptionError | None:
+        b = (record.first, record.last)
+        if b not in checked:
+            checked[b] = files_damage(storage, prefix, record.files, None, what=f"compacted file (versions {b[0]}..{b[1]})")
+        return checked[b]
 
     units: list[Unit] = []
     plain: list[int] = []
@@ -265,7 +305,9 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
 
     x = first
     while x <= last:
-        found = standing(lookup, x, head)
+        found, passed_over = _standing_intact(lookup, damage, x, head)
+        if passed_over is not None:
+            _fall_back(log, x, found, passed_over)
         if found is None:
             plain.append(x)
             x += 1
@@ -275,6 +317,46 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
             x = found.last + 1
     flush()
     return units
+
+
+def _standing_intact(lookup, damage, version: int, head: int) -> tuple[CompactionRecord | None, CorruptionError | None]:
+    """(the largest complete block holding `version` whose record and files are intact, or None; the error of the
+    first larger block passed over because its files are damaged, or None)."""
+    passed_over = None
+    for level in range(top_level(head), 0, -1):
+        b = block(level, version)
+        found = lookup(b) if b[1] <= head else None
+        if found is not None:
+            error = damage(found)
+            if error is None:
+                return found, passed_over
+            passed_over = passed_over or error
+    return None, passed_over
+
+
+def files_damage(storage, prefix: str, files, version: int | None, *, what: str) -> CorruptionError | None:
+    """The CorruptionError of the first of `files` (CompactedFile or DataFile) that fails integrity.check_file."""
+    for f in files:
+        f = getattr(f, "file", f)
+        try:
+            integrity.check_file(storage, f"{prefix}/{f.path}", f.size, f.sha256, version, what=what)
+        except CorruptionError as e:
+            return e
+    return None
+
+
+def _fall_back(log, version: int, found: CompactionRecord | None, passed_over: CorruptionError) -> None:
+    """Warn (once per damaged file) that versions are read from a smaller block or their own files instead of a
+    damaged block; raise the damaged block's error if `version`'s own files, when nothing smaller stands in, are not
+    intact either."""
+    if found is None:
+        own = log.read(version).files
+        if files_damage(log.storage, log.prefix, own, version, what="change file") is not None:
+            raise passed_over
+    key = log.storage.url(passed_over.path)
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(f"logstore: {passed_over}; reading its versions from smaller blocks or their own change files instead", RuntimeWarning, stacklevel=4)
 
 
 def compact_block(table, level: int, first: int, *, only_small: bool = False) -> CompactionRecord | None:
@@ -322,7 +404,7 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
             raise
         files = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
         replaces = tuple(replaces_list)
-    record = CompactionRecord(first, last, level, files, replaces, timestamps.encode(timestamps.now()))
+    record = CompactionRecord(first, last, level, files, replaces, timestamps.encode(timestamps.now()), log.table_id())
     if time.monotonic() - started >= PUBLISH_WINDOW:  # vacuum may already treat its files as a dead compactor's
         _delete(storage, prefix, written)
         return None

@@ -11,7 +11,7 @@ import json
 import warnings
 from dataclasses import dataclass
 
-from . import fingerprint, integrity
+from . import checkpoint, fingerprint, integrity
 from .errors import InvalidInputError, LogstoreError
 from .log import VERSION_DIGITS
 
@@ -75,18 +75,32 @@ def snapshot_versions(storage, prefix: str) -> list[int]:
 
 
 def load(storage, prefix: str, version: int) -> SnapshotRecord | None:
-    """The snapshot record of `version` if it and its file look intact, else None (with a warning).
+    """The snapshot record of `version` if it and its file look intact and it is this table's, else None (with a
+    warning).
 
-    Checks the record's checksum, and the file's size and (on first use in this process) its SHA-256.
+    Checks the record's checksum, that it agrees with version `version`'s commit record (check_against_log), and
+    the file's size and (on first use in this process) its SHA-256.
     """
     path = f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"
     try:
         record = read_record(storage, prefix, version)
+        check_against_log(record, checkpoint.stored_record(storage, prefix, version))
         integrity.check_file(storage, f"{prefix}/{record.path}", record.size, record.sha256, version, what="snapshot file", shown=record.path)
         return record
     except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
         warnings.warn(f"logstore: skipping damaged snapshot {path}: {e}", RuntimeWarning, stacklevel=2)
         return None
+
+
+def check_against_log(record: SnapshotRecord, stored: dict) -> None:
+    """ValueError unless the snapshot materializes the version `stored` (its commit record as stored in `_log/`)
+    describes: the same row count and, where both are known, the same content fingerprint. A snapshot copied from
+    another table (or from a copy of this one that has diverged) differs."""
+    if record.rows != stored["num_rows"]:
+        raise ValueError(f"snapshot of another table? it has {record.rows} rows, version {record.version} has {stored['num_rows']}")
+    expected = stored.get("fingerprint")
+    if record.fingerprint is not None and expected is not None and record.fingerprint != expected:
+        raise ValueError(f"snapshot of another table? its fingerprint is {record.fingerprint}, version {record.version}'s is {expected}")
 
 
 def read_record(storage, prefix: str, version: int) -> SnapshotRecord:

@@ -1,8 +1,14 @@
-"""Tags: names for versions, one JSON file each under `_tags/`, created with put-if-absent."""
+"""Tags: names for versions, one JSON file each under `_tags/`, created with put-if-absent.
+
+A tag record names itself (`tag`) and, in tables that have one, the table's identity (`table_id`), so a record
+copied over another tag's file or from another table is refused (CorruptionError naming the file), never read as
+this tag's version.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Callable
 
 from . import integrity, names, timestamps
 from .errors import CorruptionError, TagExistsError, TagNotFoundError
@@ -11,9 +17,10 @@ TAG_DIR = "_tags"
 
 
 class Tags:
-    def __init__(self, storage, prefix: str):
+    def __init__(self, storage, prefix: str, table_id: Callable[[], str | None] = lambda: None):
         self.storage = storage
         self.dir = f"{prefix}/{TAG_DIR}"
+        self._table_id = table_id  # the table's identity (Log.table_id); None for tables of format 1
 
     def _path(self, name: str) -> str:
         return f"{self.dir}/{name}.json"
@@ -28,22 +35,41 @@ class Tags:
             raw = self.storage.read(path)
         except FileNotFoundError:
             raise TagNotFoundError(name, self.names()) from None
-        try:
-            obj = json.loads(raw)
-            integrity.check_seal(obj)  # a tag written with a checksum must still match it
-            return int(obj["version"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise CorruptionError(path, None, f"malformed tag record ({e})") from None
+        obj = _parse(path, raw)
+        self._check_identity(path, name, obj)
+        return obj["version"]
+
+    def _check_identity(self, path: str, name: str, obj: dict) -> None:
+        """CorruptionError unless the record is this tag's, of this table."""
+        if obj.get("tag") != name:
+            raise CorruptionError(path, None, f"tag record names tag {obj.get('tag')!r}, not {name!r} (copied from another tag?)")
+        expected = self._table_id()
+        if obj.get("table_id") != expected:
+            raise CorruptionError(path, None, f"tag record belongs to another table (table_id {obj.get('table_id')}, this table's is {expected})")
 
     def names(self) -> list[str]:
         return [n[:-5] for n in self.storage.list(self.dir) if n.endswith(".json")]
 
     def create(self, name: str, version: int) -> None:
         names.check("tag", name)
+        table_id = self._table_id()
         record = {"tag": name, "version": version, "created": timestamps.encode(timestamps.now())}
+        if table_id is not None:
+            record["table_id"] = table_id
         if not self.storage.put_if_absent(self._path(name), json.dumps(integrity.seal(record), sort_keys=True).encode()):
             raise TagExistsError(name, self.get(name))
 
     def delete(self, name: str) -> None:
         self.get(name)  # raises TagNotFoundError
         self.storage.delete(self._path(name))
+
+
+def _parse(path: str, raw: bytes) -> dict:
+    """The tag record's JSON object, its checksum checked and its version an int; CorruptionError if malformed."""
+    try:
+        obj = json.loads(raw)
+        integrity.check_seal(obj)  # a tag written with a checksum must still match it
+        obj["version"] = int(obj["version"])
+        return obj
+    except (ValueError, KeyError, TypeError) as e:
+        raise CorruptionError(path, None, f"malformed tag record ({e})") from None

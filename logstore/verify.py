@@ -7,10 +7,13 @@
   - every change file those records add exists with the recorded size and SHA-256;
   - every snapshot record at or below the version parses and its file has the recorded size and SHA-256
     (a damaged snapshot is a problem to report, though reads survive it by skipping the snapshot);
-  - every tag points at an existing version;
+  - every tag record is intact, names its own tag and this table, and points at an existing version;
   - the materialized content of the version matches the fingerprint and row count in its commit record.
 With full=True the content check runs for every version 0..version, and every snapshot file's content is
 checked against its fingerprint as well.
+
+Every log checkpoint (checkpoint.py; derived, readers ignore a damaged or foreign one) must decode, carry the
+table's id and hold exactly the records `_log/` holds; otherwise it is reported (kind "checkpoint").
 
 Compaction records (compaction.py) are checked like snapshot records, and the files they list like change files.
 A change file that is missing is no problem when an intact compaction record stands for its version (the block
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from . import compaction, connection, fingerprint, snapshot
+from . import checkpoint, compaction, connection, fingerprint, snapshot, timestamps
 from .commit import DATA_DIR
 from .errors import CorruptionError, HeadMissingError, LogstoreError
 from .log import LOG_DIR, log_name
@@ -40,7 +43,7 @@ _CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error, ValueError, KeyError, Typ
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | unreadable | unchecked
+    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | checkpoint | unreadable | unchecked
     path: str  # relative to the store root
     version: int | None
     message: str
@@ -175,6 +178,9 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         if not 0 <= tagged <= latest:
             report.add("tag", f"{tag_dir}/{name}.json", tagged, f"tag {name!r} points at version {tagged}, which does not exist")
 
+    # 3b. log checkpoints: derived, readers ignore a damaged or foreign one, but it is reported
+    _check_checkpoints(report, table, records, latest)
+
     # 4. content against fingerprints
     con = connection.new()
     if not fingerprint.hash_is_stable(con):
@@ -237,6 +243,45 @@ class _Blocks:
 
     def _check(self, record, f) -> bool:
         return _check_file(self.report, self.storage, f"{self.prefix}/{f.path}", f.size, f.sha256, record.first, "compacted file")
+
+
+def _check_checkpoints(report: VerifyReport, table, records: dict, latest: int) -> None:
+    """Every file under `_checkpoints/`: decodes, belongs to this table, and each record (and timeline entry) in it
+    equals what `_log/` holds (compared for the intact records only: damaged ones are reported with the log)."""
+    directory = f"{table._prefix}/{checkpoint.CHECKPOINT_DIR}"
+    for name in sorted(table._storage.list(directory)):
+        path = f"{directory}/{name}"
+        try:
+            seg = _decode_checkpoint(table, name, path, latest)
+            checkpoint.check_identity(seg, table._log.table_id())
+            wrong = _checkpoint_disagrees(table, seg, records)
+        except _CHECK_ERRORS as e:
+            report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {_first_line(e)}")
+            continue
+        if wrong is not None:
+            report.add("checkpoint", path, wrong, f"log checkpoint disagrees with the log: its record of version {wrong} differs from _log/ (readers check only the segment's last record)")
+
+
+def _decode_checkpoint(table, name: str, path: str, latest: int):
+    """The checkpoint stored under `name`; ValueError if its name is no checkpoint's, it covers versions past the
+    latest, or it is damaged."""
+    last = name[: -len(checkpoint.SUFFIX)] if name.endswith(checkpoint.SUFFIX) else ""
+    if not last.isdigit() or (int(last) + 1) % checkpoint.INTERVAL or checkpoint.name(checkpoint.segment_of(int(last))) != name:
+        raise ValueError("not a log checkpoint name")
+    if int(last) > latest:
+        raise ValueError(f"covers versions up to {int(last)}, past the latest version {latest}")
+    return checkpoint.decode(checkpoint.segment_of(int(last)), table._storage.read(path))
+
+
+def _checkpoint_disagrees(table, seg, records: dict) -> int | None:
+    """The first version whose record (or timeline entry) in `seg` differs from the intact record in `_log/`."""
+    for first, stamp in seg.timeline:
+        if first in records and stamp != timestamps.encode(records[first].commit.timestamp):
+            return first
+    for v in range(seg.first, seg.last + 1):
+        if v in records and seg.raw(v) != table._log.read_raw(v):
+            return v
+    return None
 
 
 def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
