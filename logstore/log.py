@@ -229,9 +229,23 @@ class Log:
         if record.version != version:
             raise CorruptionError(path, version, f"record says version {record.version}")
         if version > 0 and record.table_id != self.table_id():
-            raise CorruptionError(path, version, f"record belongs to another table (table_id {record.table_id}, version 0 says {self.table_id()})")
+            raise self._foreign(version, record.table_id)
         self._records[version] = record
         return record
+
+    def _foreign(self, version: int, table_id: str | None) -> CorruptionError:
+        """The error for a record whose table id differs from version 0's: a third record decides which of the two
+        was copied in from another table (with no third record, the one read is blamed)."""
+        ours = self.table_id()
+        latest = self.head_version() or 0
+        witness = next((w for w in (1, latest) if w not in (0, version) and w <= latest), None)
+        if witness is not None:
+            try:
+                if self.read_raw(witness).get("table_id") == table_id:
+                    return CorruptionError(self._path(0), 0, f"version 0's record belongs to another table (table_id {ours}; versions {version} and {witness} say {table_id})")
+            except CorruptionError:
+                pass
+        return CorruptionError(self._path(version), version, f"record belongs to another table (table_id {table_id}, version 0 says {ours})")
 
     def table_id(self) -> str | None:
         """The table's identity from its version-0 record (None for tables written by format 1)."""

@@ -97,6 +97,8 @@ def _newest_intact(table, versions: list[int]) -> int:
         try:
             log.read(v)
         except CorruptionError as e:
+            if e.version != v:  # another record is at fault (version 0 copied in from another table)
+                raise RepairError(table.name, f"{e}; restore that record from a backup") from None
             bad.append((v, e))
     if versions != list(range(versions[-1] + 1)):
         gap = min(set(range(versions[-1] + 1)) - set(versions))

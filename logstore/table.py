@@ -66,7 +66,7 @@ class Table:
             try:
                 commits.append(self._log.read(v).commit)
             except CorruptionError as e:
-                if commits or v == 0:
+                if commits or v == 0 or e.version != v:  # only the newest records' own damage is stepped over
                     raise
                 warnings.warn(f"logstore: {e}; history starts below it (run repair)", RuntimeWarning, stacklevel=2)
         return commits

@@ -171,7 +171,7 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
             candidates.append((path, "snapshot file no snapshot record references"))
             if _file_version(path) is not None and _file_version(path) not in parsed:
                 in_flight.add(path)
-    compactions = compaction.scan(storage, prefix)
+    compactions = _standing_blocks_intact(storage, prefix, compaction.scan(storage, prefix), head)
     if not compactions.damaged:  # a damaged record may list any compacted file: then keep them all
         listed = {f"{prefix}/{cf.file.path}" for r in compactions.records.values() for cf in r.files}
         for path in compacted_files:
@@ -250,6 +250,18 @@ def _needed(prefix: str, compactions, originals: dict, head: int, old: set) -> t
         if not released:
             held |= {f"{prefix}/{cf.file.path}" for cf in record.files}
     return used, held
+
+
+def _standing_blocks_intact(storage, prefix: str, scan, head: int):
+    """`scan` with every record that stands for its versions but whose files are damaged counted as damaged: readers
+    fall back to the files it replaces (compaction.cover), so those must stay."""
+    for block, record in sorted(scan.records.items()):
+        if scan.standing(record.first, head) is record:
+            damage = compaction.files_damage(storage, prefix, record.files, None, what="compacted file")
+            if damage is not None:
+                del scan.records[block]
+                scan.damaged[compaction.record_name(*block)] = str(damage)
+    return scan
 
 
 def _file_version(path: str) -> int | None:

@@ -34,7 +34,7 @@ import duckdb
 from . import checkpoint, compaction, connection, fingerprint, snapshot, timestamps
 from .commit import DATA_DIR
 from .errors import CorruptionError, HeadMissingError, LogstoreError
-from .log import LOG_DIR, log_name
+from .log import HEAD_HINT, LOG_DIR, log_name
 from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
 from .tags import TAG_DIR
 
@@ -290,8 +290,12 @@ def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
         table._log.latest()
     except HeadMissingError as e:
         report.add("lost", e.path, e.version, e.reason)
+        return
     except _CHECK_ERRORS:
-        pass  # a damaged record 0 (no table id to compare the hint with) is reported with the records
+        return  # a damaged record 0 (no table id to compare the hint with) is reported with the records
+    path = f"{table._prefix}/{HEAD_HINT}"
+    if table._storage.exists(path) and table._log.hint() is None:
+        report.add("hint", path, None, "head hint is unreadable, damaged or of another table (the next commit rewrites it)")
 
 
 def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str, version: int, what: str) -> bool:

@@ -22,10 +22,10 @@ import pytest
 import zstandard
 
 import logstore
-from logstore import checkpoint, compaction, integrity
+from logstore import checkpoint, compaction, integrity, vacuum
 from logstore.errors import CorruptionError
 
-from conftest import people
+from conftest import age_files, people
 
 START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
 NO_SNAPSHOTS = {"snapshot_fraction": 1000.0, "snapshot_commits": 100_000}
@@ -306,3 +306,17 @@ def test_a_snapshot_record_and_file_of_another_table_are_skipped(store, no_fsync
     with pytest.warns(RuntimeWarning, match="snapshot of another table"):
         assert [fresh(store, "t").read(version=v) for v in range(5)] == before
     assert [p.kind for p in problems_at(fresh(store, "t").verify(), f"_snapshots/{3:020d}.json")] == ["fingerprint"]
+
+
+def test_vacuum_keeps_the_originals_a_damaged_compacted_file_falls_back_to(store, no_fsync, small_blocks, monkeypatch):
+    monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
+    t = build(store, "t", 10)
+    t.compact()
+    before = _everything(t)
+    _flip(_compacted_files(store, "t", 0, 8)[-1])
+    integrity.forget()
+    age_files(store.path, vacuum.IN_FLIGHT_GRACE + 60)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fresh(store, "t").vacuum(dry_run=False, older_than=0)
+        assert _everything(fresh(store, "t")) == before
