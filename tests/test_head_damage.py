@@ -150,6 +150,7 @@ def _race(tmp_path, commits: int) -> None:
     for v in acknowledged:
         assert fresh.read(version=v).column("id").to_pylist()[-1] == 1000 + v - 1
     assert fresh.verify(full=True).ok
+    print(f"[race] {commits} commits acknowledged and read back, {vacuums} vacuum(dry_run=False, older_than=0) runs beside them")
 
 
 # --- 2. the newest commit record deleted --------------------------------------------------------------------------
