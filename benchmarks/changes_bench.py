@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import logstore  # noqa: E402
+
 from core import run_logstore  # noqa: E402
 from workload import DELETE, Workload  # noqa: E402
 

@@ -45,6 +45,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import logstore  # noqa: E402
+
 from core import apply_step  # noqa: E402
 from core import timed as median_of  # noqa: E402
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
@@ -103,7 +104,7 @@ class System:
             t, _ = timed(lambda: self.commit(step))
             result["latency"][step.kind].append(t)
             if step.version == ts_version:
-                ts_wall = dt.datetime.now(dt.timezone.utc)
+                ts_wall = dt.datetime.now(dt.UTC)
                 time.sleep(0.002)
             if step.version % 50 == 0:
                 log(f"  {self.name}: committed version {step.version}")

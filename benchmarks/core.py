@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import logstore  # noqa: E402
+
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
 
 GOALS = {"bytes": 1.3, UPDATE: 0.050, APPEND: 0.015, "read": 1.5}

@@ -40,10 +40,11 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import logstore  # noqa: E402
+
 from core import timed  # noqa: E402
 from workload import Workload  # noqa: E402
 
-START = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 PER_COMMIT = 100
 WINDOW = 9
 

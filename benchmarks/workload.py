@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 SEED = 20240101
-START = dt.datetime(2023, 1, 1, tzinfo=dt.timezone.utc)  # version 0; commit k is k hours later
+START = dt.datetime(2023, 1, 1, tzinfo=dt.UTC)  # version 0; commit k is k hours later
 STEP = dt.timedelta(hours=1)
 CATEGORIES = [f"category_{i:02d}" for i in range(50)]
 SCHEMA = pa.schema(

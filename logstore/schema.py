@@ -23,7 +23,7 @@ class Column:
         return {"name": self.name, "type": self.type}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "Column":
+    def from_json(cls, obj: dict) -> Column:
         return cls(name=obj["name"], type=obj["type"])
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+
 @dataclass(frozen=True)
 class Range:
     """The values of a column in a file: low..high, or none at all (low and high None: every value is NULL)."""

@@ -10,7 +10,6 @@ import duckdb
 
 from . import connection, names, operations, snapshot
 from .commit import CommitInfo, _publish_once
-from .headcache import HeadCache
 from .errors import (
     InvalidInputError,
     NotAStoreError,
@@ -20,6 +19,7 @@ from .errors import (
     TableExistsError,
     TableNotFoundError,
 )
+from .headcache import HeadCache
 from .inputs import to_arrow
 from .log import FORMAT_VERSION, READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan

@@ -7,7 +7,7 @@ import re
 
 from .errors import TimestampError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 ONE_MS = dt.timedelta(milliseconds=1)
 _ON_DISK = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{6})Z")
 

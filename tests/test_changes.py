@@ -21,7 +21,18 @@ from hypothesis import strategies as st
 
 import logstore
 from logstore.changes import ChangeRangeError
-from test_model import KEYED_SCHEMA, KEYLESS_SCHEMA, Model, as_table, assignments, between, keyed_rows, keyless_rows, predicates
+
+from test_model import (
+    KEYED_SCHEMA,
+    KEYLESS_SCHEMA,
+    Model,
+    as_table,
+    assignments,
+    between,
+    keyed_rows,
+    keyless_rows,
+    predicates,
+)
 
 HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture]
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=HEALTH)

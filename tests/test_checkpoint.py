@@ -6,7 +6,6 @@ import datetime as dt
 import os
 import warnings
 
-import pyarrow as pa
 import pytest
 
 import logstore
@@ -14,7 +13,7 @@ from logstore import checkpoint, timestamps
 
 from conftest import people
 
-START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -149,6 +148,6 @@ def test_head_falls_back_to_listing_across_a_gap(store, no_fsync, small_interval
 
 
 def test_timestamps_sort_as_text():
-    a = dt.datetime(2022, 1, 1, 0, 0, 0, 999, tzinfo=dt.timezone.utc)
-    b = dt.datetime(2022, 1, 1, 0, 0, 1, 0, tzinfo=dt.timezone.utc)
+    a = dt.datetime(2022, 1, 1, 0, 0, 0, 999, tzinfo=dt.UTC)
+    b = dt.datetime(2022, 1, 1, 0, 0, 1, 0, tzinfo=dt.UTC)
     assert timestamps.encode(a) < timestamps.encode(b)

@@ -15,7 +15,7 @@ from logstore import compaction
 
 from conftest import people
 
-START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from logstore.errors import LogstoreError
 
 from conftest import file_state, people, staging_leftovers
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 @pytest.fixture

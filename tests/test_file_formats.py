@@ -96,7 +96,7 @@ def test_iso_dates_and_timestamps_are_accepted(home):
     table = logstore.read_file(home / "iso.csv")
     assert table.column("d").to_pylist() == [OCT_1, DEC_1]
     assert table.column("t").to_pylist() == [dt.datetime(2024, 10, 1, 10), dt.datetime(2024, 12, 1, 10, 0, 0, 500000)]
-    utc = dt.timezone.utc
+    utc = dt.UTC
     assert [v.astimezone(utc) for v in table.column("tz").to_pylist()] == [
         dt.datetime(2024, 10, 1, 10, tzinfo=utc),
         dt.datetime(2024, 12, 1, 8, 0, 0, 250000, tzinfo=utc),

@@ -143,8 +143,8 @@ def test_table_info(store):
     assert (info.name, info.key, info.version, info.num_rows) == ("t", ("id",), 1, 2)
     assert info.schema == t.schema() and info.columns == (("id", "BIGINT"), ("name", "VARCHAR"), ("score", "DOUBLE"))
     assert info.snapshots[-1] == 1 and info.tags == {"v0": 0}
-    assert info.first_commit == dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
-    assert info.last_commit == dt.datetime(2021, 6, 1, tzinfo=dt.timezone.utc)
+    assert info.first_commit == dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
+    assert info.last_commit == dt.datetime(2021, 6, 1, tzinfo=dt.UTC)
     table_dir = pathlib.Path(store.path) / "tables" / "t"
     assert info.bytes_on_disk == sum(f.stat().st_size for f in table_dir.rglob("*") if f.is_file()) > 0
     with pytest.raises(AttributeError):

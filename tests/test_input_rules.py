@@ -29,7 +29,7 @@ from logstore.schema import Column
 
 from conftest import file_state
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 NAN = float("nan")
 
 

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 import logstore
 import logstore.storage
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 BACKFILL_START = dt.datetime(2021, 3, 1, 12, 0, tzinfo=UTC)
 
 KEYED_SCHEMA = pa.schema([("k", pa.int64()), ("x", pa.int64()), ("s", pa.string())])

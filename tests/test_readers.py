@@ -267,7 +267,7 @@ def test_reads_are_in_row_id_order(store):
 def test_duckdb_relation_fetches_timezone_aware_timestamps(store):
     import datetime as dt
 
-    moment = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    moment = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
     t = store.create_table("tz", pa.table({"id": [1], "ts": pa.array([moment])}))
     [(row_id, ts)] = t.to_duckdb().fetchall()
     assert row_id == 1 and ts == moment

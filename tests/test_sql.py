@@ -252,7 +252,7 @@ def test_unknown_tag(db):
 def test_timestamp_before_first_commit_or_in_the_future(db):
     with pytest.raises(logstore.TimestampError, match="before the first commit"):
         db.sql("SELECT * FROM t AS OF TIMESTAMP '2021-12-31'")
-    future = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)).strftime("%Y-%m-%d")
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).strftime("%Y-%m-%d")
     with pytest.raises(logstore.TimestampError, match="in the future"):
         db.sql(f"SELECT * FROM t FOR SYSTEM_TIME AS OF '{future}'")
     with pytest.raises(logstore.TimestampError):
@@ -351,7 +351,7 @@ def test_registered_table_function(db, monkeypatch):
 
 
 def test_canonicalize_only_rewrites_clause_tokens():
-    raw = "SELECT 'AS OF VERSION 1' FROM t AS OF VERSION 1 a -- t AS OF VERSION 2\n".encode()
+    raw = b"SELECT 'AS OF VERSION 1' FROM t AS OF VERSION 1 a -- t AS OF VERSION 2\n"
     canonical, clauses, splices = lsql.canonicalize(raw)
     assert canonical == b"SELECT 'AS OF VERSION 1' FROM t  a AT (VERSION => 1) -- t AS OF VERSION 2\n"
     assert len(clauses) == 1 and len(splices) == 1

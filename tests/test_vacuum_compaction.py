@@ -21,7 +21,7 @@ from logstore import compaction, integrity
 
 from conftest import file_state, people
 
-START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 PROPS = {"snapshot_fraction": 1000.0, "snapshot_commits": 100_000}  # no snapshots: reads go through the change log
 
 
