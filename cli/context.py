@@ -1,14 +1,12 @@
-"""Finding the store a command works on, and the defaults commands share (the author of a commit)."""
+"""Finding the store a command works on."""
 
 from __future__ import annotations
 
-import functools
-import getpass
 import os
-import subprocess
 from pathlib import Path
 
 import logstore
+import logstore.author
 
 STORE_DIR = ".logstore"
 MARKER = "logstore.json"
@@ -78,17 +76,6 @@ def init_target(path: str | None, option: str | None) -> Path:
     return Path(os.getcwd()) / STORE_DIR
 
 
-@functools.lru_cache(maxsize=1)
-def default_author() -> str | None:
-    """`git config user.name`, else the login name, else None."""
-    try:
-        done = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5, check=False)
-        name = done.stdout.strip()
-        if done.returncode == 0 and name:
-            return name
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        return getpass.getuser() or None
-    except Exception:  # noqa: BLE001 - getuser raises OSError or KeyError when there is no login name
-        return None
+# The author of a commit made without --author is the library's rule (logstore/author.py: LOGSTORE_AUTHOR, else
+# `git config user.name`, else the login name); the CLI passes None. Kept under its old name for callers of it.
+default_author = logstore.author.default_author

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
 
-from .output import output_options, render_arrow, render_one, status
+from .output import count, output_options, render_arrow, render_one, status
 
 VERSION_HELP = "A version number, @TIMESTAMP (ISO-8601, UTC unless it has an offset) or a tag name."
 LIMIT = click.option("-n", "--limit", type=click.IntRange(min=0), metavar="N", help="Show at most N rows [default: all].")
@@ -64,7 +64,7 @@ def diff(state, table, a, b, summary, limit, fmt):
         rows = _readable(rows)
     render_arrow(rows, fmt, empty="(no differences)")
     if more and fmt == "table":
-        status(f"(first {limit} rows shown; raise --limit to see more)")
+        status(f"(first {count(limit, 'row')} shown; raise --limit to see more)")
 
 
 @click.command()
@@ -91,7 +91,7 @@ def changes(state, table, start, end, limit, fmt):
     rows, more = _cut(rows, limit)
     render_arrow(rows, fmt, empty="(no changes)")
     if more and fmt == "table":
-        status(f"(first {limit} rows shown; raise --limit to see more)")
+        status(f"(first {count(limit, 'row')} shown; raise --limit to see more)")
 
 
 def _cut(rows: pa.Table, limit: int | None) -> tuple[pa.Table, bool]:

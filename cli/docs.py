@@ -19,17 +19,31 @@ INTRO = """# The `logstore` command line
   in the current directory or a parent (as git finds `.git`). `logstore init [PATH]` creates `PATH/.logstore`.
 - **Versions**: `--version N`, `--at TS` (the latest version committed at or before TS; ISO-8601, UTC unless it
   carries an offset, a date alone is midnight UTC) or `--tag NAME`; at most one. Without one: the latest version.
-- **Writes** (`create`, `append`, `upsert`, `overwrite`, `update`, `delete`, `restore`) each make exactly one
-  commit and take `-m/--message`, `--author` (default: `git config user.name`, else the login name),
-  `--timestamp TS` (backfill: after the previous commit, not in the future) and `--meta KEY=VALUE` (repeatable).
+- **Writes** (`create`, `append`, `upsert`, `overwrite`, `update`, `delete`, `restore`) each make one commit (an
+  `append` or `upsert` of no rows makes none, see below) and take `-m/--message`, `--author`, `--timestamp TS`
+  (backfill: after the previous commit, not in the future; checked before any input is read) and `--meta KEY=VALUE`
+  (repeatable). Without `--author` the commit records `$LOGSTORE_AUTHOR`, else `git config user.name`, else the
+  login name (the Python API's rule too).
   They print one line, e.g. `events: version 3 UPDATE +0 ~2 -0 (10 rows)`, or the commit with `--format json|csv`.
+  Only real changes count: an update or upsert of a row to the values it already has changes nothing (not counted,
+  not written, not in `changes`); a write that changes no row still commits a version (`+0 ~0 -0`).
+  An `append` or `upsert` whose files hold no rows (a CSV with only its header) commits nothing, says
+  `events: no rows in FILE; nothing committed (still version N)` and exits 0.
 - **Input files**: Parquet, CSV, TSV, JSON (an array or one object per line) and NDJSON/JSONL, chosen by extension
-  (`.gz`/`.zst` compressed text too), read by DuckDB; `-` reads CSV from stdin (`--input-format` changes that).
-  CSV columns the table already has are read with the table's types.
+  (`.gz`/`.zst` compressed text too), read by DuckDB; `-` reads CSV from stdin (`--file-format` changes that).
+  CSV columns the table already has are read with the table's types. A file that names no columns (0 bytes, a CSV
+  without a header line, a JSON file without a record) is refused.
+- **Options mean one thing everywhere**: `-f/--format table|json|csv` is always what a command prints;
+  `--file-format` the format of the data file a command reads (`create`, `append`, ...) or writes (`checkout`);
+  `--version N`, `--at TS`, `--tag NAME` pick a version; `--timestamp TS` backdates a commit; `-n/--limit N` caps
+  the rows shown; `--where PRED` is a SQL predicate on rows; `sql --query-file FILE.sql` reads the query from a file.
+  Renamed for this: `--input-format` is now `--file-format`, `checkout --format` is `checkout --file-format`, and
+  `sql -f/--file` is `sql --query-file` (`sql -f` is `--format`, as everywhere).
 - **Output**: listings print a table for people; `-f/--format json` prints ONE JSON document (an array of objects,
-  or an object for `info`) with stable field names and ISO-8601 UTC times (`2022-01-01T00:00:00.000000Z`);
-  `--format csv` prints a header row and one row per record. Colours only on a terminal and never with `NO_COLOR`.
-  Progress bars (stderr) only on a terminal and only for work of more than a few MB.
+  or an object for `info` and `verify`) with stable field names and ISO-8601 UTC times
+  (`2022-01-01T00:00:00.000000Z`); `--format csv` prints a header row and one row per record. Colours only on a
+  terminal and never with `NO_COLOR`. Progress bars (stderr) only on a terminal and only for work of more than a
+  few MB.
 - **Errors**: a failed command changes nothing, prints one line `error: ...` on stderr and exits with status 1
   (usage errors: status 2). `--debug` (or `LOGSTORE_DEBUG=1`) shows the traceback instead.
 

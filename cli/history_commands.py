@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+import logstore
+
 from .output import output_options, render, status
 from .records import COMMIT_FIELDS, LOG_COLUMNS, commit_record
 
@@ -47,7 +49,11 @@ def tag(state, table, name, version, at):
     """
     if version is not None and at is not None:
         raise click.UsageError("give at most one of --version and --at")
-    tagged = state.table(table).tag(name, version, as_of=at)
+    try:
+        tagged = state.table(table).tag(name, version, as_of=at)
+    except logstore.TagExistsError as e:
+        e.cli_hint = f"with `logstore untag {table} {name}`"  # "...; delete it first with `logstore untag T N`"
+        raise
     status(f"{table}: tagged version {tagged} as {name}")
 
 

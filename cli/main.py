@@ -54,6 +54,9 @@ def _message(e: logstore.LogstoreError) -> str:
         text = text.replace("(create one with logstore.init)", "(create one with `logstore init`)")
     if isinstance(e, logstore.OutputExistsError):
         text = f"{e.path!r} already exists (use --force to replace it)"
+    hint = getattr(e, "cli_hint", None)  # a command's way out in CLI terms, appended (tag: which untag to run)
+    if hint:
+        text = f"{text} {hint}"
     return " ".join(text.split("\n"))
 
 

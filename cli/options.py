@@ -8,7 +8,6 @@ import click
 
 import logstore
 
-from . import context
 from .output import progress
 
 INPUT_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
@@ -47,13 +46,21 @@ def _meta(ctx, param, values) -> dict:
     return parsed
 
 
+def _timestamp(ctx, param, value):
+    """--timestamp is checked as soon as it is parsed, before any input is read: ISO-8601 and not in the future
+    (TimestampError, exit 1); `check_timestamp` checks it against the table's latest commit."""
+    if value is not None:
+        logstore.timestamps.next_commit_time(None, value)
+    return value
+
+
 def write_options(fn):
     """-m/--message, --author, --timestamp, --meta: what every write records about its commit."""
     for option in reversed(
         (
             click.option("-m", "--message", help="The commit message."),
-            click.option("--author", help="Who made the commit [default: git config user.name, else the login name]."),
-            click.option("--timestamp", metavar="TS", help="Backdate the commit (ISO-8601); must be after the previous commit and not in the future."),
+            click.option("--author", help="Who made the commit [default: $LOGSTORE_AUTHOR, else git config user.name, else the login name]."),
+            click.option("--timestamp", metavar="TS", callback=_timestamp, help="Backdate the commit (ISO-8601); must be after the previous commit and not in the future."),
             click.option("--meta", multiple=True, metavar="KEY=VALUE", callback=_meta, help="Metadata to record with the commit (repeatable)."),
         )
     ):
@@ -62,20 +69,23 @@ def write_options(fn):
 
 
 def commit_kwargs(message, author, timestamp, meta) -> dict:
-    return {
-        "message": message,
-        "author": author if author is not None else context.default_author(),
-        "timestamp": timestamp,
-        "metadata": dict(meta or {}),
-    }
+    """The library keyword arguments of the write options (author None: the library's default author rule)."""
+    return {"message": message, "author": author, "timestamp": timestamp, "metadata": dict(meta or {})}
+
+
+def check_timestamp(table: logstore.Table, timestamp) -> None:
+    """Refuse a --timestamp that is not after TABLE's latest commit before reading input or computing changes (the
+    library checks it again when it commits, against the head it commits on)."""
+    if timestamp is not None:
+        logstore.timestamps.next_commit_time(table.commit_info().timestamp, timestamp)
 
 
 def input_options(fn):
-    """--input-format, --date-format, --timestamp-format: how to read the input files."""
+    """--file-format, --date-format, --timestamp-format: how to read the input files."""
     for option in reversed(
         (
             click.option(
-                "--input-format",
+                "--file-format",
                 type=click.Choice(INPUT_FORMATS),
                 help="Read the input files as this format instead of going by their extension ('-' is CSV by default).",
             ),
@@ -98,9 +108,9 @@ def input_options(fn):
 INPUT_FILE = click.Path(exists=True, dir_okay=False, allow_dash=True)
 
 
-def load_inputs(files, input_format, *, schema=None, date_format=None, timestamp_format=None):
+def load_inputs(files, file_format, *, schema=None, date_format=None, timestamp_format=None):
     """Read the input files (or '-' for stdin) into one pyarrow Table, with a progress bar for big imports."""
     sizes = [os.path.getsize(f) if f != "-" else 0 for f in files]
     formats = {"schema": schema, "date_format": date_format, "timestamp_format": timestamp_format}
     with progress(len(files), "reading", size_bytes=sum(sizes)) as bar:
-        return logstore.read_files(files, input_format, **formats, progress=lambda _source: bar.update(1))
+        return logstore.read_files(files, file_format, **formats, progress=lambda _source: bar.update(1))

@@ -15,6 +15,7 @@ How a command uses it (new commands such as `sql`, `diff`, `verify` should do th
     render_one({"name": ..., "version": 3}, fmt)                  # one object (info, a commit)
     render_arrow(pyarrow_table, fmt)                              # rows of a pyarrow.Table
     status("tagged events version 3 as v1")                       # a human line (stdout, or stderr with err=True)
+    status(f"removed {count(3, 'file')}")                          # counts for people: "1 file", "3 files"
 
 Formats: `table` (aligned columns for people; `key  value` lines for one object), `json` (ONE document: an array
 of objects for a listing, an object for one record; times ISO-8601 UTC with a `Z`), `csv` (a header row, then one
@@ -77,6 +78,13 @@ def human_time(moment: dt.datetime | None) -> str:
     moment = moment.astimezone(UTC)
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
     return text + (f".{moment.microsecond // 1000:03d}" if moment.microsecond else "")
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """`n noun`, the noun in the plural unless n is 1: count(1, "file") -> "1 file", count(0, "file") -> "0 files".
+
+    Every count the CLI prints for people goes through this (no "1 files", no "file(s)")."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def human_bytes(n: int) -> str:

@@ -9,7 +9,7 @@ import click
 import logstore
 
 from .options import selector, selector_options
-from .output import echo, output_options, progress, render_arrow, render_one, status, stdout_binary
+from .output import count, echo, output_options, progress, render_arrow, render_one, status, stdout_binary
 from .records import info_flat, info_human, info_record
 
 CHECKOUT_FORMATS = ("parquet", "csv", "json", "ndjson")
@@ -44,22 +44,25 @@ def show(state, table, version, at, tag, limit, columns, where, fmt):
 @click.argument("table")
 @selector_options
 @click.option("-o", "--output", metavar="PATH", help="Where to write ('-' for stdout) [default: ./TABLE.<format>].")
-@click.option("--format", "file_format", type=click.Choice(CHECKOUT_FORMATS), help="File format [default: from the --output extension, else parquet]. A .gz or .zst suffix compresses CSV and JSON.")
+@click.option("--file-format", type=click.Choice(CHECKOUT_FORMATS), help="The file's format [default: from the --output extension; parquet without one; csv on stdout ('-o -')]. A .gz or .zst suffix compresses CSV and JSON.")
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @click.pass_obj
 def checkout(state, table, version, at, tag, output, file_format, force):
     """Write one version of TABLE (the latest by default) to a file.
 
     Two checkouts of the same version give byte-identical files. An existing file is kept unless --force.
-    An output name ending in .gz or .zst is compressed with gzip or zstd (CSV, NDJSON, JSON); Parquet compresses
-    itself, so .parquet.gz is refused, as are other compressions (.bz2, .xz, ...), before anything is written.
+    The format comes from --file-format, else the output name's extension; without either it is Parquet for a
+    file (./TABLE.parquet) and CSV on stdout ('-o -'). An output name ending in .gz or .zst is compressed with gzip
+    or zstd (CSV, NDJSON, JSON); Parquet compresses itself, so .parquet.gz is refused, as are other compressions
+    (.bz2, .xz, ...), before anything is written.
 
     \b
     Example:
       logstore checkout events --at 2022-01-01                 # -> ./events.parquet
       logstore checkout events --tag v1.0 -o v1.csv
       logstore checkout events -o events.ndjson.zst
-      logstore checkout events --version 3 --format ndjson -o - | head
+      logstore checkout events -o - | head                     # CSV on stdout
+      logstore checkout events --version 3 --file-format ndjson -o - | head
     """
     chosen = selector(version, at, tag)
     if output and output != "-" and (file_format or os.path.splitext(output)[1]):
@@ -75,7 +78,7 @@ def checkout(state, table, version, at, tag, output, file_format, force):
         destination = stdout_binary() if target == "-" else target
         size = logstore.write_file(rows, destination, file_format, force=force, progress=bar.update)
     where = "stdout" if target == "-" else target
-    status(f"{table}: wrote version {resolved} ({rows.num_rows} rows, {size} bytes, {file_format}) to {where}", err=target == "-")
+    status(f"{table}: wrote version {resolved} ({count(rows.num_rows, 'row')}, {count(size, 'byte')}, {file_format}) to {where}", err=target == "-")
 
 
 @click.command()
@@ -139,4 +142,4 @@ def compact(state, table):
     if not records:
         status(f"{table}: nothing to compact")
     for r in records:
-        status(f"{table}: compacted versions {r.first}-{r.last} into {len(r.files)} file(s), replacing {len(r.replaces)}")
+        status(f"{table}: compacted versions {r.first}-{r.last} into {count(len(r.files), 'file')}, replacing {count(len(r.replaces), 'file')}")

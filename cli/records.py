@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .output import human_bytes, human_time
+from .output import count, human_bytes, human_time
 
 COMMIT_FIELDS = [
     "version",
@@ -53,7 +53,7 @@ LOG_COLUMNS = [
 
 def commit_line(table: str, record: dict) -> str:
     """The human line a write prints: `events: version 3 UPDATE +0 ~2 -0 (10 rows)`."""
-    return f"{table}: version {record['version']} {record['operation']} {changes(record)} ({record['num_rows']} rows)"
+    return f"{table}: version {record['version']} {record['operation']} {changes(record)} ({count(record['num_rows'], 'row')})"
 
 
 def info_record(info) -> dict:
@@ -78,12 +78,27 @@ def info_human(record: dict) -> dict:
         "key": ", ".join(record["key"]) or "(none)",
         "version": record["version"],
         "rows": record["num_rows"],
-        "bytes on disk": f"{human_bytes(record['bytes_on_disk'])} ({record['bytes_on_disk']} bytes)",
-        "snapshots": ", ".join(str(v) for v in record["snapshots"]) or "(none)",
-        "tags": ", ".join(f"{n} ({v})" for n, v in record["tags"].items()) or "(none)",
+        "bytes on disk": f"{human_bytes(record['bytes_on_disk'])} ({count(record['bytes_on_disk'], 'byte')})",
+        "snapshots": versions_list(record["snapshots"]),
+        "tags": ", ".join(f"{n} (version {v})" for n, v in record["tags"].items()) or "(none)",
         "first commit": human_time(record["first_commit"]) + " UTC",
         "last commit": human_time(record["last_commit"]) + " UTC",
     }
+
+
+SHOWN_VERSIONS = 8  # a longer list of versions shows its first and last few
+
+
+def versions_list(versions) -> str:
+    """A list of versions for people, as a count first so that it never reads as one version:
+    "(none)", "1 (version 8)", "3 (versions 0, 100, 200)", "40 (versions 0, 10, 20, ..., 380, 390)"."""
+    versions = list(versions)
+    if not versions:
+        return "(none)"
+    shown = [str(v) for v in versions]
+    if len(shown) > SHOWN_VERSIONS:
+        shown = shown[:3] + ["..."] + shown[-2:]
+    return f"{len(versions)} ({'version' if len(versions) == 1 else 'versions'} {', '.join(shown)})"
 
 
 def info_flat(record: dict) -> dict:

@@ -1,10 +1,20 @@
-"""The writes: create, append, upsert, overwrite, update, delete, restore. Each makes exactly one commit."""
+"""The writes: create, append, upsert, overwrite, update, delete, restore. Each makes one commit (an append or upsert
+of files without rows makes none and says so)."""
 
 from __future__ import annotations
 
 import click
 
-from .options import INPUT_FILE, commit_kwargs, input_options, load_inputs, selector, selector_options, write_options
+from .options import (
+    INPUT_FILE,
+    check_timestamp,
+    commit_kwargs,
+    input_options,
+    load_inputs,
+    selector,
+    selector_options,
+    write_options,
+)
 from .output import output_options, render_one, status
 from .records import commit_line, commit_record
 
@@ -16,6 +26,15 @@ def report(table_name: str, commit, fmt: str) -> None:
         status(commit_line(table_name, record))
     else:
         render_one({"table": table_name, **record}, fmt)
+
+
+def nothing_to_commit(table_name: str, files, version: int, fmt: str) -> None:
+    """An append or upsert of input without rows (a header-only CSV, a Parquet file of no rows) that adds no
+    column: like `git commit` with nothing staged, nothing is committed, but it is not an error (exit 0), so a
+    pipeline importing a day without data goes on. Said on stdout for people, on stderr with --format json|csv
+    (which print nothing, as no commit was made)."""
+    names = ", ".join("stdin" if f == "-" else f for f in files)
+    status(f"{table_name}: no rows in {names}; nothing committed (still version {version})", err=fmt != "table")
 
 
 def _keys(values) -> list[str]:
@@ -41,13 +60,14 @@ def _assignments(ctx, param, values) -> dict:
 @write_options
 @output_options
 @click.pass_obj
-def create(state, table, file, keys, ddl, input_format, date_format, timestamp_format, message, author, timestamp, meta, fmt):
+def create(state, table, file, keys, ddl, file_format, date_format, timestamp_format, message, author, timestamp, meta, fmt):
     """Create TABLE (version 0) from FILE, or empty with --schema.
 
     FILE is Parquet, CSV, TSV, JSON or NDJSON (by extension; .gz/.zst compressed too); '-' reads CSV from stdin.
     Dates and timestamps in text files must be ISO 8601 unless --date-format/--timestamp-format name theirs; a value
     that does not fit its column (e.g. 10/01/2024 for a date) is refused naming the column, line and value.
-    --schema fixes the column types the file is read with.
+    --schema fixes the column types the file is read with. A file that names no columns (0 bytes, no CSV header
+    line, no JSON record) is refused; a CSV with a header and no rows makes an empty table with those columns.
 
     \b
     Example:
@@ -58,7 +78,7 @@ def create(state, table, file, keys, ddl, input_format, date_format, timestamp_f
     if file is None and ddl is None:
         raise click.UsageError("give a FILE to import, or --schema for an empty table")
     formats = {"schema": ddl, "date_format": date_format, "timestamp_format": timestamp_format}
-    data = load_inputs([file], input_format, **formats) if file is not None else None
+    data = load_inputs([file], file_format, **formats) if file is not None else None
     created = state.store.create_table(table, data, schema=ddl, key=_keys(keys) or None, **commit_kwargs(message, author, timestamp, meta))
     report(table, created.commit_info(0), fmt)
 
@@ -72,12 +92,16 @@ def _file_write(verb: str, doc: str, many: bool = True):
     @write_options
     @output_options
     @click.pass_obj
-    def command(state, table, files, input_format, date_format, timestamp_format, merge_schema, message, author, timestamp, meta, fmt):
+    def command(state, table, files, file_format, date_format, timestamp_format, merge_schema, message, author, timestamp, meta, fmt):
         files = files if many else (files,)
         if list(files).count("-") > 1:
             raise click.UsageError("stdin ('-') can be read only once")
         t = state.table(table)
-        data = load_inputs(files, input_format, schema=t.schema(), date_format=date_format, timestamp_format=timestamp_format)
+        check_timestamp(t, timestamp)  # before reading the input: a bad --timestamp is reported first
+        data = load_inputs(files, file_format, schema=t.schema(), date_format=date_format, timestamp_format=timestamp_format)
+        if verb in ("append", "upsert") and data.num_rows == 0 and set(data.column_names) <= set(t.schema().names):
+            nothing_to_commit(table, files, t.version, fmt)
+            return
         write = getattr(t, verb)
         commit = write(data, schema_mode="merge" if merge_schema else None, **commit_kwargs(message, author, timestamp, meta))
         report(table, commit, fmt)
@@ -91,7 +115,8 @@ append = _file_write(
 
     Text files are read with TABLE's column types; dates and timestamps must be ISO 8601 unless
     --date-format/--timestamp-format name theirs. A value that does not fit is refused naming the column, line and
-    value, and nothing is committed.
+    value, and nothing is committed. Files without rows (a CSV with only its header) commit nothing: the command
+    says so and exits 0. A file that names no columns (0 bytes, no header line) is refused.
 
     \b
     Example:
@@ -104,6 +129,9 @@ upsert = _file_write(
     "upsert",
     """Insert new keys, update existing ones (TABLE needs a key).
 
+    Rows equal to the stored ones are left alone (not counted, not in the change feed). Files without rows commit
+    nothing (the command says so and exits 0).
+
     \b
     Example:
       logstore upsert events fixes.csv -m "corrections from upstream"
@@ -113,7 +141,8 @@ overwrite = _file_write(
     "overwrite",
     """Replace the rows of TABLE with FILE.
 
-    Stored as the row-level difference from the previous version.
+    Stored as the row-level difference from the previous version: rows equal to the stored ones are no change.
+    A FILE with a header and no rows empties TABLE (a commit deleting every row).
 
     \b
     Example:
@@ -133,11 +162,16 @@ overwrite = _file_write(
 def update(state, table, assignments, where, message, author, timestamp, meta, fmt):
     """Set columns to SQL expressions on the rows matching --where.
 
+    Only rows whose values change are updated: a matching row that the expressions leave as it was is not counted,
+    not written and not in the change feed. An update that changes no row still commits a version (with +0 ~0 -0).
+
     \b
     Example:
       logstore update events --set "kind=upper(kind)" --set "score=score * 2" --where "id < 100"
     """
-    commit = state.table(table).update(set=assignments, where=where, **commit_kwargs(message, author, timestamp, meta))
+    t = state.table(table)
+    check_timestamp(t, timestamp)
+    commit = t.update(set=assignments, where=where, **commit_kwargs(message, author, timestamp, meta))
     report(table, commit, fmt)
 
 
@@ -154,7 +188,9 @@ def delete(state, table, where, message, author, timestamp, meta, fmt):
     Example:
       logstore delete events --where "kind = 'test'" -m "drop test events"
     """
-    commit = state.table(table).delete(where=where, **commit_kwargs(message, author, timestamp, meta))
+    t = state.table(table)
+    check_timestamp(t, timestamp)
+    commit = t.delete(where=where, **commit_kwargs(message, author, timestamp, meta))
     report(table, commit, fmt)
 
 
@@ -174,5 +210,7 @@ def restore(state, table, version, at, tag, message, author, timestamp, meta, fm
       logstore restore events --tag v1.0
     """
     chosen = selector(version, at, tag, required=True)
-    commit = state.table(table).restore(**chosen, **commit_kwargs(message, author, timestamp, meta))
+    t = state.table(table)
+    check_timestamp(t, timestamp)
+    commit = t.restore(**chosen, **commit_kwargs(message, author, timestamp, meta))
     report(table, commit, fmt)

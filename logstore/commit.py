@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import author as authors
 from . import fingerprint, timestamps
 from .errors import CommitConflictError, InvalidInputError
 from .log import Commit, CommitRecord, DataFile
@@ -41,7 +42,12 @@ ROW_GROUP_ROWS = 512 * 1024
 
 @dataclass(frozen=True)
 class CommitInfo:
-    """What the caller says about a commit."""
+    """What the caller says about a commit.
+
+    `author=None` records logstore.author.default_author() (LOGSTORE_AUTHOR, else `git config user.name`, else the
+    login name). A `timestamp` is checked here, before any work: it must parse and not lie in the future
+    (TimestampError); that it lies after the previous commit is checked against the head when publishing.
+    """
 
     message: str | None = None
     author: str | None = None
@@ -57,6 +63,10 @@ class CommitInfo:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 raise InvalidInputError(value, f"{name} must be a string, not {type(value).__name__}")
+        if self.author is None:
+            object.__setattr__(self, "author", authors.default_author())
+        if self.timestamp is not None:
+            timestamps.next_commit_time(None, self.timestamp)  # parses it and refuses the future, before any work
 
 
 def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo, *, head: Callable[[], Head] | None = None) -> Commit:

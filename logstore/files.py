@@ -13,6 +13,10 @@ date, `abc` in a BIGINT column) raises InputValueError naming the column, the li
 JSON array) and the value. CSV rejects come from DuckDB's reject tables (`store_rejects`), JSON ones from comparing
 a lenient read (`ignore_errors`) with the raw text.
 
+A file that names no columns is refused with InvalidInputError naming it (DuckDB would invent a `column0` or `json`
+column): 0 bytes, a CSV/TSV without even a header line, a JSON/NDJSON file without a record (blank, or `[]`). A CSV
+with a header and no rows reads as those columns and no rows (what an append of it commits: see the CLI).
+
 `write_file` writes a table as Parquet (zstd), CSV, JSON (one array) or NDJSON with fixed settings and fixed
 row-group boundaries, so writing the same rows twice gives byte-identical files; a `.gz` or `.zst` name compresses
 CSV and JSON output (gzip without a time or name in its header), and a compression that cannot be honoured
@@ -83,6 +87,7 @@ GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
 REJECTS_KEPT = 100  # CSV rejects DuckDB records per file; only the first is reported
 _ENCODING = "utf-8"
+STDIN_LABEL, STREAM_LABEL = "stdin", "the input stream"  # how errors name a source that is not a file
 
 
 def format_of(path, default: str | None = None) -> str:
@@ -152,7 +157,7 @@ def read_file(
     options = _options(schema, date_format, timestamp_format)
     if source == "-" or hasattr(source, "read"):
         stream = sys.stdin.buffer if source == "-" else source
-        return _read_stream(stream, format or "csv", options, "stdin" if source == "-" else "the input stream")
+        return _read_stream(stream, format or "csv", options, STDIN_LABEL if source == "-" else STREAM_LABEL)
     path = os.fspath(source)
     fmt = format or format_of(path)
     if not os.path.isfile(path):
@@ -217,10 +222,14 @@ def _read_stream(stream: BinaryIO, fmt: str, options: _Options, label: str) -> p
 
 
 def _read_path(path: str, fmt: str, options: _Options, label: str) -> pa.Table:
+    if os.path.getsize(path) == 0:
+        raise InvalidInputError(label, f"{_subject(label)} is empty (0 bytes): it names no columns, so there is nothing to read")
     compression = _compression(path, label)
     if fmt == "parquet" and compression != "none":
         reason = f"{label!r} is {compression}-compressed: Parquet files compress their data themselves; decompress it first"
         raise InvalidInputError(label, reason)
+    if fmt != "parquet":
+        _refuse_no_columns(path, fmt, compression, label)
     con = connection.new()  # reads the file the user named, wherever it is
     try:
         if fmt == "parquet":
@@ -244,6 +253,29 @@ def _compression(path: str, label: str) -> str:
         return kind or "none"
     reason = f"{label!r} is {kind}-compressed, which logstore cannot read: decompress it, or use gzip (.gz) or zstd (.zst)"
     raise InvalidInputError(label, reason)
+
+
+EMPTY_PROBE_BYTES = 64 * 1024  # text files longer than this (decompressed) are never taken for empty
+
+
+def _refuse_no_columns(path: str, fmt: str, compression: str, label: str) -> None:
+    """Refuse a text file that names no columns: a CSV/TSV without even a header line, a JSON/NDJSON file without a
+    record (blank, or `[]`), compressed or not. DuckDB would invent a column (`column0`, `json`) for them. A CSV
+    with a header and no rows is fine: it names its columns and holds no rows."""
+    with _open_input(path, compression) as f:
+        head = f.read(EMPTY_PROBE_BYTES + 1)
+    if len(head) > EMPTY_PROBE_BYTES:
+        return
+    text = head.decode(_ENCODING, errors="replace").lstrip("\ufeff").strip()
+    if not text:
+        what = "no header line" if fmt in ("csv", "tsv") else "no records"
+        raise InvalidInputError(label, f"{_subject(label)} is blank ({what}): it names no columns, so there is nothing to read")
+    if fmt == "json" and text.startswith("[") and text.endswith("]") and not text[1:-1].strip():
+        raise InvalidInputError(label, f"{_subject(label)} holds no records ([]): it names no columns, so there is nothing to read")
+
+
+def _subject(label: str) -> str:
+    return label if label in (STDIN_LABEL, STREAM_LABEL) else f"input file {label!r}"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from .schema import Column, arrow_schema, conform, quote
 
 OLD_HASH = "__old_hash"
 NEW_HASH = "__new_hash"
+_OLD_VALUE = "__old_value_"  # update: the old value of the i-th assigned column, next to its new value
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,10 @@ def upsert(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
 
 
 def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
+    """Change rows for the rows matching `where` whose new image differs from the old one (IS DISTINCT FROM on an
+    assigned column); a matching row the assignments leave as it was is no change: not counted, not written, not in
+    the change feed. An update that changes no row still commits (a version with no change rows), like upsert and
+    overwrite of unchanged data."""
     if not isinstance(assignments, dict) or not assignments:
         raise InvalidExpressionError(str(assignments), "set= must be a non-empty dict of column: SQL expression")
     by_name = {c.name: c for c in head.columns}
@@ -139,11 +144,18 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
         f"CAST(({assignments[c.name]}) AS {c.type}) AS {quote(c.name)}" if c.name in assignments else quote(c.name)
         for c in head.columns
     )
+    # only rows whose new image differs from the old one are changes: each assigned column's new value is computed
+    # once, in the inner query, next to its old value, and compared with IS DISTINCT FROM (the rule upsert and
+    # overwrite use); unchanged rows are neither counted nor written, so neither hash sum covers them
+    set_columns = [c for c in head.columns if c.name in assignments]
+    olds = ", ".join(f"t.{quote(c.name)} AS {quote(_OLD_VALUE + str(i))}" for i, c in enumerate(set_columns))
+    differs = " OR ".join(f"u.{quote(c.name)} IS DISTINCT FROM u.{quote(_OLD_VALUE + str(i))}" for i, c in enumerate(set_columns))
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     with _predicate(head, where) as predicate:
-        changed = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash} FROM {head.state_sql()} AS t WHERE {predicate}"
+        changed = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash}, {olds} FROM {head.state_sql()} AS t WHERE {predicate}"
         new_hash = f"{fingerprint.row_hash_sql(head.columns, 'u')} AS {NEW_HASH}"  # and the new images, in the same query
-        sql = f"SELECT *, {new_hash} FROM ({changed}) AS u ORDER BY {ROW_ID}"
+        kept = ", ".join([ROW_ID, OP, *(f"u.{quote(c.name)}" for c in head.columns), OLD_HASH])
+        sql = f"SELECT {kept}, {new_hash} FROM ({changed}) AS u WHERE {differs} ORDER BY {ROW_ID}"
         rows = head.run(sql, expression=", ".join(f"{k} = {v}" for k, v in assignments.items()), where=where)
     return _change_set(rows, head.columns, head, parameters={"set": dict(assignments), "where": where})
 

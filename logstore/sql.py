@@ -81,6 +81,14 @@ WRITE_STATEMENTS = {
     "INSERT", "UPDATE", "DELETE", "CREATE", "CREATE_FUNC", "DROP", "ALTER", "ATTACH", "DETACH", "COPY",
     "COPY_DATABASE", "EXPORT", "IMPORT", "MERGE_INTO", "VACUUM", "LOAD", "UPDATE_EXTENSIONS",
 }
+# DuckDB's parser gives some statements the type of another: INSTALL and FORCE INSTALL are LOAD statements,
+# ANALYZE a VACUUM one, CHECKPOINT a CALL, USE and RESET SET ones. A refusal names them as written.
+SPELLINGS = {
+    "LOAD": ("FORCE INSTALL", "INSTALL", "LOAD"),
+    "VACUUM": ("ANALYZE", "VACUUM"),
+    "CALL": ("FORCE CHECKPOINT", "CHECKPOINT", "CALL"),
+    "SET": ("RESET", "USE", "SET"),
+}
 TYPED_LITERALS = {"TIMESTAMP", "TIMESTAMPTZ", "DATE"}
 CONSTANT_WORDS = {"CURRENT_TIMESTAMP", "CURRENT_DATE", "NOW"}
 
@@ -196,6 +204,24 @@ def _matching(toks: list[Token], i: int) -> int | None:
         if depth <= 0 and ")" in toks[j].text:
             return j if depth == 0 and toks[j].text == ")" else None
     return None
+
+
+def statement_kind(statement) -> tuple[str, str]:
+    """(category, name) of a statement from duckdb's extract_statements: the category is DuckDB's statement type
+    (what decides whether it is refused as a write), the name is how a refusal calls it, as written where DuckDB's
+    type lumps several statements together (SPELLINGS). A type DuckDB's Python enum lacks (UPDATE EXTENSIONS in
+    DuckDB 2.0) is named by the statement's first words."""
+    words = [tok.word for tok in tokens(statement.query.encode()) if tok.kind != "comment"][:2]
+    words = [w for w in words if w is not None]
+    try:
+        category = statement.type.name
+    except ValueError:
+        name = " ".join(words) or "unknown"
+        return name.replace(" ", "_").upper(), name
+    for spelled in SPELLINGS.get(category, ()):
+        if words[: spelled.count(" ") + 1] == spelled.split():
+            return category, spelled
+    return category, category
 
 
 # --- step 1: canonicalize ----------------------------------------------------------------------------------
@@ -453,10 +479,10 @@ class _Query:
         except duckdb.Error as e:
             raise SQLSyntaxError(self.query, _first_line(e)) from None
         for statement in statements:
-            kind = statement.type.name
-            if kind in WRITE_STATEMENTS:
+            category, kind = statement_kind(statement)
+            if category in WRITE_STATEMENTS:
                 raise ReadOnlyError(self.query, kind, self._mentioned_tables())
-            if kind != "SELECT":
+            if category != "SELECT":
                 hint = " (for a plan, call .explain() on the relation store.sql returns)" if kind == "EXPLAIN" else ""
                 raise SQLError(self.query, f"{kind} statements are not supported: store.sql runs queries (SELECT, FROM, WITH, DESCRIBE, SUMMARIZE){hint}")
         raise SQLError(self.query, f"cannot read the query: {parsed.get('error_message')}")

@@ -15,14 +15,12 @@ import pytest
 from click.testing import CliRunner
 
 import logstore
-from logstore_cli import context, output
+import logstore.author
+from logstore_cli import output
 from logstore_cli.main import cli
 
 CSV = "id,name,score\n1,ann,1.5\n2,bob,2.5\n3,cy,3.5\n"
-COMMANDS = [
-    "init", "tables", "create", "append", "upsert", "overwrite", "update", "delete", "restore",
-    "log", "show", "checkout", "tag", "tags", "untag", "info", "snapshot",
-]  # fmt: skip
+COMMANDS = sorted(cli.commands)  # every command the CLI has: a new one without help or an example fails below
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +29,7 @@ def _fast(monkeypatch):
     import logstore.storage
 
     monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setattr(context, "default_author", lambda: "tester")
+    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
     monkeypatch.delenv("LOGSTORE_DIR", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
 
@@ -132,6 +130,11 @@ def rows(table: pa.Table) -> list[dict]:
 # --- help ------------------------------------------------------------------------------------------------------
 
 
+def test_commands_are_all_of_the_cli():
+    assert len(COMMANDS) >= 23
+    assert {"repair", "sql", "verify", "vacuum", "diff", "changes", "compact", "init", "checkout"} <= set(COMMANDS)
+
+
 def test_help_lists_every_command(run):
     result = ok(run("--help"))
     for name in COMMANDS:
@@ -140,8 +143,9 @@ def test_help_lists_every_command(run):
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_command_has_help_with_an_example(run, name):
-    result = ok(run(name, "--help"))
-    assert "Example" in result.output and f"logstore {name}" in result.output
+    lines = [line.strip() for line in ok(run(name, "--help")).output.splitlines()]
+    assert any(line.startswith("Example") for line in lines), lines  # an "Example:" (or "Examples:") line
+    assert any(line.startswith(f"logstore {name}") or f"| logstore {name}" in line for line in lines), lines
 
 
 def test_version(run):
@@ -259,9 +263,9 @@ def test_create_from_stdin(run, home):
     assert rows(logstore.open(home / ".logstore").table("t").read()) == [{"id": 1, "kind": "x"}, {"id": 2, "kind": "y"}]
 
 
-def test_create_from_stdin_with_input_format(run, home):
+def test_create_from_stdin_with_file_format(run, home):
     ok(run("init"))
-    ok(run("create", "t", "-", "--input-format", "ndjson", input='{"id": 1}\n{"id": 2}\n'))
+    ok(run("create", "t", "-", "--file-format", "ndjson", input='{"id": 1}\n{"id": 2}\n'))
     assert rows(logstore.open(home / ".logstore").table("t").read()) == [{"id": 1}, {"id": 2}]
 
 
@@ -441,26 +445,26 @@ def test_write_option_errors(run, people):
 def test_default_author_is_git_user_name(tmp_path, monkeypatch):
     gitconfig = tmp_path / "gitconfig"
     gitconfig.write_text("[user]\n\tname = Grace Hopper\n")
-    monkeypatch.undo()  # drop the fixed author of the autouse fixture
+    monkeypatch.delenv("LOGSTORE_AUTHOR")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.chdir(tmp_path)
-    context.default_author.cache_clear()
+    logstore.author.machine_author.cache_clear()
     try:
-        assert context.default_author() == "Grace Hopper"
+        assert logstore.author.default_author() == "Grace Hopper"
     finally:
-        context.default_author.cache_clear()
+        logstore.author.machine_author.cache_clear()
 
 
 def test_default_author_falls_back_to_login_name(tmp_path, monkeypatch):
-    monkeypatch.undo()
+    monkeypatch.delenv("LOGSTORE_AUTHOR")
     monkeypatch.setenv("PATH", str(tmp_path))  # no git on the path
     monkeypatch.setenv("LOGNAME", "someone")
-    context.default_author.cache_clear()
+    logstore.author.machine_author.cache_clear()
     try:
-        assert context.default_author() == "someone"
+        assert logstore.author.default_author() == "someone"
     finally:
-        context.default_author.cache_clear()
+        logstore.author.machine_author.cache_clear()
 
 
 def test_writes_use_the_default_author(run, people):
@@ -564,8 +568,8 @@ def test_checkout_default_path_is_table_parquet(run, history, home):
 
 @pytest.mark.parametrize("fmt", ["parquet", "csv", "json", "ndjson"])
 def test_checkout_is_byte_identical(run, history, home, fmt):
-    ok(run("checkout", "people", "--version", "1", "--format", fmt, "-o", "a.out"))
-    ok(run("checkout", "people", "--version", "1", "--format", fmt, "-o", "b.out"))
+    ok(run("checkout", "people", "--version", "1", "--file-format", fmt, "-o", "a.out"))
+    ok(run("checkout", "people", "--version", "1", "--file-format", fmt, "-o", "b.out"))
     assert (home / "a.out").read_bytes() == (home / "b.out").read_bytes()
     assert len((home / "a.out").read_bytes()) > 0
 
@@ -574,7 +578,7 @@ def test_checkout_formats_round_trip(run, history, home):
     expected = rows(history.read(version=2))
     ok(run("checkout", "people", "--version", "2", "-o", "v.csv"))
     ok(run("checkout", "people", "--version", "2", "-o", "v.json"))
-    ok(run("checkout", "people", "--version", "2", "--format", "ndjson"))
+    ok(run("checkout", "people", "--version", "2", "--file-format", "ndjson"))
     assert rows(logstore.read_file(home / "v.csv")) == expected
     assert json.loads((home / "v.json").read_text()) == expected
     assert [json.loads(line) for line in (home / "people.ndjson").read_text().splitlines()] == expected
@@ -593,7 +597,7 @@ def test_checkout_to_stdout(run, history):
     result = ok(run("checkout", "people", "--version", "0", "-o", "-"))
     assert list(csv.reader(io.StringIO(result.stdout))) == [["id", "name", "score"], ["1", "ann", "1.5"], ["2", "bob", "2.5"], ["3", "cy", "3.5"]]
     assert "wrote version 0" in result.stderr
-    ndjson = ok(run("checkout", "people", "--version", "0", "-o", "-", "--format", "ndjson")).stdout
+    ndjson = ok(run("checkout", "people", "--version", "0", "-o", "-", "--file-format", "ndjson")).stdout
     assert [json.loads(line)["id"] for line in ndjson.splitlines()] == [1, 2, 3]
 
 
@@ -602,7 +606,8 @@ def test_checkout_errors(run, history, home):
     fails(run("checkout", "people", "-o", "nodir/out.parquet"), 1, "does not exist")
     fails(run("checkout", "people", "--at", "2020-01-01"), 1, "2021-01-01")
     fails(run("checkout", "people", "--tag", "nope"), 1, "no tag 'nope' (known tags: v1)")
-    fails(run("checkout", "people", "--format", "xlsx"), 2)
+    fails(run("checkout", "people", "--file-format", "xlsx"), 2)
+    fails(run("checkout", "people", "--format", "csv"), 2, "--file-format")  # the old name: click suggests the new
     fails(run("checkout", "nope"), 1, "no table 'nope'")
     assert not (home / "people.parquet").exists()
 
@@ -626,7 +631,7 @@ def test_tags_empty(run, people):
 
 
 def test_tag_errors(run, history):
-    fails(run("tag", "people", "v1"), 1, "tag 'v1' already exists (it points at version 1)")
+    fails(run("tag", "people", "v1"), 1, "tag 'v1' already exists (it points at version 1); delete it first with `logstore untag people v1`")
     fails(run("tag", "people", "x", "--version", "5"), 1, "latest version is 2")
     fails(run("tag", "people", "x", "--version", "1", "--at", "2022-01-01"), 2, "at most one")
     fails(run("tag", "people", "a/b"), 1, "invalid tag name")
@@ -638,7 +643,7 @@ def test_tag_errors(run, history):
 
 def test_info_table(run, history):
     out = ok(run("info", "people")).output
-    for fragment in ["table          people", "key            id", "version        2", "rows           2", "v1 (1)", "2021-01-01 00:00:00 UTC", "2022-03-01 00:00:00 UTC", "schema", "id     BIGINT", "score  DOUBLE"]:  # fmt: skip
+    for fragment in ["table          people", "key            id", "version        2", "rows           2", "v1 (version 1)", "2021-01-01 00:00:00 UTC", "2022-03-01 00:00:00 UTC", "schema", "id     BIGINT", "score  DOUBLE"]:  # fmt: skip
         assert fragment in out
 
 
@@ -664,7 +669,7 @@ def test_compact(run, people, monkeypatch):
         people.append(pa.table({"id": [100 + i], "name": [f"n{i}"], "score": [float(i)]}))
     before = [people.read(version=v) for v in range(people.version + 1)]
     out = ok(run("compact", "people")).output
-    assert "people: compacted versions 0-9" in out
+    assert out == "people: compacted versions 0-9 into 1 file, replacing 10 files\n"  # counts in the singular at 1
     assert [people.read(version=v) for v in range(people.version + 1)] == before
     assert "nothing to compact" in ok(run("compact", "people")).output
     fails(run("compact", "nope"), 1, "no table 'nope'")
@@ -724,6 +729,9 @@ def test_no_progress_output_when_not_a_terminal(run, history, monkeypatch):
 def test_docs_describe_every_command():
     from pathlib import Path
 
+    from logstore_cli import docs
+
     text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     for name in COMMANDS:
         assert f"### logstore {name}\n" in text
+    assert text == docs.render(), "docs/cli.md is stale: python -m logstore_cli.docs > docs/cli.md"

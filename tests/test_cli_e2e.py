@@ -48,3 +48,24 @@ def test_checkout_at_a_date_gives_the_last_commit_before_it(tmp_path):
         {"id": 4, "kind": "buy", "amount": 40},
         {"id": 5, "kind": "view", "amount": 50},
     ]
+
+
+def test_cli_and_python_default_to_the_same_author(tmp_path):
+    """Without --author / author=, both record `git config user.name` (LOGSTORE_AUTHOR unset), in real processes."""
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text("[user]\n\tname = Grace Hopper\n")
+    env = {**os.environ, "NO_COLOR": "1", "GIT_CONFIG_GLOBAL": str(gitconfig), "GIT_CONFIG_NOSYSTEM": "1"}
+    for name in ("LOGSTORE_DIR", "LOGSTORE_AUTHOR"):
+        env.pop(name, None)
+
+    def run(*args, input=None):
+        done = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, input=input, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    run("-m", "logstore_cli", "init")
+    run("-m", "logstore_cli", "create", "t", "-", "--key", "id", input="id,kind\n1,a\n")
+    append = "import logstore, pyarrow as pa; logstore.open('.logstore').table('t').append(pa.table({'id': [2], 'kind': ['b']}))"
+    run("-c", append)
+    history = json.loads(run("-m", "logstore_cli", "log", "t", "--format", "json"))
+    assert [(c["operation"], c["author"]) for c in history] == [("APPEND", "Grace Hopper"), ("CREATE", "Grace Hopper")]

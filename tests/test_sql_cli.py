@@ -45,6 +45,30 @@ def test_csv_format(store_path):
     assert list(csv.reader(io.StringIO(result.output))) == [["id", "kind"], ["1", "a"], ["2", "b"], ["3", "c"]]
 
 
+def test_short_f_is_the_output_format_as_everywhere(store_path, tmp_path):
+    result = run(store_path, "SELECT count(*) AS n FROM events", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"n": 3}]
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT 1")
+    assert run(store_path, "-f", str(query)).exit_code == 2  # no longer the query file: not a format
+
+
+@pytest.mark.parametrize(
+    "statement,kind",
+    [
+        ("INSTALL httpfs", "INSTALL"),
+        ("FORCE INSTALL httpfs", "FORCE INSTALL"),
+        ("LOAD httpfs", "LOAD"),
+        ("UPDATE EXTENSIONS", "UPDATE EXTENSIONS"),
+    ],
+)
+def test_extension_statements_are_named_as_written(store_path, statement, kind):
+    result = run(store_path, statement)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {kind} statements are refused: "), result.stderr
+
+
 def test_json_format(store_path):
     result = run(store_path, "SELECT a.id, a.kind AS old, b.kind AS new FROM events AS OF VERSION 'v1' a JOIN events b USING (id)", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -60,7 +84,7 @@ def test_query_from_stdin(store_path):
 def test_query_from_file(store_path, tmp_path):
     query = tmp_path / "q.sql"
     query.write_text("-- events AS OF VERSION 0\nSELECT count(*) AS n FROM events -- latest\n")
-    result = run(store_path, "-f", str(query), "--format", "json")
+    result = run(store_path, "--query-file", str(query), "--format", "json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == [{"n": 3}]
 
@@ -77,6 +101,6 @@ def test_errors_are_one_line_and_exit_1(store_path):
 def test_usage_errors(store_path, tmp_path):
     query = tmp_path / "q.sql"
     query.write_text("SELECT 1")
-    assert run(store_path, "SELECT 1", "-f", str(query)).exit_code == 2
+    assert run(store_path, "SELECT 1", "--query-file", str(query)).exit_code == 2
     assert run(store_path, input="   \n").exit_code == 2
     assert run(store_path, "SELECT 1", "--format", "xml").exit_code == 2
