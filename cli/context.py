@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import logstore
-import logstore.author
 
 STORE_DIR = ".logstore"
 MARKER = "logstore.json"
@@ -75,7 +74,3 @@ def init_target(path: str | None, option: str | None) -> Path:
         return Path(option)
     return Path(os.getcwd()) / STORE_DIR
 
-
-# The author of a commit made without --author is the library's rule (logstore/author.py: LOGSTORE_AUTHOR, else
-# `git config user.name`, else the login name); the CLI passes None. Kept under its old name for callers of it.
-default_author = logstore.author.default_author

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -41,19 +41,7 @@ STRESS = settings(max_examples=150, deadline=None, suppress_health_check=HEALTH)
 
 @dataclass
 class ChangeModel(Model):
-    """The core model, plus which rows each commit rewrote without changing them (UPDATE rewrites every match)."""
-
-    rewritten: list = field(default_factory=list)  # per version: row ids an UPDATE rewrote
-    _pending: set = field(default_factory=set)
-
-    def update(self, sets, pred) -> None:
-        self._pending = {i for i, r in self.rows.items() if pred(r)}
-        super().update(sets, pred)
-
-    def commit(self, c) -> None:
-        super().commit(c)
-        self.rewritten.append(self._pending)
-        self._pending = set()
+    """The core model, with what the change feed and the diff must say (an UPDATE changes only rows it alters)."""
 
     # what the change feed and the diff must say
 
@@ -67,7 +55,7 @@ class ChangeModel(Model):
                     out.append(self._feed(after[i], "insert", v, i))
                 elif i not in after:
                     out.append(self._feed(before[i], "delete", v, i))
-                elif before[i] != after[i] or i in self.rewritten[v]:
+                elif before[i] != after[i]:
                     out.append(self._feed(before[i], "update_preimage", v, i))
                     out.append(self._feed(after[i], "update_postimage", v, i))
         return out

@@ -302,7 +302,7 @@ def test_cli_verify_and_vacuum(table):
     _damage(_root(table) / path, "flip")
     bad = runner.invoke(cli, ["--store", root, "verify", "-f", "json"])
     assert bad.exit_code == 1
-    problems = json.loads(bad.output)
+    problems = json.loads(bad.output)["problems"]
     assert [(p["path"], p["version"], p["kind"]) for p in problems] == [(path, 4, "checksum")]
     assert runner.invoke(cli, ["--store", root, "vacuum", "--older-than", "soon"]).exit_code != 0
 

@@ -16,7 +16,6 @@ from click.testing import CliRunner
 
 import logstore
 from logstore.errors import InputValueError
-from logstore_cli import context
 from logstore_cli.main import cli
 
 OCT_1, DEC_1 = dt.date(2024, 10, 1), dt.date(2024, 12, 1)
@@ -27,7 +26,7 @@ def _fast(monkeypatch):
     import logstore.storage
 
     monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setattr(context, "default_author", lambda: "tester")
+    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
     monkeypatch.delenv("LOGSTORE_DIR", raising=False)
 
 
@@ -236,7 +235,7 @@ def test_gzip_output_is_reproducible(run, home, events):
 @pytest.mark.parametrize("name", ["x.parquet.gz", "x.parquet.zst", "x.csv.bz2", "x.json.xz"])
 def test_checkout_refuses_a_compression_it_cannot_honour_before_writing(run, home, events, name):
     fails(run("checkout", "events", "-o", name), name)
-    fails(run("checkout", "events", "-o", name, "--format", "csv"), name)
+    fails(run("checkout", "events", "-o", name, "--file-format", "csv"), name)
     assert sorted(p.name for p in home.iterdir()) == [".logstore", "a.csv", "b.csv"]
     with pytest.raises(logstore.InvalidInputError):
         logstore.write_file(DATA, home / name)
