@@ -66,7 +66,8 @@ import pyarrow as pa
 
 from . import compaction, integrity, timestamps
 from .errors import InvalidInputError, LogstoreError
-from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
+from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
+from .materialize import Plan
 from .schema import Column, quote
 
 CHANGE_TYPE = "_change_type"

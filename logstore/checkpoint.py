@@ -39,14 +39,14 @@ import warnings
 
 import zstandard
 
-from . import integrity, timestamps
+from . import codec, layout, timestamps
+from .errors import CorruptionError
+from .layout import CHECKPOINT_DIR  # noqa: F401 - where checkpoints are, known by this name here too
 
-CHECKPOINT_DIR = "_checkpoints"
 INTERVAL = 100
 FORMAT_VERSION = 2  # 2: the body carries `table_id`
 READABLE_FORMATS = (1, 2)
 MAGIC = b"logstore-checkpoint"
-SUFFIX = ".ckpt.zst"
 LEVEL = 3
 
 _warned: set[str] = set()
@@ -62,17 +62,18 @@ def segment_range(segment: int) -> tuple[int, int]:
 
 
 def name(segment: int) -> str:
-    return f"{segment_range(segment)[1]:020d}{SUFFIX}"
+    return layout.checkpoint_name(segment_range(segment)[1])
 
 
 def path(prefix: str, segment: int) -> str:
-    return f"{prefix}/{CHECKPOINT_DIR}/{name(segment)}"
+    return layout.join(prefix, layout.checkpoint_file(segment_range(segment)[1]))
 
 
 class Segment:
     """One loaded, verified checkpoint: the raw record objects of its versions and the timeline up to it."""
 
-    def __init__(self, segment: int, records: list[dict], timeline: list[tuple[int, str]], table_id: str | None = None):
+    def __init__(self, segment: int, records: list[dict], timeline: list[tuple[int, str]], table_id: str | None = None, path: str = ""):
+        self.path = path  # where it was read from
         self.segment = segment
         self.first, self.last = segment_range(segment)
         self.records = records  # raw JSON objects, index = version - first
@@ -105,8 +106,14 @@ def encode(segment: int, raw_records: list[dict], timeline: list[tuple[int, str]
     return zstandard.ZstdCompressor(level=LEVEL, write_checksum=True).compress(header + body)
 
 
-def decode(segment: int, data: bytes) -> Segment:
-    """The checkpoint of `segment` from its bytes; ValueError if it is damaged in any way."""
+def decode(segment: int, data: bytes, path: str) -> Segment:
+    """The checkpoint of `segment` from its bytes, stored at `path`; CorruptionError if it is damaged in any way."""
+    with codec.reading(path, None, "log checkpoint"):
+        return _decode(segment, data, path)
+
+
+def _decode(segment: int, data: bytes, path: str) -> Segment:
+    """decode(), raising ValueError (or what taking a malformed body apart raises) for damage."""
     try:
         payload = zstandard.ZstdDecompressor().decompress(data)
     except zstandard.ZstdError as e:
@@ -129,10 +136,10 @@ def decode(segment: int, data: bytes) -> Segment:
     timeline = [(int(v), str(t)) for v, t in obj["timeline"]]
     if len(timeline) != segment + 1 or timeline[-1] != (first, records[0]["timestamp"]):
         raise ValueError("timeline does not match the segments it covers")
-    return Segment(segment, records, timeline, obj.get("table_id"))
+    return Segment(segment, records, timeline, obj.get("table_id"), path)
 
 
-class ForeignCheckpointError(ValueError):
+class ForeignCheckpointError(CorruptionError):
     """An intact checkpoint that is not this table's (or no longer agrees with its log)."""
 
 
@@ -140,7 +147,7 @@ def check_identity(seg: Segment, table_id: str | None) -> None:
     """ForeignCheckpointError unless `seg` was written for the table whose identity is `table_id` (None: format 1;
     a checkpoint without `table_id` in a table that has one is foreign)."""
     if seg.table_id != table_id:
-        raise ForeignCheckpointError(f"written for table_id {seg.table_id}, the log's is {table_id}")
+        raise ForeignCheckpointError(seg.path, None, f"written for table_id {seg.table_id}, the log's is {table_id}")
 
 
 def check_against_log(seg: Segment, table_id: str | None, stored_last: dict) -> None:
@@ -148,7 +155,7 @@ def check_against_log(seg: Segment, table_id: str | None, stored_last: dict) -> 
     `stored_last`, the record of its last version as stored in `_log/` (O(1): one record compared)."""
     check_identity(seg, table_id)
     if seg.raw(seg.last) != stored_last:
-        raise ForeignCheckpointError(f"its record of version {seg.last} differs from the one in the log")
+        raise ForeignCheckpointError(seg.path, None, f"its record of version {seg.last} differs from the one in the log")
 
 
 def load(storage, prefix: str, segment: int) -> Segment | None:
@@ -160,30 +167,29 @@ def load(storage, prefix: str, segment: int) -> Segment | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        seg = decode(segment, data)
+        seg = decode(segment, data, p)
         check_against_log(seg, stored_record(storage, prefix, 0).get("table_id"), stored_record(storage, prefix, seg.last))
         return seg
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except CorruptionError as e:
         kind = "foreign" if isinstance(e, ForeignCheckpointError) else "unchecked" if isinstance(e, UncheckedError) else "damaged"
-        _warn_once(p, f"logstore: ignoring {kind} log checkpoint {p}: {e}")
+        _warn_once(p, f"logstore: ignoring {kind} log checkpoint {p}: {e.reason}")
         return None
 
 
-class UncheckedError(ValueError):
-    """Derived data cannot be checked against the log (the commit record it is checked with is missing or damaged)."""
+class UncheckedError(CorruptionError):
+    """Derived data cannot be checked against the log (the commit record it is checked with is missing or damaged);
+    `path` and `version` name that record."""
 
 
 def stored_record(storage, prefix: str, version: int) -> dict:
     """The commit record of `version` as stored in `_log/`, its checksum checked; UncheckedError if it is missing or
     damaged. Derived data (checkpoints, snapshots, compaction records) is checked against it before use."""
-    from .log import LOG_DIR, log_name  # log.py imports this module
-
+    record = layout.join(prefix, layout.log_record(version))
     try:
-        obj = json.loads(storage.read(f"{prefix}/{LOG_DIR}/{log_name(version)}"))
-        integrity.check_seal(obj)
-        return obj
-    except (OSError, ValueError) as e:
-        raise UncheckedError(f"cannot be checked against the commit record of version {version}: {e}") from None
+        return codec.read(storage, record, version=version, what="commit record")
+    except (OSError, CorruptionError) as e:
+        why = e.reason if isinstance(e, CorruptionError) else str(e)
+        raise UncheckedError(record, version, f"cannot be checked against the commit record of version {version}: {why}") from None
 
 
 def _warn_once(key: str, message: str) -> None:

@@ -11,7 +11,6 @@ import hashlib
 import os
 import random
 import time
-import uuid
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,10 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import author as authors
-from . import fingerprint, timestamps
+from . import fingerprint, layout, timestamps
 from .errors import CommitConflictError, InvalidInputError
+from .layout import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .log import Commit, CommitRecord, DataFile
-from .materialize import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .operations import ChangeSet, Head
 
 MAX_ATTEMPTS = 60
@@ -34,7 +33,6 @@ MAX_BACKOFF = 0.25
 # a writer publishes the record referencing a change file within this many seconds of starting to write the file,
 # or gives the attempt up (and retries): vacuum relies on it to never remove a file an in-flight commit will reference
 PUBLISH_WINDOW = 300.0
-DATA_DIR = "data"
 # row groups of at most 512Ki rows: a 1M-row base file scans on two threads (pyarrow's default, 1Mi rows, gives one
 # row group and one thread) for ~4% more bytes (measured on the benchmark base: dictionaries are per row group)
 ROW_GROUP_ROWS = 512 * 1024
@@ -133,7 +131,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     published = time.monotonic() - started < PUBLISH_WINDOW and table._log.publish(record)
     if not published:
         for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
-            table._storage.delete(f"{table._prefix}/{f.path}")
+            table._storage.delete(layout.join(table._prefix, f.path))
         return None
     try:
         table._log.write_hint(version)
@@ -160,8 +158,8 @@ def write_change_file(table, version: int, rows: pa.Table, *, inserts_only: bool
     rows = rows.add_column(2, VERSION, pa.array([version] * rows.num_rows, pa.int64())).sort_by(ROW_ID)
     staged = table._storage.staging_file(".parquet")
     pq.write_table(rows, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-    relative = f"{DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
-    size, digest = publish_staged(table._storage, f"{table._prefix}/{relative}", staged)
+    relative = layout.new_change_file(version)
+    size, digest = publish_staged(table._storage, layout.join(table._prefix, relative), staged)
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 

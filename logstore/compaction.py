@@ -41,24 +41,22 @@ small commits keeps about 9 * log10(n) files per kind instead of n. Set LOGSTORE
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-import uuid
 import warnings
 from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import integrity, timestamps
+from . import codec, integrity, layout, timestamps
 from .errors import CorruptionError, LogstoreError
 from .commit import PUBLISH_WINDOW
+from .layout import COMPACTED_DATA_DIR, COMPACTION_DIR  # noqa: F401 - known by these names here too
+from .layout import compaction_name as record_name  # noqa: F401 - the file name of the record of block first..last
 from .log import DataFile
 
-COMPACTION_DIR = "_compactions"
-COMPACTED_DATA_DIR = "compacted"
 FORMAT_VERSION = 2  # 2: records carry `table_id`
 FANOUT = 10
 MAX_LEVEL = 12
@@ -79,12 +77,8 @@ def block(level: int, version: int) -> tuple[int, int]:
     return first, first + size - 1
 
 
-def record_name(first: int, last: int) -> str:
-    return f"{first:020d}-{last:020d}.json"
-
-
 def record_path(prefix: str, first: int, last: int) -> str:
-    return f"{prefix}/{COMPACTION_DIR}/{record_name(first, last)}"
+    return layout.join(prefix, layout.compaction_record(first, last))
 
 
 @dataclass(frozen=True)
@@ -134,13 +128,14 @@ class CompactionRecord:
             table_id=obj.get("table_id"),
         )
 
-    def check_identity(self, table_id: str | None) -> None:
-        """ValueError if the record carries another table's id (a record without one is accepted: format 1)."""
+    def check_identity(self, table_id: str | None, path: str) -> None:
+        """CorruptionError (naming the record's `path`) if the record carries another table's id (a record without
+        one is accepted: format 1)."""
         if self.table_id is not None and self.table_id != table_id:
-            raise ValueError(f"record belongs to another table (table_id {self.table_id}, the log's is {table_id})")
+            raise CorruptionError(path, None, f"record belongs to another table (table_id {self.table_id}, the log's is {table_id})")
 
     def encode(self) -> bytes:
-        return json.dumps(integrity.seal(self.to_json()), sort_keys=True, indent=1).encode()
+        return codec.encode(self.to_json())
 
 
 # Records never change once published, so an intact one is cached for the life of the process.
@@ -162,32 +157,38 @@ def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
-        obj = json.loads(raw)
-        integrity.check_seal(obj)
-        record = CompactionRecord.from_json(obj)
-        if (record.first, record.last) != (first, last):
-            raise ValueError(f"record says versions {record.first}..{record.last}")
-        _identity_check(storage, prefix)(record)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        record = _parse(raw, path, (first, last), _identity_check(storage, prefix))
+    except CorruptionError as e:
         if key not in _warned:
             _warned.add(key)
-            warnings.warn(f"logstore: ignoring damaged compaction record {path}: {e}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"logstore: ignoring damaged compaction record {path}: {e.reason}", RuntimeWarning, stacklevel=3)
         return None
     with _cache_lock:
         _cache[key] = record
     return record
 
 
+def _parse(raw: bytes, path: str, block: tuple[int, int] | None, check_identity) -> CompactionRecord:
+    """The record stored at `path`, whose name gives `block`; CorruptionError if it is damaged, says another block,
+    or `check_identity` (from _identity_check) finds it another table's."""
+    record = codec.parse(raw, CompactionRecord.from_json, path=path, version=None, what="compaction record")
+    if (record.first, record.last) != block:
+        raise CorruptionError(path, None, f"record says versions {record.first}..{record.last}")
+    check_identity(record, path)
+    return record
+
+
 def _identity_check(storage, prefix: str):
-    """A function raising ValueError for a record of another table than the one version 0's stored record names
-    (checking nothing if that record cannot be read: the table cannot be read either, verify reports it)."""
+    """A function (record, path) raising CorruptionError for a record of another table than the one version 0's
+    stored record names (checking nothing if that record cannot be read: the table cannot be read either, verify
+    reports it)."""
     from .checkpoint import UncheckedError, stored_record
 
     try:
         table_id = stored_record(storage, prefix, 0).get("table_id")
     except UncheckedError:
-        return lambda record: None
-    return lambda record: record.check_identity(table_id)
+        return lambda record, path: None
+    return lambda record, path: record.check_identity(table_id, path)
 
 
 def top_level(head: int) -> int:
@@ -210,15 +211,6 @@ def standing(lookup, version: int, head: int) -> CompactionRecord | None:
     return None
 
 
-def parse_name(name: str) -> tuple[int, int] | None:
-    """The block (first, last) a record file name gives, or None if it is not a record name."""
-    parts = name[: -len(".json")].split("-") if name.endswith(".json") else []
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        return None
-    first, last = int(parts[0]), int(parts[1])
-    return (first, last) if record_name(first, last) == name else None
-
-
 @dataclass
 class Scan:
     """Every compaction record of a table, read from storage now (no cache): verify and vacuum trust no cache."""
@@ -228,7 +220,7 @@ class Scan:
 
     def damaged_blocks(self) -> list[tuple[int, int] | None]:
         """The blocks of the damaged records (None for a file whose name gives no block: it might cover anything)."""
-        return [parse_name(name) for name in self.damaged]
+        return [layout.compaction_block(name) for name in self.damaged]
 
     def standing(self, version: int, head: int) -> CompactionRecord | None:
         return standing(self.records.get, version, head)
@@ -237,19 +229,19 @@ class Scan:
 def scan(storage, prefix: str) -> Scan:
     """Read every record under `_compactions/`: intact ones by block, and the damaged ones with the reason."""
     found = Scan({}, {})
-    directory = f"{prefix}/{COMPACTION_DIR}"
+    directory = layout.join(prefix, layout.COMPACTION_DIR)
     check_identity = None
     for name in storage.list(directory):
+        path = layout.join(directory, name)
         try:
-            obj = json.loads(storage.read(f"{directory}/{name}"))
-            integrity.check_seal(obj)
-            record = CompactionRecord.from_json(obj)
-            if record_name(record.first, record.last) != name:
-                raise ValueError(f"record says versions {record.first}..{record.last}")
+            raw = storage.read(path)
             check_identity = check_identity or _identity_check(storage, prefix)
-            check_identity(record)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
+            record = _parse(raw, path, layout.compaction_block(name), check_identity)
+        except OSError as e:
             found.damaged[name] = str(e) or type(e).__name__
+            continue
+        except CorruptionError as e:
+            found.damaged[name] = e.reason
             continue
         found.records[(record.first, record.last)] = record
     return found
@@ -339,7 +331,7 @@ def files_damage(storage, prefix: str, files, version: int | None, *, what: str)
     for f in files:
         f = getattr(f, "file", f)
         try:
-            integrity.check_file(storage, f"{prefix}/{f.path}", f.size, f.sha256, version, what=what)
+            integrity.check_file(storage, layout.join(prefix, f.path), f.size, f.sha256, version, what=what)
         except CorruptionError as e:
             return e
     return None
@@ -416,17 +408,16 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
 
 def _delete(storage, prefix: str, files) -> None:
     for f in files:
-        storage.delete(f"{prefix}/{f.file.path}")
+        storage.delete(layout.join(prefix, f.file.path))
 
 
 def _merge(table, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
     from .commit import publish_staged
-    from .materialize import ROW_ID, VERSION
 
     storage, prefix = table._storage, table._prefix
     parts = []
     for f in group:
-        full = f"{prefix}/{f.file.path}"
+        full = layout.join(prefix, f.file.path)
         integrity.check_file(storage, full, f.file.size, f.file.sha256, None, what="change file (compaction input)")
         parts.append(pq.read_table(storage.url(full)))
     try:
@@ -434,17 +425,18 @@ def _merge(table, first: int, last: int, group: list[CompactedFile], inserts_onl
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
     fixed = [n for n in merged.column_names if n.startswith("_")]
-    order = [n for n in (ROW_ID, "_op", VERSION) if n in fixed] + [n for n in fixed if n not in (ROW_ID, "_op", VERSION)]
+    leading = (layout.ROW_ID, layout.OP, layout.VERSION)
+    order = [n for n in leading if n in fixed] + [n for n in fixed if n not in leading]
     merged = merged.select(order + [n for n in merged.column_names if not n.startswith("_")])
-    merged = merged.sort_by([(VERSION, "ascending"), (ROW_ID, "ascending")])
+    merged = merged.sort_by([(layout.VERSION, "ascending"), (layout.ROW_ID, "ascending")])
     staged = storage.staging_file(".parquet")
     try:
         pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     except BaseException:
         storage.delete_staged(staged)
         raise
-    relative = f"{COMPACTED_DATA_DIR}/{first:020d}-{last:020d}-{uuid.uuid4().hex}.parquet"
-    size, digest = publish_staged(storage, f"{prefix}/{relative}", staged)
+    relative = layout.new_compacted_file(first, last)
+    size, digest = publish_staged(storage, layout.join(prefix, relative), staged)
     held = frozenset().union(*(f.columns for f in group))
     return CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
 

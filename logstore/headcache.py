@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 import duckdb
 
+from .layout import ROW_ID
 from .log import CommitRecord
-from .materialize import ROW_ID, Plan, Source
+from .materialize import Plan, Source
 from .schema import quote
 
 DEFAULT_MAX_ROWS = 20_000_000

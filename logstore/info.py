@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from . import layout
+
 
 @dataclass(frozen=True)
 class TableInfo:
@@ -44,5 +46,5 @@ def table_info(table) -> TableInfo:
 
 
 def _bytes_under(storage, prefix: str) -> int:
-    total = sum(storage.size(f"{prefix}/{name}") for name in storage.list(prefix))
-    return total + sum(_bytes_under(storage, f"{prefix}/{d}") for d in storage.list_dirs(prefix))
+    total = sum(storage.size(layout.join(prefix, name)) for name in storage.list(prefix))
+    return total + sum(_bytes_under(storage, layout.join(prefix, d)) for d in storage.list_dirs(prefix))

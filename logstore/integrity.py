@@ -6,7 +6,8 @@ mtime, ctime), so a file changed in place after its first check is hashed again.
 to check sizes only, or =none to skip both (verify() always checks everything).
 
 Records: commit and snapshot records carry `checksum`, the SHA-256 of the record's canonical JSON (sorted keys,
-no whitespace, ASCII) without the `checksum` field, so any damage to a record is detected when it is read.
+no whitespace, ASCII) without the `checksum` field, so any damage to a record is detected when it is read
+(codec.py writes records sealed and reads them back through check_seal).
 """
 
 from __future__ import annotations

@@ -7,19 +7,16 @@ changed. See docs/format.md for the fields.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from dataclasses import dataclass, field, replace
 
-from . import checkpoint, fingerprint, integrity, timestamps
-from .errors import CorruptionError, DamagedHeadError, HeadMissingError, LogstoreError, TimestampError, VersionNotFoundError
+from . import checkpoint, codec, fingerprint, layout, timestamps
+from .errors import CorruptionError, DamagedHeadError, HeadMissingError, TimestampError, VersionNotFoundError
+from .layout import log_name  # noqa: F401 - the file name of a commit record, known by this name here too
 from .schema import Column
 
 FORMAT_VERSION = 2  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); see docs/format.md
 READABLE_FORMATS = (1, 2)
-LOG_DIR = "_log"
-HEAD_HINT = "_head.json"
-VERSION_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -130,7 +127,7 @@ class CommitRecord:
         )
 
     def encode(self) -> bytes:
-        return json.dumps(integrity.seal(self.to_json()), sort_keys=True, indent=1).encode()
+        return codec.encode(self.to_json())
 
     def with_commit(self, **changes) -> "CommitRecord":
         return replace(self, commit=replace(self.commit, **changes))
@@ -149,12 +146,13 @@ def _table_id(value) -> str | None:
     return value
 
 
+def _hint(obj: dict) -> tuple[int, str | None]:
+    """(version, table_id) of a head hint's object."""
+    return int(obj["version"]), obj.get("table_id")
+
+
 def new_table_id() -> str:
     return uuid.uuid4().hex
-
-
-def log_name(version: int) -> str:
-    return f"{version:0{VERSION_DIGITS}d}.json"
 
 
 class Log:
@@ -174,11 +172,10 @@ class Log:
         self._segments.clear()
 
     def _path(self, version: int) -> str:
-        return f"{self.prefix}/{LOG_DIR}/{log_name(version)}"
+        return layout.join(self.prefix, layout.log_record(version))
 
     def versions(self) -> list[int]:
-        names = self.storage.list(f"{self.prefix}/{LOG_DIR}")
-        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+        return layout.record_versions(self.storage.list(layout.join(self.prefix, layout.LOG_DIR)))
 
     def head_version(self) -> int | None:
         """The latest version, by probing `_log/<v>.json` with exists() (checkpoint.py): O(log n) stats, no listing.
@@ -222,10 +219,8 @@ class Log:
 
     def _parse(self, version: int, obj: dict) -> CommitRecord:
         path = self._path(version)
-        try:
+        with codec.reading(path, version, "commit record"):
             record = CommitRecord.from_json(obj)
-        except (ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
-            raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
         if record.version != version:
             raise CorruptionError(path, version, f"record says version {record.version}")
         if version > 0 and record.table_id != self.table_id():
@@ -253,17 +248,7 @@ class Log:
 
     def read_raw(self, version: int) -> dict:
         """The stored JSON object of `version`, its checksum checked; CorruptionError if missing or damaged."""
-        path = self._path(version)
-        try:
-            raw = self.storage.read(path)
-        except FileNotFoundError:
-            raise CorruptionError(path, version, "commit record is missing") from None
-        try:
-            obj = json.loads(raw)
-            integrity.check_seal(obj)
-        except (ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
-            raise CorruptionError(path, version, f"malformed commit record ({type(e).__name__}: {e})") from None
-        return obj
+        return codec.read(self.storage, self._path(version), version=version, what="commit record")
 
     def segment(self, segment: int):
         """The log checkpoint of `segment` (checkpoint.Segment), loaded once; None if missing or damaged."""
@@ -292,7 +277,7 @@ class Log:
         record is gone."""
         visible = self.head_version()
         if visible is None:
-            raise CorruptionError(f"{self.prefix}/{LOG_DIR}", None, "the log has no commits")
+            raise CorruptionError(layout.join(self.prefix, layout.LOG_DIR), None, "the log has no commits")
         hinted = self.hint()
         if hinted is not None and hinted > visible:
             if not self.storage.exists(self._path(hinted)):
@@ -310,20 +295,18 @@ class Log:
 
     def hint(self) -> int | None:
         """The version in the head hint (`_head.json`), or None if there is none or it is unreadable or foreign."""
+        path = layout.join(self.prefix, layout.HEAD_HINT)
         try:
-            obj = json.loads(self.storage.read(f"{self.prefix}/{HEAD_HINT}"))
-            integrity.check_seal(obj)
-            if obj.get("table_id") != self.table_id():
-                return None
-            return int(obj["version"])
-        except (FileNotFoundError, ValueError, KeyError, TypeError, AttributeError, LogstoreError):
+            version, table_id = codec.parse(self.storage.read(path), _hint, path=path, version=None, what="head hint")
+            return version if table_id == self.table_id() else None
+        except (FileNotFoundError, CorruptionError):  # also when version 0's record is damaged: no id to compare
             return None
 
     def write_hint(self, version: int) -> None:
         """Record that `version` was committed. A hint, not a record: overwritten, not fsynced (a hint lost in a
         crash only weakens detection); writers racing may leave a lower version, which is still true."""
         body = {"version": version, "table_id": self.table_id(), "written": timestamps.encode(timestamps.now())}
-        self.storage.put(f"{self.prefix}/{HEAD_HINT}", json.dumps(integrity.seal(body), sort_keys=True).encode())
+        self.storage.put(layout.join(self.prefix, layout.HEAD_HINT), codec.encode(body, indent=None))
 
     def publish(self, record: CommitRecord) -> bool:
         """Publish the record of a new version; False if another writer published that version first."""

@@ -10,12 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION  # noqa: F401 - the change-row columns; re-exported
 from .schema import Column, quote
-
-ROW_ID = "_row_id"
-OP = "_op"
-VERSION = "_version"
-INSERT, UPDATE, DELETE = "I", "U", "D"
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,11 @@ only copy of those versions).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from . import checkpoint, compaction, integrity, snapshot, timestamps
-from .commit import DATA_DIR
+from . import codec, compaction, layout, snapshot, timestamps
 from .errors import CorruptionError, LogstoreError, RepairError
-from .log import LOG_DIR, log_name
-from .tags import TAG_DIR
-
-QUARANTINE_DIR = "_quarantine"
-REPAIR_DIR = "_repairs"
+from .layout import QUARANTINE_DIR
 
 
 @dataclass(frozen=True)
@@ -71,21 +65,21 @@ def repair(table) -> RepairReport:
     report = RepairReport(table=table.name, head_before=top, head_after=good)
     if top == good:
         return report
-    stamp = timestamps.encode(timestamps.now()).replace(":", "").replace("-", "").replace(".", "")
+    stamp = layout.repair_stamp(timestamps.encode(timestamps.now()))
     plan = _plan_moves(table, good, versions[-1], stamp)
     for move in plan:  # dependents first, the damaged records last: until they go, writers keep refusing
         _move(storage, prefix, move)
         report.moves.append(move)
     log.forget()
     log.write_hint(good)
-    report.record = f"{REPAIR_DIR}/{stamp}.json"
+    report.record = layout.repair_record(stamp)
     body = {
         "repaired": timestamps.encode(timestamps.now()),
         "head_before": top,
         "head_after": good,
         "moved": [{"from": m.source, "to": m.target, "reason": m.reason} for m in report.moves],
     }
-    storage.put_if_absent(f"{prefix}/{report.record}", json.dumps(integrity.seal(body), sort_keys=True, indent=1).encode())
+    storage.put_if_absent(layout.join(prefix, report.record), codec.encode(body))
     return report
 
 
@@ -125,32 +119,34 @@ def _plan_moves(table, good: int, newest: int, stamp: str) -> list[Move]:
     moves: list[Move] = []
 
     def add(relative: str, reason: str) -> None:
-        moves.append(Move(relative, f"{QUARANTINE_DIR}/{stamp}/{relative}", reason))
+        moves.append(Move(relative, layout.quarantined(stamp, relative), reason))
 
-    for name in storage.list(f"{prefix}/{TAG_DIR}"):
-        tagged = _tag_version(table, name[: -len(".json")])
+    for name in storage.list(layout.join(prefix, layout.TAG_DIR)):
+        tagged = _tag_version(table, layout.tag_of(name))
         if tagged is None or tagged > good:
-            add(f"{TAG_DIR}/{name}", f"tag of version {tagged}, above version {good}")
+            add(layout.join(layout.TAG_DIR, name), f"tag of version {tagged}, above version {good}")
     for v in snapshot.snapshot_versions(storage, prefix):
         if v > good:
             for relative in _snapshot_paths(storage, prefix, v):
                 add(relative, f"snapshot of version {v}, above version {good}")
-    for name in storage.list(f"{prefix}/{checkpoint.CHECKPOINT_DIR}"):
-        last = name.split(".", 1)[0]
-        if last.isdigit() and int(last) > good:
-            add(f"{checkpoint.CHECKPOINT_DIR}/{name}", f"log checkpoint reaching past version {good}")
+    for name in storage.list(layout.join(prefix, layout.CHECKPOINT_DIR)):
+        last = layout.checkpoint_last(name)
+        if last is not None and last > good:
+            add(layout.join(layout.CHECKPOINT_DIR, name), f"log checkpoint reaching past version {good}")
     for relative, reason in _compaction_moves(table, good):
         add(relative, reason)
-    for name in storage.list(f"{prefix}/{DATA_DIR}"):
-        digits = name.split("-", 1)[0]
-        if digits.isdigit() and int(digits) > good:
-            add(f"{DATA_DIR}/{name}", f"change file of version {int(digits)}, above version {good}")
+    for name in storage.list(layout.join(prefix, layout.DATA_DIR)):
+        version = layout.file_version(name)
+        if version is not None and version > good:
+            add(layout.join(layout.DATA_DIR, name), f"change file of version {version}, above version {good}")
     for v in range(newest, good, -1):
-        add(f"{LOG_DIR}/{log_name(v)}", f"damaged commit record of version {v}")
+        add(layout.log_record(v), f"damaged commit record of version {v}")
     return moves
 
 
-def _tag_version(table, name: str) -> int | None:
+def _tag_version(table, name: str | None) -> int | None:
+    if name is None:  # not a tag record's name
+        return None
     try:
         return table._tags.get(name)
     except LogstoreError:  # a damaged or foreign tag is quarantined like one pointing too far
@@ -158,7 +154,7 @@ def _tag_version(table, name: str) -> int | None:
 
 
 def _snapshot_paths(storage, prefix: str, version: int) -> list[str]:
-    paths = [f"{snapshot.SNAPSHOT_DIR}/{snapshot.record_name(version)}"]
+    paths = [layout.snapshot_record(version)]
     record = snapshot.load(storage, prefix, version)
     if record is not None:
         paths.insert(0, record.path)
@@ -176,28 +172,28 @@ def _compaction_moves(table, good: int) -> list[tuple[str, str]]:
             continue
         for v in range(first, good + 1):
             for f in table._log.read(v).files:
-                if not storage.exists(f"{prefix}/{f.path}"):
+                if not storage.exists(layout.join(prefix, f.path)):
                     raise RepairError(
                         table.name,
                         f"the compaction of versions {first}..{last} reaches past version {good} and is the only copy of "
                         f"version {v} ({f.path} was vacuumed); restore the damaged records from a backup",
                     )
         reason = f"compaction of versions {first}..{last}, reaching past version {good}"
-        moves.extend((cf.file.path, reason) for cf in record.files if cf.file.path.startswith(compaction.COMPACTED_DATA_DIR + "/"))
-        moves.append((f"{compaction.COMPACTION_DIR}/{compaction.record_name(first, last)}", reason))
+        moves.extend((cf.file.path, reason) for cf in record.files if cf.file.path.startswith(layout.COMPACTED_DATA_DIR + "/"))
+        moves.append((layout.compaction_record(first, last), reason))
     for name in scan.damaged:
-        block = compaction.parse_name(name)
+        block = layout.compaction_block(name)
         if block is None or block[1] > good:
-            moves.append((f"{compaction.COMPACTION_DIR}/{name}", f"damaged compaction record reaching past version {good}"))
+            moves.append((layout.join(layout.COMPACTION_DIR, name), f"damaged compaction record reaching past version {good}"))
     return moves
 
 
 def _move(storage, prefix: str, move: Move) -> None:
     """Copy into the quarantine, then remove the original (a crash in between leaves both: run repair again)."""
-    source = f"{prefix}/{move.source}"
+    source = layout.join(prefix, move.source)
     try:
         data = storage.read(source)
     except FileNotFoundError:
         return
-    storage.put_if_absent(f"{prefix}/{move.target}", data)
+    storage.put_if_absent(layout.join(prefix, move.target), data)
     storage.delete(source)

@@ -7,16 +7,12 @@ back to an older snapshot or to the log.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 
-from . import checkpoint, fingerprint, integrity
-from .errors import InvalidInputError, LogstoreError
-from .log import VERSION_DIGITS
+from . import checkpoint, codec, fingerprint, integrity, layout
+from .errors import CorruptionError, InvalidInputError
 
-SNAPSHOT_DIR = "_snapshots"
-SNAPSHOT_DATA_DIR = "snapshots"
 DEFAULT_PROPERTIES = {
     # a snapshot is due when the change rows since the last one reach this fraction of the table's rows ...
     "snapshot_fraction": 0.5,
@@ -65,13 +61,13 @@ def _fingerprint(value) -> str | None:
     return value
 
 
-def record_name(version: int) -> str:
-    return f"{version:0{VERSION_DIGITS}d}.json"
+def record_path(prefix: str, version: int) -> str:
+    """The snapshot record of `version` in the table under `prefix`."""
+    return layout.join(prefix, layout.snapshot_record(version))
 
 
 def snapshot_versions(storage, prefix: str) -> list[int]:
-    names = storage.list(f"{prefix}/{SNAPSHOT_DIR}")
-    return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
+    return layout.record_versions(storage.list(layout.join(prefix, layout.SNAPSHOT_DIR)))
 
 
 def load(storage, prefix: str, version: int) -> SnapshotRecord | None:
@@ -81,35 +77,34 @@ def load(storage, prefix: str, version: int) -> SnapshotRecord | None:
     Checks the record's checksum, that it agrees with version `version`'s commit record (check_against_log), and
     the file's size and (on first use in this process) its SHA-256.
     """
-    path = f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"
+    path = record_path(prefix, version)
     try:
         record = read_record(storage, prefix, version)
-        check_against_log(record, checkpoint.stored_record(storage, prefix, version))
-        integrity.check_file(storage, f"{prefix}/{record.path}", record.size, record.sha256, version, what="snapshot file", shown=record.path)
+        check_against_log(record, checkpoint.stored_record(storage, prefix, version), path)
+        integrity.check_file(storage, layout.join(prefix, record.path), record.size, record.sha256, version, what="snapshot file", shown=record.path)
         return record
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError) as e:
+    except (OSError, CorruptionError) as e:
         warnings.warn(f"logstore: skipping damaged snapshot {path}: {e}", RuntimeWarning, stacklevel=2)
         return None
 
 
-def check_against_log(record: SnapshotRecord, stored: dict) -> None:
-    """ValueError unless the snapshot materializes the version `stored` (its commit record as stored in `_log/`)
-    describes: the same row count and, where both are known, the same content fingerprint. A snapshot copied from
-    another table (or from a copy of this one that has diverged) differs."""
-    if record.rows != stored["num_rows"]:
-        raise ValueError(f"snapshot of another table? it has {record.rows} rows, version {record.version} has {stored['num_rows']}")
+def check_against_log(record: SnapshotRecord, stored: dict, path: str) -> None:
+    """CorruptionError (naming the record's `path`) unless the snapshot materializes the version `stored` (its
+    commit record as stored in `_log/`) describes: the same row count and, where both are known, the same content
+    fingerprint. A snapshot copied from another table (or from a copy of this one that has diverged) differs."""
+    if record.rows != stored.get("num_rows"):
+        raise CorruptionError(path, record.version, f"snapshot of another table? it has {record.rows} rows, version {record.version} has {stored.get('num_rows')}")
     expected = stored.get("fingerprint")
     if record.fingerprint is not None and expected is not None and record.fingerprint != expected:
-        raise ValueError(f"snapshot of another table? its fingerprint is {record.fingerprint}, version {record.version}'s is {expected}")
+        raise CorruptionError(path, record.version, f"snapshot of another table? its fingerprint is {record.fingerprint}, version {record.version}'s is {expected}")
 
 
 def read_record(storage, prefix: str, version: int) -> SnapshotRecord:
-    """The snapshot record of `version`, its checksum checked; raises (OSError, ValueError, ...) if damaged."""
-    obj = json.loads(storage.read(f"{prefix}/{SNAPSHOT_DIR}/{record_name(version)}"))
-    integrity.check_seal(obj)
-    record = SnapshotRecord.from_json(obj)
+    """The snapshot record of `version`, its checksum checked; CorruptionError if it is missing or damaged."""
+    path = record_path(prefix, version)
+    record = codec.read(storage, path, SnapshotRecord.from_json, version=version, what="snapshot record")
     if record.version != version:
-        raise ValueError(f"record says version {record.version}")
+        raise CorruptionError(path, version, f"record says version {record.version}")
     return record
 
 
@@ -145,5 +140,4 @@ def due(properties: dict, *, commits_since: int, change_rows_since: int, num_row
 
 
 def publish(storage, prefix: str, record: SnapshotRecord) -> bool:
-    data = json.dumps(integrity.seal(record.to_json()), sort_keys=True, indent=1).encode()
-    return storage.put_if_absent(f"{prefix}/{SNAPSHOT_DIR}/{record_name(record.version)}", data)
+    return storage.put_if_absent(record_path(prefix, record.version), codec.encode(record.to_json()))

@@ -13,7 +13,7 @@ import os
 import uuid
 from pathlib import Path
 
-STAGING_DIR = "_staging"
+from .layout import STAGING_DIR
 
 
 class LocalStorage:

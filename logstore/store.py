@@ -8,7 +8,7 @@ import threading
 
 import duckdb
 
-from . import connection, names, operations, snapshot
+from . import connection, layout, names, operations, snapshot
 from .commit import CommitInfo, _publish_once
 from .errors import (
     InvalidInputError,
@@ -21,6 +21,7 @@ from .errors import (
 )
 from .headcache import HeadCache
 from .inputs import to_arrow
+from .layout import MARKER, TABLES_DIR
 from .log import FORMAT_VERSION, READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan
 from .operations import Head
@@ -28,9 +29,7 @@ from .schema import arrow_schema, check_names, columns_from_any
 from .storage import LocalStorage
 from .table import Table
 
-MARKER = "logstore.json"
 STORE_FORMAT = {"format": "logstore", "format_version": FORMAT_VERSION}
-TABLES_DIR = "tables"
 
 
 class Store:
@@ -57,7 +56,7 @@ class Store:
         return cache
 
     def tables(self) -> list[str]:
-        return [n for n in self._storage.list_dirs(TABLES_DIR) if self._storage.exists(f"{TABLES_DIR}/{n}/_log/{0:020d}.json")]
+        return [n for n in self._storage.list_dirs(TABLES_DIR) if self._storage.exists(layout.join(layout.table_dir(n), layout.log_record(0)))]
 
     def table(self, name: str) -> Table:
         names.check("table", name)

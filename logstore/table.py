@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
 
 import duckdb
 import pyarrow as pa
 
-from . import checkpoint, compaction, expressions, fingerprint, integrity, operations, snapshot, timestamps
+from . import checkpoint, compaction, expressions, fingerprint, integrity, layout, operations, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
 from .errors import CorruptionError, HeadMissingError, HeadUnreadableError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
 from .inputs import to_arrow
@@ -17,7 +16,7 @@ from .log import Commit, CommitRecord, Log
 from .materialize import Plan, Source
 from .operations import Head
 from .schema import arrow_schema
-from .snapshot import SNAPSHOT_DATA_DIR, SnapshotRecord
+from .snapshot import SnapshotRecord
 from .tags import Tags
 
 SCHEMA_MODES = (None, "strict", "merge")
@@ -30,7 +29,7 @@ class Table:
         self._store = store
         self.name = name
         self._storage = store._storage
-        self._prefix = f"tables/{name}"
+        self._prefix = layout.table_dir(name)
         self._log = Log(self._storage, self._prefix)
         self._tags = Tags(self._storage, self._prefix, self._log.table_id)
 
@@ -402,12 +401,12 @@ class Table:
         actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))
         if expected is not None and actual != expected:  # never publish a snapshot that disagrees with the log
             self._storage.delete_staged(staged)
-            raise CorruptionError(f"{self._prefix}/_log", version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
-        relative = f"{SNAPSHOT_DATA_DIR}/{version:020d}-{uuid.uuid4().hex}.parquet"
-        size, digest = publish_staged(self._storage, f"{self._prefix}/{relative}", staged)
+            raise CorruptionError(layout.join(self._prefix, layout.LOG_DIR), version, f"materialized content has fingerprint {actual}, the commit record says {expected}")
+        relative = layout.new_snapshot_file(version)
+        size, digest = publish_staged(self._storage, layout.join(self._prefix, relative), staged)
         record = SnapshotRecord(version, relative, rows, size, digest, tuple(c.name for c in plan.columns), actual)
         if not snapshot.publish(self._storage, self._prefix, record):
-            self._storage.delete(f"{self._prefix}/{relative}")  # another writer snapshotted this version first
+            self._storage.delete(layout.join(self._prefix, relative))  # another writer snapshotted this version first
         return record
 
 

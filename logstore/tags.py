@@ -7,26 +7,23 @@ this tag's version.
 
 from __future__ import annotations
 
-import json
 from typing import Callable
 
-from . import integrity, names, timestamps
+from . import codec, layout, names, timestamps
 from .errors import CorruptionError, TagExistsError, TagNotFoundError
-
-TAG_DIR = "_tags"
 
 
 class Tags:
     def __init__(self, storage, prefix: str, table_id: Callable[[], str | None] = lambda: None):
         self.storage = storage
-        self.dir = f"{prefix}/{TAG_DIR}"
+        self.prefix = prefix
         self._table_id = table_id  # the table's identity (Log.table_id); None for tables of format 1
 
     def _path(self, name: str) -> str:
-        return f"{self.dir}/{name}.json"
+        return layout.join(self.prefix, layout.tag_record(name))
 
     def all(self) -> dict[str, int]:
-        return {n[:-5]: self.get(n[:-5]) for n in self.storage.list(self.dir) if n.endswith(".json")}
+        return {name: self.get(name) for name in self.names()}
 
     def get(self, name: str) -> int:
         names.check("tag", name)
@@ -35,7 +32,7 @@ class Tags:
             raw = self.storage.read(path)
         except FileNotFoundError:
             raise TagNotFoundError(name, self.names()) from None
-        obj = _parse(path, raw)
+        obj = codec.parse(raw, _with_int_version, path=path, version=None, what="tag record")
         self._check_identity(path, name, obj)
         return obj["version"]
 
@@ -48,7 +45,8 @@ class Tags:
             raise CorruptionError(path, None, f"tag record belongs to another table (table_id {obj.get('table_id')}, this table's is {expected})")
 
     def names(self) -> list[str]:
-        return [n[:-5] for n in self.storage.list(self.dir) if n.endswith(".json")]
+        listed = self.storage.list(layout.join(self.prefix, layout.TAG_DIR))
+        return [tag for tag in map(layout.tag_of, listed) if tag is not None]
 
     def create(self, name: str, version: int) -> None:
         names.check("tag", name)
@@ -56,7 +54,7 @@ class Tags:
         record = {"tag": name, "version": version, "created": timestamps.encode(timestamps.now())}
         if table_id is not None:
             record["table_id"] = table_id
-        if not self.storage.put_if_absent(self._path(name), json.dumps(integrity.seal(record), sort_keys=True).encode()):
+        if not self.storage.put_if_absent(self._path(name), codec.encode(record, indent=None)):
             raise TagExistsError(name, self.get(name))
 
     def delete(self, name: str) -> None:
@@ -64,12 +62,6 @@ class Tags:
         self.storage.delete(self._path(name))
 
 
-def _parse(path: str, raw: bytes) -> dict:
-    """The tag record's JSON object, its checksum checked and its version an int; CorruptionError if malformed."""
-    try:
-        obj = json.loads(raw)
-        integrity.check_seal(obj)  # a tag written with a checksum must still match it
-        obj["version"] = int(obj["version"])
-        return obj
-    except (ValueError, KeyError, TypeError) as e:
-        raise CorruptionError(path, None, f"malformed tag record ({e})") from None
+def _with_int_version(obj: dict) -> dict:
+    """The tag record's object with its version an int."""
+    return {**obj, "version": int(obj["version"])}

@@ -33,11 +33,9 @@ import datetime as dt
 import time
 from dataclasses import dataclass, field
 
-from . import compaction, integrity, snapshot
-from .commit import DATA_DIR, PUBLISH_WINDOW
-from .errors import CorruptionError, InvalidInputError, LogstoreError
-from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
-from .storage import STAGING_DIR
+from . import compaction, integrity, layout, snapshot
+from .commit import PUBLISH_WINDOW
+from .errors import CorruptionError, InvalidInputError
 
 DEFAULT_MIN_AGE = dt.timedelta(hours=1)
 # the youngest a file may be that an in-flight writer could still publish a record for: twice the time writers
@@ -95,17 +93,17 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     cutoff = time.time() - min_age
 
     # list first, read the log second: anything published after the listing is not a candidate
-    data_files = [f"{prefix}/{DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{DATA_DIR}")]
-    snapshot_files = [f"{prefix}/{SNAPSHOT_DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{SNAPSHOT_DATA_DIR}")]
-    compacted_files = [f"{prefix}/{compaction.COMPACTED_DATA_DIR}/{n}" for n in storage.list(f"{prefix}/{compaction.COMPACTED_DATA_DIR}")]
-    staged = [f"{STAGING_DIR}/{n}" for n in storage.list(STAGING_DIR)] if staging else []
+    data_files = _listed(storage, layout.join(prefix, layout.DATA_DIR))
+    snapshot_files = _listed(storage, layout.join(prefix, layout.SNAPSHOT_DATA_DIR))
+    compacted_files = _listed(storage, layout.join(prefix, layout.COMPACTED_DATA_DIR))
+    staged = _listed(storage, layout.STAGING_DIR) if staging else []
     snapshot_records = snapshot.snapshot_versions(storage, prefix)
 
     referenced: set[str] = set()
     versions = table._log.versions()
     if not versions or versions != list(range(versions[-1] + 1)):
         missing = sorted(set(range(versions[-1] + 1)) - set(versions)) if versions else [0]
-        raise CorruptionError(f"{prefix}/_log", missing[0], "commit record missing; vacuum refuses to run (run verify)")
+        raise CorruptionError(layout.join(prefix, layout.LOG_DIR), missing[0], "commit record missing; vacuum refuses to run (run verify)")
     table._log.latest()  # HeadMissingError if the head hint shows a lost newest record: its files must stay
     head = versions[-1]
     originals: dict[int, set[str]] = {}  # version -> the change files its commit record lists
@@ -114,7 +112,7 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
         table._log._records.pop(v, None)
         # CorruptionError on a damaged record: refuse rather than guess
         record = table._log.read(v)
-        originals[v] = {f"{prefix}/{f.path}" for f in record.files}
+        originals[v] = {layout.join(prefix, f.path) for f in record.files}
         referenced |= originals[v]
         if record.commit.parameters.get("reset"):
             resets.append(v)
@@ -125,15 +123,15 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     for v in snapshot_records:
         try:
             parsed[v] = snapshot.read_record(storage, prefix, v)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, LogstoreError):
-            candidates.append((f"{prefix}/{SNAPSHOT_DIR}/{snapshot.record_name(v)}", "damaged snapshot record"))
+        except (OSError, CorruptionError):
+            candidates.append((snapshot.record_path(prefix, v), "damaged snapshot record"))
 
     def is_intact(v: int) -> bool:
         if v not in intact:
             rec = parsed[v]
             try:
-                integrity.check_file(storage, f"{prefix}/{rec.path}", rec.size, rec.sha256, v, what="snapshot file")
-            except (LogstoreError, OSError):
+                integrity.check_file(storage, layout.join(prefix, rec.path), rec.size, rec.sha256, v, what="snapshot file")
+            except (OSError, CorruptionError):
                 return False
             intact[v] = rec
         return True
@@ -151,12 +149,12 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
             keep.add(found)
     for v, rec in sorted(parsed.items()):
         if v in keep:
-            referenced.add(f"{prefix}/{rec.path}")
+            referenced.add(layout.join(prefix, rec.path))
             continue
         why = "redundant snapshot (a newer one exists)" if is_intact(v) else "damaged snapshot"
-        candidates.append((f"{prefix}/{SNAPSHOT_DIR}/{snapshot.record_name(v)}", why + " record"))
-        candidates.append((f"{prefix}/{rec.path}", why))
-        referenced.add(f"{prefix}/{rec.path}")  # handled above, not again as an orphan
+        candidates.append((snapshot.record_path(prefix, v), why + " record"))
+        candidates.append((layout.join(prefix, rec.path), why))
+        referenced.add(layout.join(prefix, rec.path))  # handled above, not again as an orphan
 
     # Files no record references yet may belong to a writer between publishing its file and its record: such a
     # file is dead once a record of its version (block) exists without it, else only after IN_FLIGHT_GRACE.
@@ -169,15 +167,15 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     for path in snapshot_files:
         if path not in referenced:
             candidates.append((path, "snapshot file no snapshot record references"))
-            if _file_version(path) is not None and _file_version(path) not in parsed:
+            if layout.file_version(path) is not None and layout.file_version(path) not in parsed:
                 in_flight.add(path)
     compactions = _standing_blocks_intact(storage, prefix, compaction.scan(storage, prefix), head)
     if not compactions.damaged:  # a damaged record may list any compacted file: then keep them all
-        listed = {f"{prefix}/{cf.file.path}" for r in compactions.records.values() for cf in r.files}
+        listed = {layout.join(prefix, cf.file.path) for r in compactions.records.values() for cf in r.files}
         for path in compacted_files:
             if path not in listed:
                 candidates.append((path, "compacted file no compaction record lists"))
-                if compaction.parse_name(path.rsplit("/", 1)[1].rsplit("-", 1)[0] + ".json") not in compactions.records:
+                if layout.compacted_block(path) not in compactions.records:
                     in_flight.add(path)
     replaced, waiting = _replaced(storage, prefix, compactions, originals, cutoff)
     on_disk = set(data_files) | set(compacted_files)
@@ -218,11 +216,11 @@ def _replaced(storage, prefix: str, compactions, originals: dict, cutoff: float)
     for b, record in sorted(compactions.records.items()):
         if any(d[0] <= b[1] and b[0] <= d[1] for d in damaged):
             continue  # a damaged record overlaps this block: it might stand for these versions
-        for path in (f"{prefix}/{p}" for p in record.replaces):
+        for path in (layout.join(prefix, p) for p in record.replaces):
             if path in used:
                 continue
             if b in old and path not in held:
-                kind = "compacted file" if path.startswith(f"{prefix}/{compaction.COMPACTED_DATA_DIR}/") else "change file"
+                kind = "compacted file" if path.startswith(layout.join(prefix, layout.COMPACTED_DATA_DIR) + "/") else "change file"
                 removable.setdefault(path, f"{kind} replaced by the compaction of versions {b[0]}..{b[1]}")
             else:
                 waiting.append(path)
@@ -241,14 +239,14 @@ def _needed(prefix: str, compactions, originals: dict, head: int, old: set) -> t
             used |= originals[v]
             v += 1
         else:
-            used |= {f"{prefix}/{cf.file.path}" for cf in record.files}
+            used |= {layout.join(prefix, cf.file.path) for cf in record.files}
             v = record.last + 1
     held: set[str] = set()
     for (first, last), record in compactions.records.items():
         over = compactions.standing(first, head)
         released = over is not None and over is not record and (over.first, over.last) in old and over.first <= first and last <= over.last
         if not released:
-            held |= {f"{prefix}/{cf.file.path}" for cf in record.files}
+            held |= {layout.join(prefix, cf.file.path) for cf in record.files}
     return used, held
 
 
@@ -260,19 +258,18 @@ def _standing_blocks_intact(storage, prefix: str, scan, head: int):
             damage = compaction.files_damage(storage, prefix, record.files, None, what="compacted file")
             if damage is not None:
                 del scan.records[block]
-                scan.damaged[compaction.record_name(*block)] = str(damage)
+                scan.damaged[layout.compaction_name(*block)] = str(damage)
     return scan
 
 
-def _file_version(path: str) -> int | None:
-    """The version in a change or snapshot file's name (`<version>-<uuid>.parquet`), None if it has none."""
-    digits = path.rsplit("/", 1)[-1].split("-", 1)[0]
-    return int(digits) if digits.isdigit() else None
+def _listed(storage, directory: str) -> list[str]:
+    """The paths of the files directly inside `directory`."""
+    return [layout.join(directory, name) for name in storage.list(directory)]
 
 
 def _above(path: str, head: int) -> bool:
     """Whether the file is named after a version above `head` (no record of its version exists yet)."""
-    version = _file_version(path)
+    version = layout.file_version(path)
     return version is not None and version > head
 
 
@@ -286,6 +283,6 @@ def _older(storage, path: str, cutoff: float) -> bool:
 def _record_kept(report: VacuumReport, path: str, prefix: str, parsed) -> bool:
     """True if `path` is the file of a snapshot record that stayed (because the record was too young)."""
     for v, rec in parsed.items():
-        if f"{prefix}/{rec.path}" == path:
-            return f"{prefix}/{SNAPSHOT_DIR}/{snapshot.record_name(v)}" in report.too_young
+        if layout.join(prefix, rec.path) == path:
+            return snapshot.record_path(prefix, v) in report.too_young
     return False

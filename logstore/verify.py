@@ -31,14 +31,11 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from . import checkpoint, compaction, connection, fingerprint, snapshot, timestamps
-from .commit import DATA_DIR
+from . import checkpoint, compaction, connection, fingerprint, layout, snapshot, timestamps
 from .errors import CorruptionError, HeadMissingError, LogstoreError
-from .log import HEAD_HINT, LOG_DIR, log_name
-from .snapshot import SNAPSHOT_DATA_DIR, SNAPSHOT_DIR
-from .tags import TAG_DIR
 
-_CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error, ValueError, KeyError, TypeError, AttributeError)
+# what a check that reads or materializes damaged files raises (damaged records raise CorruptionError: codec.py)
+_CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error)
 
 
 @dataclass(frozen=True)
@@ -91,10 +88,9 @@ class VerifyReport:
 def verify(table, version: int | None = None, *, full: bool = False) -> VerifyReport:
     report = VerifyReport(table=table.name, full=full)
     storage, prefix = table._storage, table._prefix
-    log_dir = f"{prefix}/{LOG_DIR}"
     versions = table._log.versions()
     if not versions:
-        report.add("missing", f"{log_dir}/{log_name(0)}", 0, "the log has no commits")
+        report.add("missing", _log_path(prefix, 0), 0, "the log has no commits")
         return report
     latest = versions[-1]
     _check_head_hint(report, table, latest)
@@ -112,7 +108,7 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
     referenced: set[str] = set()
     previous_time = None
     for v in range(0, latest + 1):
-        path = f"{log_dir}/{log_name(v)}"
+        path = _log_path(prefix, v)
         if v not in present:
             report.add("gap", path, v, "commit record is missing from the middle of the log")
             continue
@@ -125,13 +121,13 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         report.records_checked += 1
         records[v] = record
         for f in record.files:
-            referenced.add(f"{prefix}/{f.path}")
+            referenced.add(layout.join(prefix, f.path))
         if previous_time is not None and record.commit.timestamp <= previous_time:
             report.add("malformed", path, v, "timestamp does not increase over the previous version")
         previous_time = record.commit.timestamp
         if v <= version:
             for f in record.files:
-                path = f"{prefix}/{f.path}"
+                path = layout.join(prefix, f.path)
                 if not storage.exists(path) and blocks.stands_in(v):
                     continue  # replaced by a compaction and removed by vacuum: readers use the block
                 _check_file(report, storage, path, f.size, f.sha256, v, "change file")
@@ -139,17 +135,17 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
     # 2. snapshots
     good_snapshots: dict[int, snapshot.SnapshotRecord] = {}
     for v in snapshot.snapshot_versions(storage, prefix):
-        path = f"{prefix}/{SNAPSHOT_DIR}/{snapshot.record_name(v)}"
+        path = snapshot.record_path(prefix, v)
         try:
             snap = snapshot.read_record(storage, prefix, v)
-        except _CHECK_ERRORS as e:
-            report.add("malformed", path, v, f"damaged snapshot record: {e}")
+        except (OSError, CorruptionError) as e:
+            report.add("malformed", path, v, f"damaged snapshot record: {_reason(e)}")
             continue
-        referenced.add(f"{prefix}/{snap.path}")
+        referenced.add(layout.join(prefix, snap.path))
         if v > version:
             continue
         report.snapshots_checked += 1
-        if _check_file(report, storage, f"{prefix}/{snap.path}", snap.size, snap.sha256, v, "snapshot file"):
+        if _check_file(report, storage, layout.join(prefix, snap.path), snap.size, snap.sha256, v, "snapshot file"):
             good_snapshots[v] = snap
         record = records.get(v)
         if record is not None and snap.fingerprint is not None and record.fingerprint is not None and snap.fingerprint != record.fingerprint:
@@ -157,26 +153,26 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             good_snapshots.pop(v, None)
 
     # 2b. compactions (compaction.py): readers use an intact record's files in place of its versions' own files
-    compaction_dir = f"{prefix}/{compaction.COMPACTION_DIR}"
+    compaction_dir = layout.join(prefix, layout.COMPACTION_DIR)
     for name, block in blocks.by_name():
         if block is None:
             why = blocks.scan.damaged[name]
-            report.add("malformed", f"{compaction_dir}/{name}", None, f"damaged compaction record (readers skip it): {why}")
+            report.add("malformed", layout.join(compaction_dir, name), None, f"damaged compaction record (readers skip it): {why}")
             continue
-        referenced.update(f"{prefix}/{cf.file.path}" for cf in block.files)
+        referenced.update(layout.join(prefix, cf.file.path) for cf in block.files)
         if block.first <= version:
             blocks.check(block)
 
     # 3. tags
-    tag_dir = f"{prefix}/{TAG_DIR}"
     for name in table._tags.names():
+        path = layout.join(prefix, layout.tag_record(name))
         try:
             tagged = table._tags.get(name)
-        except _CHECK_ERRORS as e:
-            report.add("malformed", f"{tag_dir}/{name}.json", None, str(e))
+        except (OSError, LogstoreError) as e:  # damaged, another tag's or table's, or a file name no tag has
+            report.add("malformed", path, None, str(e))
             continue
         if not 0 <= tagged <= latest:
-            report.add("tag", f"{tag_dir}/{name}.json", tagged, f"tag {name!r} points at version {tagged}, which does not exist")
+            report.add("tag", path, tagged, f"tag {name!r} points at version {tagged}, which does not exist")
 
     # 3b. log checkpoints: derived, readers ignore a damaged or foreign one, but it is reported
     _check_checkpoints(report, table, records, latest)
@@ -196,9 +192,9 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
                 _check_content(report, table, con, v, records[v], good_snapshots)
 
     # 5. leftovers
-    for directory in (DATA_DIR, SNAPSHOT_DATA_DIR, compaction.COMPACTED_DATA_DIR):
-        for name in storage.list(f"{prefix}/{directory}"):
-            path = f"{prefix}/{directory}/{name}"
+    for directory in (layout.DATA_DIR, layout.SNAPSHOT_DATA_DIR, layout.COMPACTED_DATA_DIR):
+        for name in storage.list(layout.join(prefix, directory)):
+            path = layout.join(prefix, directory, name)
             if path not in referenced:
                 report.unreferenced.append(path)
     return report
@@ -214,7 +210,7 @@ class _Blocks:
 
     def by_name(self) -> list:
         """(record file name, its intact record or None if damaged), in name order."""
-        named = {compaction.record_name(*b): r for b, r in self.scan.records.items()}
+        named = {layout.compaction_name(*b): r for b, r in self.scan.records.items()}
         return [(name, named.get(name)) for name in sorted([*named, *self.scan.damaged])]
 
     def stands_in(self, version: int) -> bool:
@@ -237,40 +233,40 @@ class _Blocks:
             return
         released = over is not None and over.first <= record.first and record.last <= over.last
         for cf in record.files:
-            path = f"{self.prefix}/{cf.file.path}"
+            path = layout.join(self.prefix, cf.file.path)
             if not (released and not self.storage.exists(path) and self.files_ok(over)):
                 self._check(record, cf.file)
 
     def _check(self, record, f) -> bool:
-        return _check_file(self.report, self.storage, f"{self.prefix}/{f.path}", f.size, f.sha256, record.first, "compacted file")
+        return _check_file(self.report, self.storage, layout.join(self.prefix, f.path), f.size, f.sha256, record.first, "compacted file")
 
 
 def _check_checkpoints(report: VerifyReport, table, records: dict, latest: int) -> None:
     """Every file under `_checkpoints/`: decodes, belongs to this table, and each record (and timeline entry) in it
     equals what `_log/` holds (compared for the intact records only: damaged ones are reported with the log)."""
-    directory = f"{table._prefix}/{checkpoint.CHECKPOINT_DIR}"
+    directory = layout.join(table._prefix, layout.CHECKPOINT_DIR)
     for name in sorted(table._storage.list(directory)):
-        path = f"{directory}/{name}"
+        path = layout.join(directory, name)
         try:
             seg = _decode_checkpoint(table, name, path, latest)
             checkpoint.check_identity(seg, table._log.table_id())
             wrong = _checkpoint_disagrees(table, seg, records)
-        except _CHECK_ERRORS as e:
-            report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {_first_line(e)}")
+        except (OSError, CorruptionError) as e:
+            report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {_first_line(_reason(e))}")
             continue
         if wrong is not None:
             report.add("checkpoint", path, wrong, f"log checkpoint disagrees with the log: its record of version {wrong} differs from _log/ (readers check only the segment's last record)")
 
 
 def _decode_checkpoint(table, name: str, path: str, latest: int):
-    """The checkpoint stored under `name`; ValueError if its name is no checkpoint's, it covers versions past the
-    latest, or it is damaged."""
-    last = name[: -len(checkpoint.SUFFIX)] if name.endswith(checkpoint.SUFFIX) else ""
-    if not last.isdigit() or (int(last) + 1) % checkpoint.INTERVAL or checkpoint.name(checkpoint.segment_of(int(last))) != name:
-        raise ValueError("not a log checkpoint name")
-    if int(last) > latest:
-        raise ValueError(f"covers versions up to {int(last)}, past the latest version {latest}")
-    return checkpoint.decode(checkpoint.segment_of(int(last)), table._storage.read(path))
+    """The checkpoint stored under `name` (at `path`); CorruptionError if its name is no checkpoint's, it covers
+    versions past the latest, or it is damaged."""
+    last = layout.checkpoint_last(name)
+    if last is None or checkpoint.name(checkpoint.segment_of(last)) != name:  # a name of the segment's last version
+        raise CorruptionError(path, None, "not a log checkpoint name")
+    if last > latest:
+        raise CorruptionError(path, None, f"covers versions up to {last}, past the latest version {latest}")
+    return checkpoint.decode(checkpoint.segment_of(last), table._storage.read(path), path)
 
 
 def _checkpoint_disagrees(table, seg, records: dict) -> int | None:
@@ -293,7 +289,7 @@ def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
         return
     except _CHECK_ERRORS:
         return  # a damaged record 0 (no table id to compare the hint with) is reported with the records
-    path = f"{table._prefix}/{HEAD_HINT}"
+    path = layout.join(table._prefix, layout.HEAD_HINT)
     if table._storage.exists(path) and table._log.hint() is None:
         report.add("hint", path, None, "head hint is unreadable, damaged or of another table (the next commit rewrites it)")
 
@@ -325,13 +321,13 @@ def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str
 
 def _broken_versions(report: VerifyReport, prefix: str) -> list[int]:
     """Versions from which on content cannot be materialized (a record or change file is damaged)."""
-    derived = (f"{prefix}/{SNAPSHOT_DIR}/", f"{prefix}/{SNAPSHOT_DATA_DIR}/")
+    derived = tuple(layout.join(prefix, d) + "/" for d in (layout.SNAPSHOT_DIR, layout.SNAPSHOT_DATA_DIR))
     kinds = ("gap", "malformed", "missing", "size", "checksum", "unreadable")
     return [p.version for p in report.problems if p.version is not None and p.kind in kinds and not p.path.startswith(derived)]
 
 
 def _check_content(report: VerifyReport, table, con, v: int, record, good_snapshots) -> None:
-    path = f"{table._prefix}/{LOG_DIR}/{log_name(v)}"
+    path = _log_path(table._prefix, v)
     if record.fingerprint is None:
         report.notes.append(f"version {v} has no fingerprint (written before fingerprints); content not checked")
         return
@@ -351,7 +347,7 @@ def _check_content(report: VerifyReport, table, con, v: int, record, good_snapsh
 
 
 def _check_snapshot_content(report: VerifyReport, table, con, v: int, snap, record) -> None:
-    path = f"{table._prefix}/{snap.path}"
+    path = layout.join(table._prefix, snap.path)
     if snap.fingerprint is None or record is None:
         return
     try:
@@ -363,6 +359,15 @@ def _check_snapshot_content(report: VerifyReport, table, con, v: int, snap, reco
         report.add("fingerprint", path, v, f"snapshot content has fingerprint {fingerprint.encode(actual)}, its record says {snap.fingerprint}")
 
 
-def _first_line(error: Exception) -> str:
+def _log_path(prefix: str, version: int) -> str:
+    return layout.join(prefix, layout.log_record(version))
+
+
+def _reason(error: Exception) -> str:
+    """What is wrong, without the path a CorruptionError names (the report names the file)."""
+    return error.reason if isinstance(error, CorruptionError) else str(error) or type(error).__name__
+
+
+def _first_line(error: Exception | str) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
