@@ -154,9 +154,14 @@ def _tag_version(table, name: str | None) -> int | None:
 
 
 def _snapshot_paths(storage, prefix: str, version: int) -> list[str]:
+    """The snapshot record of `version` and, if the record is readable and names a file of that version, its file
+    (not snapshot.load, which refuses a record whose version's commit record is damaged: exactly the case here)."""
     paths = [layout.snapshot_record(version)]
-    record = snapshot.load(storage, prefix, version)
-    if record is not None:
+    try:
+        record = snapshot.read_record(storage, prefix, version)
+    except CorruptionError:
+        return paths
+    if layout.file_version(record.path) == version:
         paths.insert(0, record.path)
     return paths
 
