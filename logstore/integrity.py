@@ -1,8 +1,9 @@
 """Cheap integrity checks on the read path, and the self-checksum of JSON records.
 
 Data and snapshot files: every read checks that each file it needs exists with the size its record gives (one
-stat per file). The SHA-256 is checked on the first use of a file in a process and cached by (path, size, inode,
-mtime, ctime), so a file changed in place after its first check is hashed again. Set LOGSTORE_VERIFY_READS=size
+stat per file). The SHA-256 is checked on the first use of a file in a process and cached by (store, path, size,
+the storage's change tag: inode and times on disk, the ETag on an object store), so a file changed in place after
+its first check is hashed again. Set LOGSTORE_VERIFY_READS=size
 to check sizes only, or =none to skip both (verify() always checks everything).
 
 Records: commit and snapshot records carry `checksum`, the SHA-256 of the record's canonical JSON (sorted keys,
@@ -61,11 +62,11 @@ def check_file(storage, path: str, size: int, sha256: str, version: int | None, 
         st = storage.stat(path)
     except FileNotFoundError:
         raise CorruptionError(shown, version, f"{what} is missing") from None
-    if st.st_size != size:
-        raise CorruptionError(shown, version, f"{what} has {st.st_size} bytes, its record says {size}")
+    if st.size != size:
+        raise CorruptionError(shown, version, f"{what} has {st.size} bytes, its record says {size}")
     if level != "checksum":
         return
-    key = (storage.url(path), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, sha256)
+    key = (storage.location, path, st.size, st.tag, sha256)
     with _lock:
         if key in _verified:
             return

@@ -11,9 +11,21 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from .layout import STAGING_DIR
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What `stat` tells of a stored file: its size, when it was last written (seconds since the epoch, by the
+    store's clock), and a tag that changes whenever its content may have (an object's ETag; a local file's inode and
+    times), so that a check of its content can be remembered until the tag changes."""
+
+    size: int
+    modified: float
+    tag: str
 
 
 class LocalStorage:
@@ -21,6 +33,8 @@ class LocalStorage:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()
+        self.local_root = self.root  # the one directory DuckDB reads files under (storage.url points into it)
+        self.location = str(self.root)  # how errors name the store
 
     def _full(self, path: str) -> Path:
         return self.root / path
@@ -63,8 +77,10 @@ class LocalStorage:
         with open(self._full(path), "rb") as f:
             return hashlib.file_digest(f, "sha256").hexdigest()
 
-    def stat(self, path: str) -> os.stat_result:
-        return self._full(path).stat()
+    def stat(self, path: str) -> FileInfo:
+        """FileNotFoundError if there is no such file."""
+        st = self._full(path).stat()
+        return FileInfo(st.st_size, st.st_mtime, f"{st.st_ino}:{st.st_mtime_ns}:{st.st_ctime_ns}")
 
     def delete_staged(self, staged: str) -> None:
         """Remove a staging file that will not be published."""

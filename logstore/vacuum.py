@@ -191,12 +191,12 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
             st = storage.stat(path)
         except FileNotFoundError:
             continue
-        if st.st_mtime > (in_flight_cutoff if path in in_flight else cutoff):
+        if st.modified > (in_flight_cutoff if path in in_flight else cutoff):
             report.too_young.append(path)
             continue
         # a snapshot file whose record stayed (too young) stays too: never leave a record without its file
         if reason.endswith("record") or not _record_kept(report, path, prefix, parsed):
-            report.removals.append(Removal(path, st.st_size, reason))
+            report.removals.append(Removal(path, st.size, reason))
             if not dry_run:
                 storage.delete(path)
     return report
@@ -275,7 +275,7 @@ def _above(path: str, head: int) -> bool:
 
 def _older(storage, path: str, cutoff: float) -> bool:
     try:
-        return storage.stat(path).st_mtime <= cutoff
+        return storage.stat(path).modified <= cutoff
     except OSError:
         return False
 

@@ -296,7 +296,7 @@ def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
 
 def _check_file(report: VerifyReport, storage, path: str, size: int, sha256: str, version: int, what: str) -> bool:
     try:
-        actual_size = storage.stat(path).st_size
+        actual_size = storage.stat(path).size
     except FileNotFoundError:
         report.add("missing", path, version, f"{what} is missing")
         return False
