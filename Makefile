@@ -2,7 +2,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test stress bench clean
+# the lowest dependency versions pyproject.toml allows (its floors), in a venv of their own
+VENV_LOWEST := .venv-lowest
+PY_LOWEST := $(VENV_LOWEST)/bin/python
+LOWEST := ci/lowest-constraints.txt
+
+.PHONY: demo test test-lowest lint stress bench clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +21,31 @@ $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-lint: pyproject.toml | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -e '.[lint]'
+	touch $@ $(VENV)/.installed
+
+$(VENV_LOWEST)/.installed: pyproject.toml $(LOWEST)
+	rm -rf $(VENV_LOWEST)
+	$(PYTHON) -m venv $(VENV_LOWEST)
+	echo '*' > $(VENV_LOWEST)/.gitignore
+	$(PY_LOWEST) -m pip install --quiet --upgrade pip
+	$(PY_LOWEST) -m pip install --quiet --constraint $(LOWEST) -e '.[test]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(PY) examples/demo.py
 
 test: $(VENV)/.installed-test
 	$(PY) -m pytest
+
+# the test suite on the lowest versions of every dependency (test_packaging checks they are the ones installed)
+test-lowest: $(VENV_LOWEST)/.installed
+	LOGSTORE_LOWEST=1 $(PY_LOWEST) -m pytest
+
+lint: $(VENV)/.installed-lint
+	$(VENV)/bin/ruff check logstore cli tests benchmarks examples
+	$(VENV)/bin/mypy
 
 stress: $(VENV)/.installed-test
 	$(PY) -m pytest -m stress
@@ -30,4 +55,4 @@ bench: $(VENV)/.installed-test
 	$(PY) benchmarks/core.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VENV_LOWEST) build *.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

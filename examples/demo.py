@@ -47,7 +47,7 @@ def main() -> None:
 
         show("latest version:", users.read())
         show("read(version=0):", users.read(version=0))
-        show("read(as_of='2022-01-01') -> version %d:" % users.version_at("2022-01-01"), users.read(as_of="2022-01-01"))
+        show(f"read(as_of='2022-01-01') -> version {users.version_at('2022-01-01')}:", users.read(as_of="2022-01-01"))
         show("read(tag='v1.0'):", users.read(tag="v1.0"))
         show("read(version=2, columns=['name'], where='score > 20'):", users.read(version=2, columns=["name"], where="score > 20"))
 

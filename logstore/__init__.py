@@ -1,8 +1,14 @@
 """logstore: a time-travel dataset store that versions operations, not copies."""
 
+from .changes import ChangeRangeError, DiffSummary
 from .errors import (
     CommitConflictError,
     CorruptionError,
+    DamagedHeadError,
+    FileAccessError,
+    HeadMissingError,
+    HeadUnreadableError,
+    InputValueError,
     InvalidExpressionError,
     InvalidInputError,
     InvalidNameError,
@@ -11,24 +17,32 @@ from .errors import (
     LogstoreError,
     NotAStoreError,
     OutputExistsError,
+    ReadOnlyError,
+    RepairError,
     SchemaMismatchError,
     SelectorError,
+    SQLError,
+    SQLSyntaxError,
     StoreExistsError,
     StoreNotFoundError,
     TableExistsError,
+    TableNameCollisionError,
     TableNotFoundError,
     TagExistsError,
     TagNotFoundError,
     TimestampError,
+    VersionFilesGoneError,
     VersionNotFoundError,
 )
-from .changes import ChangeRangeError, DiffSummary
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
+from .repair import RepairReport
 from .store import Store, init, open
 from .table import Table
+from .vacuum import VacuumReport
+from .verify import VerifyReport
 
 __version__ = "0.1.0"
 
@@ -36,8 +50,13 @@ __all__ = [
     "ChangeRangeError",
     "Commit",
     "CommitConflictError",
-    "DiffSummary",
     "CorruptionError",
+    "DamagedHeadError",
+    "DiffSummary",
+    "FileAccessError",
+    "HeadMissingError",
+    "HeadUnreadableError",
+    "InputValueError",
     "InvalidExpressionError",
     "InvalidInputError",
     "InvalidNameError",
@@ -46,18 +65,27 @@ __all__ = [
     "LogstoreError",
     "NotAStoreError",
     "OutputExistsError",
+    "ReadOnlyError",
+    "RepairError",
+    "RepairReport",
+    "SQLError",
+    "SQLSyntaxError",
     "SchemaMismatchError",
     "SelectorError",
     "Store",
     "StoreExistsError",
     "StoreNotFoundError",
     "Table",
-    "TableInfo",
     "TableExistsError",
+    "TableInfo",
+    "TableNameCollisionError",
     "TableNotFoundError",
     "TagExistsError",
     "TagNotFoundError",
     "TimestampError",
+    "VacuumReport",
+    "VerifyReport",
+    "VersionFilesGoneError",
     "VersionNotFoundError",
     "__version__",
     "init",
