@@ -41,13 +41,15 @@ class State:
         return self.store.table(name)
 
 
-def locate_store(option: str | None, start: str | os.PathLike | None = None) -> Path:
+def locate_store(option: str | None, start: str | os.PathLike | None = None) -> Path | str:
     """--store PATH (or LOGSTORE_DIR, which click maps onto it); else the nearest `.logstore/` upward, like git.
 
     A --store directory that is not a store itself but holds a `.logstore/` means that one.
     """
+    if option and "://" in option and not option.startswith("file://"):
+        return option  # an object store URL (s3://, gs://, az://, memory://): opened as given
     if option:
-        path = Path(option)
+        path = Path(option[len("file://"):] if option.startswith("file://") else option)
         if not (path / MARKER).exists() and (path / STORE_DIR / MARKER).exists():
             return path / STORE_DIR
         return path
@@ -66,11 +68,12 @@ def find_store(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def init_target(path: str | None, option: str | None) -> Path:
-    """Where `logstore init [PATH]` creates the store: PATH/.logstore, else --store/LOGSTORE_DIR, else ./.logstore."""
+def init_target(path: str | None, option: str | None) -> Path | str:
+    """Where `logstore init [PATH]` creates the store: PATH/.logstore, else --store/LOGSTORE_DIR (a path or an
+    object store URL), else ./.logstore."""
     if path is not None:
         return Path(path) / STORE_DIR
     if option:
-        return Path(option)
+        return option if "://" in option else Path(option)
     return Path(os.getcwd()) / STORE_DIR
 

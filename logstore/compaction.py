@@ -141,13 +141,13 @@ class CompactionRecord:
 # Records never change once published, so an intact one is cached for the life of the process.
 _cache: dict[str, CompactionRecord] = {}
 _cache_lock = threading.Lock()
-_warned: set[str] = set()
+_warned: set[tuple[str, str]] = set()
 
 
 def load(storage, prefix: str, first: int, last: int) -> CompactionRecord | None:
     """The compaction record of block first..last if it exists and is intact; None otherwise (warns if damaged)."""
     path = record_path(prefix, first, last)
-    key = storage.url(path)
+    key = (storage.location, path)
     with _cache_lock:
         cached = _cache.get(key)
     if cached is not None:
@@ -345,7 +345,7 @@ def _fall_back(log, version: int, found: CompactionRecord | None, passed_over: C
         own = log.read(version).files
         if files_damage(log.storage, log.prefix, own, version, what="change file") is not None:
             raise passed_over
-    key = log.storage.url(passed_over.path)
+    key = (log.storage.location, passed_over.path)
     if key not in _warned:
         _warned.add(key)
         warnings.warn(f"logstore: {passed_over}; reading its versions from smaller blocks or their own change files instead", RuntimeWarning, stacklevel=4)

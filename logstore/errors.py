@@ -284,3 +284,13 @@ class TableNameCollisionError(TableExistsError):
             f"table {name!r} differs only by case from the existing table {existing!r}; table names are "
             "case-insensitive in SQL and on some file systems, so pick another name",
         )
+
+
+class StorageError(LogstoreError):
+    """The store cannot be reached or refuses a request (unreachable endpoint, missing bucket, bad credentials)."""
+
+    def __init__(self, location: str, operation: str, reason: str):
+        self.location = location
+        self.operation = operation
+        self.reason = reason
+        super().__init__(f"store {location!r}: {operation} failed: {reason}")

@@ -8,12 +8,14 @@ replaces a file atomically: it serves hints only (the head hint), never records.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InvalidInputError
 from .layout import STAGING_DIR
 
 
@@ -45,6 +47,13 @@ class LocalStorage:
 
     def exists(self, path: str) -> bool:
         return self._full(path).exists()
+
+    def prefetch(self, paths) -> None:
+        """Nothing to fetch: files are local."""
+
+    def holds_verified(self, path: str, size: int, sha256: str) -> bool:
+        """Never: a local file can change in place, so it is checked by stat and a hash cache (integrity.py)."""
+        return False
 
     def read(self, path: str) -> bytes:
         """The file's bytes; FileNotFoundError if it does not exist."""
@@ -169,3 +178,52 @@ def _unlink_quietly(path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# --- opening a store by URL ----------------------------------------------------------------------------------
+
+OBJECT_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss", "memory")
+CLIENT_KEYS = ("allow_http", "allow_invalid_certificates", "connect_timeout", "timeout", "proxy_url")
+# fail fast on an unreachable endpoint: a few short retries, not minutes of them
+RETRY = {"max_retries": 2, "retry_timeout": dt.timedelta(seconds=10), "backoff": {"init_backoff": dt.timedelta(milliseconds=100), "max_backoff": dt.timedelta(seconds=2), "base": 2}}
+CLIENT_DEFAULTS = {"connect_timeout": "5s", "timeout": "60s"}
+_MEMORY: dict = {}  # memory:// URL -> its ObjectStorage (tests)
+
+
+def open_storage(location, *, storage_options: dict | None = None):
+    """The storage of `location`: a local path or file:// URL (LocalStorage), or s3://, gs://, az://, memory://
+    (ObjectStorage). Object store settings come from the standard environment variables (obstore reads AWS_*,
+    GOOGLE_*, AZURE_* itself; AWS_ALLOW_HTTP too) and from `storage_options` (obstore's configuration keys), which win."""
+    text = os.fspath(location)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme in ("", "file"):
+        return LocalStorage(text[len("file://"):] if scheme == "file" else text)
+    if scheme not in OBJECT_SCHEMES:
+        raise InvalidInputError(location, f"unsupported store location {text!r}: give a path, file://, s3://, gs://, az:// or memory://")
+    return _object_storage(text, scheme, dict(storage_options or {}))
+
+
+def _object_storage(url: str, scheme: str, options: dict):
+    from obstore.store import MemoryStore, from_url
+
+    from .filecache import FileCache, default_root
+    from .object_storage import ObjectStorage
+
+    if scheme == "memory":  # one store per URL and process
+        if url not in _MEMORY:
+            _MEMORY[url] = ObjectStorage(url, MemoryStore(), FileCache(default_root() / f"memory-{uuid.uuid4().hex}"))
+        return _MEMORY[url]
+    client = dict(CLIENT_DEFAULTS)
+    if os.environ.get("AWS_ALLOW_HTTP", "").strip().lower() in ("1", "true", "yes") and scheme.startswith("s3"):
+        client["allow_http"] = True
+    if os.environ.get("AWS_ENDPOINT_URL") and scheme.startswith("s3"):
+        options.setdefault("endpoint", os.environ["AWS_ENDPOINT_URL"])
+    for key in CLIENT_KEYS:
+        if key in options:
+            client[key] = options.pop(key)
+    try:
+        store = from_url(url, config=options or None, client_options=client, retry_config=RETRY)
+    except Exception as e:  # obstore's configuration errors (unknown key, bad URL)
+        raise InvalidInputError(url, f"cannot open store {url!r}: {str(e).strip().splitlines()[0]}") from None
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return ObjectStorage(url, store, FileCache(default_root() / digest))

@@ -26,7 +26,7 @@ from .log import FORMAT_VERSION, READABLE_FORMATS, Commit, CommitRecord, new_tab
 from .materialize import Plan
 from .operations import Head
 from .schema import arrow_schema, check_names, columns_from_any
-from .storage import LocalStorage
+from .storage import LocalStorage, open_storage
 from .table import Table
 
 STORE_FORMAT = {"format": "logstore", "format_version": FORMAT_VERSION}
@@ -45,14 +45,14 @@ class Store:
         """This thread's DuckDB connection (in memory; it only reads the store's Parquet files)."""
         con = getattr(self._local, "con", None)
         if con is None:
-            con = self._local.con = _new_connection(self._storage.root)
+            con = self._local.con = _new_connection(self._storage.local_root)
         return con
 
     def _head_cache(self) -> HeadCache:
         """This thread's writer state: decoded heads, in a DuckDB connection of their own that user SQL never sees."""
         cache = getattr(self._local, "head_cache", None)
         if cache is None:
-            cache = self._local.head_cache = HeadCache(_new_connection(self._storage.root))
+            cache = self._local.head_cache = HeadCache(_new_connection(self._storage.local_root))
         return cache
 
     def tables(self) -> list[str]:
@@ -144,27 +144,29 @@ def _key(key, columns) -> tuple[str, ...]:
     return listed
 
 
-def init(path) -> Store:
-    """Create a store in `path` (a directory, created if needed); StoreExistsError if one is there."""
-    storage = LocalStorage(path)
-    os.makedirs(storage.root, exist_ok=True)
+def init(location, *, storage_options: dict | None = None) -> Store:
+    """Create a store at `location`: a directory (created if needed), or an s3://, gs://, az:// or memory:// URL
+    (storage.open_storage); StoreExistsError if one is there."""
+    storage = open_storage(location, storage_options=storage_options)
+    if isinstance(storage, LocalStorage):
+        os.makedirs(storage.root, exist_ok=True)
     if not storage.put_if_absent(MARKER, json.dumps(STORE_FORMAT, sort_keys=True).encode()):
-        raise StoreExistsError(path)
-    return Store(path, storage)
+        raise StoreExistsError(location)
+    return Store(location, storage)
 
 
-def open(path) -> Store:  # noqa: A001 - the public name the API promises
-    """Open the store in `path`; StoreNotFoundError if there is none."""
-    storage = LocalStorage(path)
+def open(location, *, storage_options: dict | None = None) -> Store:  # noqa: A001 - the public name the API promises
+    """Open the store at `location` (a path or URL, as for init); StoreNotFoundError if there is none."""
+    storage = open_storage(location, storage_options=storage_options)
     try:
         marker = json.loads(storage.read(MARKER))
     except (FileNotFoundError, NotADirectoryError):
-        raise StoreNotFoundError(path) from None
+        raise StoreNotFoundError(location) from None
     except ValueError as e:
-        raise NotAStoreError(path, f"{MARKER} is not valid JSON ({e})") from None
+        raise NotAStoreError(location, f"{MARKER} is not valid JSON ({e})") from None
     if not isinstance(marker, dict) or marker.get("format") != STORE_FORMAT["format"]:
-        raise NotAStoreError(path, f"{MARKER} does not describe a logstore store")
+        raise NotAStoreError(location, f"{MARKER} does not describe a logstore store")
     if marker.get("format_version") not in READABLE_FORMATS:
         readable = ", ".join(str(f) for f in READABLE_FORMATS)
-        raise NotAStoreError(path, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
-    return Store(path, storage)
+        raise NotAStoreError(location, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
+    return Store(location, storage)

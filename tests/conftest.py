@@ -60,3 +60,33 @@ def age_files(root, seconds: float) -> None:
     for path in Path(root).rglob("*"):
         if path.is_file():
             os.utime(path, (then, then))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """Object stores' local file caches go to a temporary directory, not the user's ~/.cache."""
+    previous = os.environ.get("LOGSTORE_CACHE_DIR")
+    os.environ["LOGSTORE_CACHE_DIR"] = str(tmp_path_factory.mktemp("logstore-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("LOGSTORE_CACHE_DIR", None)
+    else:
+        os.environ["LOGSTORE_CACHE_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3-compatible server (moto) on 127.0.0.1, for the whole session."""
+    from s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_url(s3_server, request):
+    """A fresh bucket on the S3 server and the URL of a store location in it; storage options in s3_server.options()."""
+    bucket = f"b{abs(hash(request.node.nodeid)) % 10**12}-{time.time_ns() % 10**9}"
+    s3_server.create_bucket(bucket)
+    return f"s3://{bucket}/stores/one"
