@@ -4,6 +4,9 @@ Rule (docs/format.md): the base rows are the newest usable snapshot at or below 
 the insert-only files with snapshot_version < _version <= v; the change rows are the rows of the other change
 files in that version range. Per _row_id the change row with the highest _version wins: a base row with any change
 row is replaced by it, and a row whose winning change is a delete ('D') is gone. Rows come in _row_id order.
+
+The rule is written once, here: `Plan.relation_sql(row_ids=...)` is the same rule for only the rows whose ids a
+query names (the change feed's lookup of old images, changes.py). planner.py decides which files a Plan reads.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ class Plan:
     inserts: tuple[Source, ...]  # files holding only inserts of fresh row ids
     changes: tuple[Source, ...]  # every other change file
 
-    def relation_sql(self) -> str:
-        """SQL for the rows of this version, with _row_id first, in no particular order.
+    def relation_sql(self, row_ids: str | None = None) -> str:
+        """SQL for the rows of this version, with _row_id first, in no particular order; with `row_ids` (the name of
+        a table or CTE with a _row_id column, or a query in parentheses), only the rows whose ids it holds.
 
         Shaped so that DuckDB can push projections and filters into every Parquet scan:
           winners  (_row_id, _version) of the newest change per row id: a narrow scan of the change files
@@ -42,12 +46,15 @@ class Plan:
         No window runs over full rows and no CTE holds full rows, so a query reading two columns (a count, a
         key check, a predicate) reads two columns of each file, and `WHERE col ...` on the result reaches the
         scans of both branches (a filter on a change row before the SEMI JOIN keeps the same rows as after it).
+        The row-id restriction (the change feed's lookup of old images) is a filter on every scan; its winners are
+        few, so they are materialized once instead of scanned twice.
         """
+        wanted = [] if row_ids is None else [f"{ROW_ID} IN (SELECT {ROW_ID} FROM {row_ids})"]
         base = []
         if self.snapshot is not None:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}")
+            base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}{_where(wanted)}")
         if self.inserts:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(self.inserts))} FROM {_scan(self.inserts)} WHERE {self._in_range()}")
+            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(self.inserts))} FROM {_scan(self.inserts)}{_where([self._in_range()] + wanted)}")
         parts = []
         if base:
             rows = " UNION ALL ".join(f"({b})" for b in base)
@@ -55,25 +62,26 @@ class Plan:
                 rows = f"SELECT * FROM ({rows}) AS base ANTI JOIN (SELECT {ROW_ID} FROM winners) AS changed USING ({ROW_ID})"
             parts.append(rows)
         if self.changes:
+            kept = [f"{OP} <> '{DELETE}'", self._in_range()] + wanted
             parts.append(
                 f"SELECT {ROW_ID}, {_project(self.columns, _held(self.changes))} FROM {_scan(self.changes)} "
-                f"SEMI JOIN winners USING ({ROW_ID}, {VERSION}) WHERE {OP} <> '{DELETE}' AND {self._in_range()}"
+                f"SEMI JOIN winners USING ({ROW_ID}, {VERSION}){_where(kept)}"
             )
         if not parts:
             return f"SELECT CAST(NULL AS BIGINT) AS {ROW_ID}, {_project(self.columns, frozenset())} WHERE false"
-        return self._with_clause() + " UNION ALL ".join(f"({p})" for p in parts)
+        return self._with_clause(wanted) + " UNION ALL ".join(f"({p})" for p in parts)
 
     def _in_range(self) -> str:
         return f"{VERSION} > {self.snapshot_version} AND {VERSION} <= {self.version}"
 
-    def _with_clause(self) -> str:
+    def _with_clause(self, wanted: list[str]) -> str:
         if not self.changes:
             return ""
         winners = (
-            f"SELECT {ROW_ID}, max({VERSION}) AS {VERSION} FROM {_scan(self.changes)} "
-            f"WHERE {self._in_range()} GROUP BY {ROW_ID}"
+            f"SELECT {ROW_ID}, max({VERSION}) AS {VERSION} FROM {_scan(self.changes)}"
+            f"{_where([self._in_range()] + wanted)} GROUP BY {ROW_ID}"
         )
-        return f"WITH winners AS NOT MATERIALIZED ({winners}) "
+        return f"WITH winners AS {'MATERIALIZED' if wanted else 'NOT MATERIALIZED'} ({winners}) "
 
     def select_sql(self, columns=None, where: str | None = None, *, row_id: bool = False) -> str:
         """The rows of this version in _row_id order, optionally projected and filtered."""
@@ -101,6 +109,10 @@ class Plan:
 
     def sources(self) -> tuple[Source, ...]:
         return ((self.snapshot,) if self.snapshot else ()) + self.inserts + self.changes
+
+
+def _where(conditions: list[str]) -> str:
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
 def _held(sources) -> frozenset[str]:
