@@ -10,9 +10,20 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.request
+from collections import Counter
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+
+def _kind(environ) -> str:
+    method = environ.get("REQUEST_METHOD", "")
+    query = environ.get("QUERY_STRING", "")
+    if method == "GET" and ("list-type" in query or environ.get("PATH_INFO", "").count("/") <= 1):
+        return "LIST"
+    if method == "POST" and "delete" in query:
+        return "DELETE"
+    return method
 
 
 class _Quiet(WSGIRequestHandler):
@@ -29,8 +40,11 @@ class S3Server:
         app = DomainDispatcherApplication(create_backend_app)
         lock = threading.Lock()
 
+        self.requests: Counter = Counter()  # by kind: GET, PUT, LIST, HEAD, DELETE, POST (as the server saw them)
+
         def serialized(environ, start_response):
             with lock:
+                self.requests[_kind(environ)] += 1
                 return list(app(environ, start_response))
 
         self._server = make_server("127.0.0.1", self.port, serialized, threaded=True, request_handler=_Quiet)
