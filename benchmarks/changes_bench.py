@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import logstore  # noqa: E402
+from logstore import testing  # noqa: E402
 
 from core import run_logstore  # noqa: E402
 from workload import DELETE, Workload  # noqa: E402
@@ -47,8 +48,8 @@ COLUMNS = ["user_id", "category", "value", "text", "ts"]
 
 def full_join_sql(table, a: int, b: int) -> str:
     """The obvious diff: materialize both versions and join them on the key."""
-    old = table._plan(a).select_sql()
-    new = table._plan(b).select_sql()
+    old = testing.plan(table, a).select_sql()
+    new = testing.plan(table, b).select_sql()
     changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in COLUMNS)
     kind = "CASE WHEN o.id IS NULL THEN 'insert' WHEN n.id IS NULL THEN 'delete' ELSE 'update' END"
     cols = ", ".join(
@@ -117,7 +118,7 @@ def main() -> int:
         feed = table.changes(first, last)
         con = duckdb.connect()
         con.register("feed", feed)
-        before = table._plan(first - 1).select_sql()
+        before = testing.plan(table, first - 1).select_sql()
         mismatches = con.sql(
             f"SELECT count(*) FROM (SELECT id, {', '.join(COLUMNS)} FROM feed EXCEPT ALL "
             f"SELECT id, {', '.join(COLUMNS)} FROM ({before}) WHERE id IN (SELECT id FROM feed))"
@@ -134,9 +135,9 @@ def main() -> int:
         # the deleted rows' values cannot avoid (their ids are spread over every page of it)
         from logstore import changes as changes_module
 
-        span = changes_module._Range(table, first, last)
-        files_sql = f"SELECT * FROM read_parquet([{', '.join(changes_module._lit(f.url) for f in span.files)}])"
-        base_urls = [s.url for s in table._plan(first - 1).inserts]
+        span = changes_module._Range(testing.files(table), first, last)
+        files_sql = f"SELECT * FROM read_parquet([{', '.join(changes_module._lit(f.url) for f in span.change_files)}])"
+        base_urls = [s.url for s in testing.plan(table, first - 1).inserts]
         base_sql = (
             f"SELECT sum(user_id), sum(length(category)), sum(value), sum(length(text)), sum(epoch(ts)) "
             f"FROM read_parquet([{', '.join(changes_module._lit(u) for u in base_urls)}])"

@@ -40,6 +40,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import logstore  # noqa: E402
+from logstore import testing  # noqa: E402
 
 from core import timed  # noqa: E402
 from workload import Workload  # noqa: E402
@@ -136,7 +137,7 @@ def part1(root: str, rows: int, commits: int, repeat: int) -> list[str]:
             it = iter(handles)
             t_at, found = timed(lambda: next(it).version_at(target), 5)
             assert found == back, (found, back)
-            plan = logstore.open(store.path).table("t")._plan(k)
+            plan = testing.plan(logstore.open(store.path).table("t"), k)
             measured[k] = {"open": t_open, "version_at": t_at, "plan_files": len(plan.sources()), "disk_files": files_under(store.path)}
         if k % 500 == 0:
             log(f"  committed {k} ({ms(latency[k])})")
@@ -175,7 +176,7 @@ def part1(root: str, rows: int, commits: int, repeat: int) -> list[str]:
             handle = logstore.open(store.path).table("t")
             handle.read(version=v)  # first use hashes new files once per process; measure warm reads
             reads[(phase, v)], _ = timed(lambda: reader.table("t").read(version=v), repeat)
-            reads[(phase, v, "files")] = len(handle._plan(v).sources())
+            reads[(phase, v, "files")] = len(testing.plan(handle, v).sources())
     out.append(f"compact: {len(made)} blocks in {compact_time:.2f} s")
     out.append(vacuum_line(store, root, versions))
     out.append("")

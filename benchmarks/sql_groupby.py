@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import logstore  # noqa: E402,F401
+from logstore import testing  # noqa: E402
 from logstore.sql import version_sql  # noqa: E402
 
 from core import run_logstore  # noqa: E402
@@ -78,7 +79,7 @@ def main() -> int:
         got, want = sorted(run_ours()), sorted(run_floor())  # also warms both
         correct = _same(got, want)
         table = store.table("bench")
-        plan = table._plan(version)
+        plan = testing.plan(table, version)
         direct = QUERY.format(source=f"({version_sql(table, version)})")
         cursor = store._connection().cursor()
 

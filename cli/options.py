@@ -7,6 +7,7 @@ import os
 import click
 
 import logstore
+from logstore import selectors
 
 from .output import progress
 
@@ -27,10 +28,12 @@ def selector_options(fn):
 
 
 def selector(version, at, tag, *, required: bool = False) -> dict:
-    """The library keyword arguments for the selector options; a usage error (exit 2) for more than one."""
-    given = {k: v for k, v in (("version", version), ("as_of", at), ("tag", tag)) if v is not None}
-    if len(given) > 1:
-        raise click.UsageError("give at most one of --version, --at and --tag")
+    """The library keyword arguments for the selector options (logstore/selectors.py resolves them, as for the
+    API and SQL); a usage error (exit 2) for more than one, or for none when `required`."""
+    try:
+        given = selectors.given(version, as_of=at, tag=tag)
+    except logstore.SelectorError:
+        raise click.UsageError("give at most one of --version, --at and --tag") from None
     if required and not given:
         raise click.UsageError("give one of --version, --at or --tag")
     return given

@@ -3,12 +3,14 @@
 The change log already stores every commit's changes as rows, so the feed is always on. What the log does not
 store is the old image of a row (an update row holds the new image, a delete row only the row id). Old images come
 from the row's previous change inside the range, or, for a row's first change in the range, from the state as of
-the version before the range: that lookup reads only the rows whose ids the range touched (a semi join on
-`_row_id` over the snapshot and change files of that state), never a full materialization of two versions.
+the version before the range: that lookup is the materialization rule restricted to the row ids the range touched
+(`Plan.relation_sql(row_ids=...)`, materialize.py), never a full materialization of two versions.
+
+Every function here takes a table's TableFiles (planner.py), not the Table.
 
 Selectors
 ---------
-Each version bound (`start`/`end` of `changes`, `a`/`b` of `diff`) is one of:
+Each version bound (`start`/`end` of `changes`, `a`/`b` of `diff`) is one of (resolved by selectors.point):
 
 - an int: a version number (VersionNotFoundError, naming the latest version, if there is no such version);
 - a datetime, date or pandas Timestamp, or a string starting with ``@`` (``"@2022-01-01 12:00"``): a moment;
@@ -31,9 +33,9 @@ then
 - ``_version``: the version whose commit made the change; ``_timestamp``: that commit's time (UTC);
 - ``_row_id``: the row's internal identity (pairs pre- and post-images on tables without a key).
 
-Rows come in (_version, _row_id) order, a pre-image before its post-image. An UPDATE whose SET leaves a row's
-values as they were still reports it (the commit rewrote the row, and counts it in rows_updated). A reversed
-range (start after end) raises ChangeRangeError.
+Rows come in (_version, _row_id) order, a pre-image before its post-image. A row an UPDATE's SET leaves as it was
+is no change (operations.update neither writes nor counts it), so the feed does not report it. A reversed range
+(start after end) raises ChangeRangeError.
 
 diff(table, a, b)
 -----------------
@@ -57,17 +59,17 @@ updated rows changed each column, and the added and removed columns.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import duckdb
 import pyarrow as pa
 
-from . import compaction, integrity, timestamps
-from .errors import InvalidInputError, LogstoreError
+from . import compaction, integrity, planner, selectors, timestamps
+from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .materialize import Plan
+from .planner import TableFiles
 from .schema import Column, quote
 
 CHANGE_TYPE = "_change_type"
@@ -78,20 +80,6 @@ DIFF_METADATA = b"logstore.diff"
 
 CHANGE_TYPES = ("insert", "update_preimage", "update_postimage", "delete")
 DIFF_TYPES = ("insert", "update", "delete")
-
-
-class ChangeRangeError(LogstoreError):
-    """A change feed whose start comes after its end."""
-
-    def __init__(self, start, end, start_version: int, end_version: int):
-        self.start = start
-        self.end = end
-        self.start_version = start_version
-        self.end_version = end_version
-        super().__init__(
-            f"change range is reversed: start {start!r} (version {start_version}) is after end {end!r} "
-            f"(version {end_version}); give start <= end (diff(a, b) compares versions in either order)"
-        )
 
 
 @dataclass(frozen=True)
@@ -118,52 +106,6 @@ class DiffSummary:
         return d
 
 
-# --- resolving selectors -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Point:
-    version: int
-    moment: dt.datetime | None  # set when the selector was a moment
-
-
-def resolve(table, selector, *, start: bool = False) -> int:
-    """The version a selector names (see the module docstring); `start=True` for the start of a change feed."""
-    return _resolve(table, selector, start=start, latest=table.version).version
-
-
-def _resolve(table, selector, *, start: bool, latest: int) -> _Point:
-    log = table._log
-    if isinstance(selector, bool):
-        raise InvalidInputError(selector, f"a version selector must be a version, a tag or a moment, not {selector!r}")
-    if isinstance(selector, int):
-        return _Point(log.check_version(selector, latest), None)
-    moment = None
-    if isinstance(selector, str):
-        text = selector.strip()
-        if text.startswith("@"):
-            moment = timestamps.parse(text[1:])
-        elif text.isdigit():
-            return _Point(log.check_version(int(text), latest), None)
-        elif not text:
-            raise InvalidInputError(selector, "an empty string is not a version selector")
-        else:
-            return _Point(log.check_version(table._tags.get(text), latest), None)
-    elif isinstance(selector, (dt.datetime, dt.date)) or hasattr(selector, "to_pydatetime"):
-        moment = timestamps.parse(selector)
-    else:
-        raise InvalidInputError(
-            selector, f"a version selector must be an int version, a tag name, '@<timestamp>' or a datetime, not {type(selector).__name__}"
-        )
-    if start:
-        # the first version committed at or after the moment (latest + 1 if there is none yet)
-        if moment <= log.read(0).commit.timestamp:
-            return _Point(0, moment)
-        at = log.version_at(moment, latest)
-        return _Point(at if log.read(at).commit.timestamp == moment else at + 1, moment)
-    return _Point(log.version_at(moment, latest), moment)
-
-
 # --- what a range of versions holds ----------------------------------------------------------------------------------
 
 
@@ -179,19 +121,19 @@ class _File:
 class _Range:
     """The commit records of versions first..last and the change files that hold their rows."""
 
-    def __init__(self, table, first: int, last: int):
-        self.table = table
+    def __init__(self, files: TableFiles, first: int, last: int):
+        self.log = files.log
         self.first, self.last = first, last
-        self.records = {v: table._log.read(v) for v in range(max(first, 0), last + 1)}
-        self.files: list[_File] = []
+        self.records = {v: files.log.read(v) for v in range(max(first, 0), last + 1)}
+        self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
-        for path, size, sha256, held, version, inserts_only, schema in _range_files(table, max(first, 0), last, self.records):
-            integrity.check_file(table._storage, f"{table._prefix}/{path}", size, sha256, version, what="change file")
-            self.files.append(_File(table._storage.url(f"{table._prefix}/{path}"), held, version, inserts_only, schema))
+        for path, size, sha256, held, version, inserts_only, schema in _range_files(files, max(first, 0), last, self.records):
+            integrity.check_file(files.storage, files.path(path), size, sha256, version, what="change file")
+            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
-            self.records[version] = self.table._log.read(version)
+            self.records[version] = self.log.read(version)
         return self.records[version].columns
 
     def union_columns(self, versions) -> tuple[Column, ...]:
@@ -207,17 +149,17 @@ class _Range:
 
     def touches_old_rows(self) -> bool:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
-        return any(not f.inserts_only for f in self.files)
+        return any(not f.inserts_only for f in self.change_files)
 
 
-def _range_files(table, first: int, last: int, records: dict):
+def _range_files(files: TableFiles, first: int, last: int, records: dict):
     """(path, size, sha256, columns held, version or None, inserts_only) of the files standing for versions
     first..last: compacted blocks where compaction.py has them (a block may reach past the range; rows are
     filtered by _version), else each version's own files."""
     if last < first:
         return []
     out = []
-    for unit in compaction.cover(table._log, first, last, max(last, table.version)):  # never a replaced file
+    for unit in compaction.cover(files.log, first, last, max(last, files.log.latest())):  # never a replaced file
         for held in unit.files:
             f = held.file
             plain = unit.compaction is None
@@ -231,10 +173,6 @@ def _range_files(table, first: int, last: int, records: dict):
 
 def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _scan(urls) -> str:
-    return f"read_parquet([{', '.join(_lit(u) for u in urls)}], union_by_name = true)"
 
 
 def _null(c: Column) -> str:
@@ -267,16 +205,6 @@ def _change_rows_sql(files: list[_File], columns, first: int, last: int) -> str:
     )
 
 
-def _schemas_of(table, plan: Plan) -> dict:
-    """url -> the exact columns each plain change file of `plan` was written with (compacted files are absent)."""
-    out = {}
-    for v in range(plan.snapshot_version + 1, plan.version + 1):
-        record = table._log.read(v)
-        for f in record.files:
-            out[table._storage.url(f"{table._prefix}/{f.path}")] = record.columns
-    return out
-
-
 def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
     """`SELECT {select} FROM <files> WHERE {where}` over the sources: files of one exact schema in one scan without
     union_by_name (which reads every footer up front, single-threaded), others one scan by name each.
@@ -294,43 +222,12 @@ def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
     return " UNION ALL ".join(f"({p})" for p in parts)
 
 
-def _state_of_ids_sql(plan: Plan, ids: str, columns, prefix: str, schemas: dict | None = None) -> tuple[str, str]:
-    """CTEs and a query for the rows of `plan`'s version whose _row_id is in the CTE `ids`, as `columns`.
-
-    The plan's rule (materialize.py) restricted to those ids: base rows (snapshot, insert-only files in range)
-    without a later change, plus the latest change per id unless it is a delete. Returns (ctes, query).
-    """
+def _state_of_ids_sql(plan: Plan, ids: str, columns) -> str:
+    """The rows of `plan`'s version whose _row_id is in the CTE `ids`, as _row_id and `columns` (NULL where the
+    version lacks a column): the one materialization rule, restricted to those ids (Plan.relation_sql)."""
     present = {c.name for c in plan.columns}
-
-    def proj(held) -> str:
-        return _project(columns, present & held)
-
-    wanted = f"{ROW_ID} IN (SELECT {ROW_ID} FROM {ids})"
-    in_range = f"{VERSION} > {plan.snapshot_version} AND {VERSION} <= {plan.version}"
-    base = []
-    if plan.snapshot is not None:
-        base.append(f"SELECT {ROW_ID}, {proj(plan.snapshot.columns)} FROM {_scan([plan.snapshot.url])} WHERE {wanted}")
-    schemas = schemas or {}
-    if plan.inserts:
-        base.append(_grouped_scan(plan.inserts, schemas, lambda held: f"{ROW_ID}, {proj(held)}", f"{in_range} AND {wanted}"))
-    names = ", ".join(quote(c.name) for c in columns)
-    ctes, parts = [], []
-    if plan.changes:
-        scans = _grouped_scan(plan.changes, schemas, lambda held: f"{ROW_ID}, {OP}, {VERSION}, {proj(held)}", f"{in_range} AND {wanted}")
-        ctes.append(
-            f"{prefix}latest AS MATERIALIZED (SELECT {ROW_ID}, {OP}, {names} FROM ({scans}) "
-            f"QUALIFY row_number() OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION} DESC) = 1)"
-        )
-    if base:
-        rows = " UNION ALL ".join(f"({b})" for b in base)
-        if plan.changes:
-            rows = f"SELECT * FROM ({rows}) AS b ANTI JOIN (SELECT {ROW_ID} FROM {prefix}latest) AS l USING ({ROW_ID})"
-        parts.append(rows)
-    if plan.changes:
-        parts.append(f"SELECT {ROW_ID}, {names} FROM {prefix}latest WHERE {OP} <> '{DELETE}'")
-    if not parts:
-        return "", _typed_empty(columns, op=False)
-    return ", ".join(ctes), " UNION ALL ".join(f"({p})" for p in parts)
+    values = [quote(c.name) if c.name in present else _null(c) for c in columns]
+    return f"SELECT {', '.join([ROW_ID] + values)} FROM ({plan.relation_sql(row_ids=ids)}) AS s"
 
 
 def _ranges(versions: list[int]) -> list[tuple[int, int]]:
@@ -359,28 +256,30 @@ def _with(ctes: list[str]) -> str:
 class _Query:
     sql: str
     plan: Plan | None  # the plan of the lookup state (to blame a damaged snapshot), if any
-    rebuild: object = None  # exclude -> _Query, to retry without a damaged snapshot
+
+    def within(self, head: str, tail: str) -> _Query:
+        """This query as a subquery: `head` + its SQL + `tail`."""
+        return _Query(head + self.sql + tail, self.plan)
 
 
-def changes_query(table, start_version: int, end_version: int, exclude=frozenset(), *, ordered: bool = True) -> _Query:
+def changes_query(files: TableFiles, start_version: int, end_version: int, exclude=frozenset(), *, ordered: bool = True) -> _Query:
     """SQL for the change feed of versions start..end (already resolved, start <= end + 1).
 
     Post-images are the change rows themselves. The pre-image of a change at version v is the row's previous
     change inside the range (found with a window over narrow columns only), or for its first change in the range
     the row as of start - 1 (looked up for just those row ids); both are fetched with one equi-join.
     """
-    span = _Range(table, start_version, end_version)
+    span = _Range(files, start_version, end_version)
     before = start_version - 1
     columns = span.union_columns(range(max(before, 0), end_version + 1) if end_version >= 0 else [])
     names = [quote(c.name) for c in columns]
-    ctes = [f"_ch AS MATERIALIZED ({_change_rows_sql(span.files, columns, start_version, end_version)})"]
+    ctes = [f"_ch AS MATERIALIZED ({_change_rows_sql(span.change_files, columns, start_version, end_version)})"]
     plan = None
     images = [f"SELECT {ROW_ID}, {VERSION}, {', '.join(names + [''])}true AS _found FROM _ch WHERE {OP} <> '{DELETE}'"]
     if before >= 0 and span.touches_old_rows():
-        plan = table._plan(before, exclude=exclude)
-        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_pre_", _schemas_of(table, plan))
+        plan = planner.plan(files, before, exclude=exclude)
         ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _ch GROUP BY {ROW_ID} HAVING min({CODE}) % 4 <> 0)")
-        ctes.append(state_ctes)
+        state = _state_of_ids_sql(plan, "_need", columns)
         images.append(f"SELECT {ROW_ID}, {before} AS {VERSION}, {', '.join(names + [''])}true AS _found FROM ({state})")
     ctes.append(
         f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
@@ -413,15 +312,15 @@ def changes_query(table, start_version: int, end_version: int, exclude=frozenset
     sql = _with(ctes) + f"SELECT {select_cols} FROM (({post}) UNION ALL ({pre})) AS o JOIN _times USING ({VERSION})"
     if ordered:
         sql += f" ORDER BY o.{VERSION}, {ROW_ID}, _ord"
-    return _Query(sql, plan, lambda ex: changes_query(table, start_version, end_version, ex, ordered=ordered))
+    return _Query(sql, plan)
 
 
-def change_range(table, start, end=None) -> tuple[int, int]:
+def change_range(files: TableFiles, start, end=None) -> tuple[int, int]:
     """Resolve the bounds of a change feed: (start_version, end_version); start_version may be end_version + 1
     when `start` is a moment with no commit between it and `end` (an empty feed)."""
-    latest = table.version
-    first = _resolve(table, start, start=True, latest=latest)
-    last = _resolve(table, end, start=False, latest=latest) if end is not None else _Point(latest, None)
+    latest = files.log.latest()  # HeadMissingError first if the newest commit record was lost
+    first = selectors.point(files, start, start=True)
+    last = selectors.point(files, end) if end is not None else selectors.Point(latest)
     if first.moment is not None and last.moment is not None and first.moment > last.moment:
         raise ChangeRangeError(start, end, first.version, last.version)
     if first.version > last.version:
@@ -430,23 +329,23 @@ def change_range(table, start, end=None) -> tuple[int, int]:
     return first.version, last.version
 
 
-def changes(table, start, end=None) -> pa.Table:
+def changes(files: TableFiles, start, end=None) -> pa.Table:
     """Every row change made by the commits start..end (inclusive); see the module docstring."""
-    first, last = change_range(table, start, end)
-    result = _run(table, changes_query(table, first, last))
+    first, last = change_range(files, start, end)
+    result = _run(files, changes_query(files, first, last), lambda exclude: changes_query(files, first, last, exclude))
     return _utc(result, TIMESTAMP)
 
 
 # --- diff -----------------------------------------------------------------------------------------------------------
 
 
-def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict]:
+def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict]:
     """SQL for diff(a, b) of resolved versions, and the schema facts (columns, added, removed)."""
     lo, hi = min(a, b), max(a, b)
-    span = _Range(table, lo + 1, hi)
+    span = _Range(files, lo + 1, hi)
     cols_a, cols_b = span.columns_at(a), span.columns_at(b)
     names_a, names_b = {c.name for c in cols_a}, {c.name for c in cols_b}
-    key = table._log.read(0).key
+    key = files.log.read(0).key
     columns = span.union_columns([a, b])  # output columns: a's, then those b added
     ordered = span.union_columns([b, a])  # types: a column in both keeps b's type
     types = {c.name: c for c in ordered}
@@ -457,7 +356,7 @@ def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict
     scan_cols = columns
 
     ctes = [
-        f"_ch AS MATERIALIZED ({_change_rows_sql(span.files, scan_cols, lo + 1, hi)})",
+        f"_ch AS MATERIALIZED ({_change_rows_sql(span.change_files, scan_cols, lo + 1, hi)})",
         f"_last AS MATERIALIZED (SELECT {ROW_ID}, min({CODE}) AS _first, max({CODE}) AS _final FROM _ch GROUP BY {ROW_ID})",
     ]
     hi_values = ", ".join(f"c.{quote(c.name)}" if c.name in names_hi else _null(c) for c in columns)
@@ -467,11 +366,9 @@ def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict
     )
     plan = None
     if lo >= 0 and span.touches_old_rows() and columns:
-        plan = table._plan(lo, exclude=exclude)
+        plan = planner.plan(files, lo, exclude=exclude)
         ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _last WHERE _first % 4 <> 0)")
-        state_ctes, state = _state_of_ids_sql(plan, "_need", columns, "_lo_", _schemas_of(table, plan))
-        ctes.append(state_ctes)
-        ctes.append(f"_lo AS ({state})")
+        ctes.append(f"_lo AS ({_state_of_ids_sql(plan, '_need', columns)})")
     else:
         ctes.append(f"_lo AS ({_typed_empty(columns, op=False)})")
     old, new = ("_lo", "_hi") if a <= b else ("_hi", "_lo")  # each image is projected to its version's columns
@@ -504,75 +401,57 @@ def diff_query(table, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict
     order = ", ".join(quote(k) for k in matched_by)
     sql = _with(ctes) + f"SELECT {', '.join(select)} FROM {old} AS o FULL OUTER JOIN {new} AS n ON {on} WHERE {where} ORDER BY {order}"
     facts = {"from_version": a, "to_version": b, "columns_added": added, "columns_removed": removed, "key": list(key)}
-    return _Query(sql, plan, lambda ex: diff_query(table, a, b, ex)[0]), facts
+    return _Query(sql, plan), facts
 
 
-def diff(table, a, b, *, limit: int | None = None) -> pa.Table:
+def diff(files: TableFiles, a, b, *, limit: int | None = None) -> pa.Table:
     """The net difference from version `a` to version `b`; see the module docstring."""
-    va, vb = _two(table, a, b)
-    query, facts = diff_query(table, va, vb)
+    va, vb = _two(files, a, b)
+    query, facts = diff_query(files, va, vb)
+    outer = ("", "")
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError(limit, f"limit must be a non-negative int, not {limit!r}")
-        query = _Query(f"SELECT * FROM ({query.sql}) LIMIT {limit}", query.plan, _limited(query.rebuild, limit))
-    result = _run(table, query)
+        outer = ("SELECT * FROM (", f") LIMIT {limit}")
+    result = _run(files, query.within(*outer), lambda exclude: diff_query(files, va, vb, exclude)[0].within(*outer))
     metadata = {DIFF_METADATA: json.dumps({k: facts[k] for k in ("from_version", "to_version", "columns_added", "columns_removed")}).encode()}
     return result.replace_schema_metadata(metadata)
 
 
-def diff_summary(table, a, b) -> DiffSummary:
+def diff_summary(files: TableFiles, a, b) -> DiffSummary:
     """Counts of what diff(a, b) holds, the columns updates changed, and the columns added and removed."""
-    va, vb = _two(table, a, b)
-    query, facts = diff_query(table, va, vb)
-    compared = [c.name for c in table._log.read(vb).columns if c.name not in facts["key"]]
+    va, vb = _two(files, a, b)
+    query, facts = diff_query(files, va, vb)
+    compared = [c.name for c in files.log.read(vb).columns if c.name not in facts["key"]]
     counts = [f"count(*) FILTER (WHERE {CHANGE_TYPE} = '{t}')" for t in DIFF_TYPES]
     per_column = [f"count(*) FILTER (WHERE list_contains({CHANGED_COLUMNS}, {_lit(n)}))" for n in compared]
-    wrapped = _Query(f"SELECT {', '.join(counts + per_column)} FROM ({query.sql})", query.plan, _wrapped(query.rebuild, counts + per_column))
-    row = _run(table, wrapped).to_pylist()[0]
+    outer = (f"SELECT {', '.join(counts + per_column)} FROM (", ")")
+    row = _run(files, query.within(*outer), lambda exclude: diff_query(files, va, vb, exclude)[0].within(*outer)).to_pylist()[0]
     values = list(row.values())
     inserted, updated, deleted = (int(v) for v in values[:3])
     changed = {n: int(v) for n, v in zip(compared, values[3:]) if v}
     return DiffSummary(va, vb, inserted, updated, deleted, changed, tuple(facts["columns_added"]), tuple(facts["columns_removed"]))
 
 
-def _limited(rebuild, limit):
-    def build(ex):
-        inner = rebuild(ex)
-        return _Query(f"SELECT * FROM ({inner.sql}) LIMIT {limit}", inner.plan, _limited(inner.rebuild, limit))
-
-    return build
-
-
-def _wrapped(rebuild, aggregates):
-    def build(ex):
-        inner = rebuild(ex)
-        return _Query(f"SELECT {', '.join(aggregates)} FROM ({inner.sql})", inner.plan, _wrapped(inner.rebuild, aggregates))
-
-    return build
-
-
-def _two(table, a, b) -> tuple[int, int]:
-    latest = table.version
-    return _resolve(table, a, start=False, latest=latest).version, _resolve(table, b, start=False, latest=latest).version
+def _two(files: TableFiles, a, b) -> tuple[int, int]:
+    files.log.latest()  # HeadMissingError first if the newest commit record was lost
+    return selectors.point(files, a).version, selectors.point(files, b).version
 
 
 # --- running ----------------------------------------------------------------------------------------------------------
 
 
-def _run(table, query: _Query) -> pa.Table:
-    """Run a query; skip a damaged snapshot of the lookup state (with a warning) as reads do."""
-    excluded: set[int] = set()
-    con = table._store._connection().cursor()
+def _run(files: TableFiles, query: _Query, rebuild: Callable[[frozenset[int]], _Query]) -> pa.Table:
+    """Run a query; skip a damaged snapshot of the lookup state (with a warning) as reads do (planner.retry), running
+    `rebuild(exclude)` instead."""
+    con = files.connection().cursor()
+
+    def attempt(exclude: frozenset[int]) -> planner.Attempt:
+        current = rebuild(exclude) if exclude else query
+        return planner.Attempt(current.plan, lambda: con.sql(current.sql).to_arrow_table())
+
     try:
-        while True:
-            try:
-                return con.sql(query.sql).to_arrow_table()
-            except duckdb.Error as e:
-                damaged = table._blame(query.plan, e) if query.plan is not None else None
-                if damaged is None or query.rebuild is None:
-                    raise
-                excluded.add(damaged)
-                query = query.rebuild(frozenset(excluded))
+        return planner.retry(files, attempt)
     finally:
         con.close()
 
@@ -584,25 +463,18 @@ def _utc(result: pa.Table, name: str) -> pa.Table:
     return result.set_column(i, name, result.column(i).cast(pa.timestamp("us", tz="UTC")))
 
 
-# --- SQL: table_changes('t', start[, end]) and table_diff('t', a, b) in store.sql (sql.py's table functions) ---------
+# --- SQL: table_changes('t', start[, end]) and table_diff('t', a, b) in store.sql (registered by sql.py) -------------
 
 
 def sql_table_changes(store, table, start, end=None) -> str:
     """`SELECT * FROM table_changes('events', 3, 7)`: the change feed as SQL (selectors as in `changes`)."""
-    t = store.table(table)
-    first, last = change_range(t, start, end)
-    return changes_query(t, first, last).sql
+    files = store.table(table)._files
+    first, last = change_range(files, start, end)
+    return changes_query(files, first, last).sql
 
 
 def sql_table_diff(store, table, a, b) -> str:
     """`SELECT * FROM table_diff('events', 0, 'v1.0')`: the net difference as SQL (selectors as in `diff`)."""
-    t = store.table(table)
-    va, vb = _two(t, a, b)
-    return diff_query(t, va, vb)[0].sql
-
-
-def register_sql_functions() -> None:
-    from . import sql
-
-    sql.register_table_function("table_changes", sql_table_changes)
-    sql.register_table_function("table_diff", sql_table_diff)
+    files = store.table(table)._files
+    va, vb = _two(files, a, b)
+    return diff_query(files, va, vb)[0].sql

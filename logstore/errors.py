@@ -90,6 +90,20 @@ class SelectorError(LogstoreError):
         super().__init__(f"give at most one of version, as_of and tag (got {names})")
 
 
+class ChangeRangeError(LogstoreError):
+    """A change feed whose start comes after its end."""
+
+    def __init__(self, start, end, start_version: int, end_version: int):
+        self.start = start
+        self.end = end
+        self.start_version = start_version
+        self.end_version = end_version
+        super().__init__(
+            f"change range is reversed: start {start!r} (version {start_version}) is after end {end!r} "
+            f"(version {end_version}); give start <= end (diff(a, b) compares versions in either order)"
+        )
+
+
 class SchemaMismatchError(LogstoreError):
     def __init__(self, differences: list[str]):
         self.differences = list(differences)

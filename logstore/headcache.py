@@ -32,9 +32,11 @@ from dataclasses import dataclass
 
 import duckdb
 
+from . import planner
 from .layout import ROW_ID
 from .log import CommitRecord
 from .materialize import Plan, Source
+from .planner import TableFiles
 from .schema import quote
 
 DEFAULT_MAX_ROWS = 20_000_000
@@ -70,10 +72,10 @@ class HeadCache:
         self._entries: dict[str, _Entry] = {}
         self._uses: Counter = Counter()
 
-    def state_plan(self, table, record: CommitRecord, files_plan: Plan) -> Plan:
+    def state_plan(self, files: TableFiles, record: CommitRecord, files_plan: Plan) -> Plan:
         """The plan of the head `record` to read its rows from: over the cache if there is (or now should be) one."""
-        key = table._prefix
-        entry = self._valid_entry(table, key, record)
+        key = files.prefix
+        entry = self._valid_entry(files, key, record)
         if entry is None:
             self._uses[key] += 1
             if self._uses[key] < BUILD_ON_USE or not 0 < record.commit.num_rows <= max_rows():
@@ -81,14 +83,14 @@ class HeadCache:
             entry = self._attempt(key, lambda: self._build(key, record, files_plan))
             if entry is None:
                 return files_plan
-        plan = table._plan_over(record.version, entry.source(), entry.record.version)
+        plan = planner.plan_over(files, record.version, entry.source(), entry.record.version)
         pending_rows = record.change_rows_total - entry.record.change_rows_total
         if len(plan.inserts) + len(plan.changes) <= CATCH_UP_FILES and pending_rows <= CATCH_UP_ROWS:
             return plan
         entry = self._attempt(key, lambda: self._build(key, record, plan))
-        return files_plan if entry is None else table._plan_over(record.version, entry.source(), record.version)
+        return files_plan if entry is None else planner.plan_over(files, record.version, entry.source(), record.version)
 
-    def _valid_entry(self, table, key: str, record: CommitRecord) -> _Entry | None:
+    def _valid_entry(self, files: TableFiles, key: str, record: CommitRecord) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -96,7 +98,7 @@ class HeadCache:
         if cached.version <= record.version and cached.columns == record.columns:
             if cached.version == record.version and cached == record:
                 return entry
-            if cached.version < record.version and table._log.read(cached.version) == cached:
+            if cached.version < record.version and files.log.read(cached.version) == cached:
                 return entry
         self._drop(key)
         return None

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from . import layout
+from . import layout, snapshot
+from .schema import arrow_schema
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 
 @dataclass(frozen=True)
@@ -27,19 +32,19 @@ class TableInfo:
     last_commit: dt.datetime  # time of the latest version (tz-aware UTC)
 
 
-def table_info(table) -> TableInfo:
-    head = table._log.head()
-    first = table._log.read(0).commit if head.version > 0 else head.commit
+def table_info(files: TableFiles) -> TableInfo:
+    head = files.log.head()
+    first = files.log.read(0).commit if head.version > 0 else head.commit
     return TableInfo(
-        name=table.name,
-        schema=table.schema(head.version),
+        name=files.name,
+        schema=arrow_schema(head.columns),
         columns=tuple((c.name, c.type) for c in head.columns),
         key=tuple(head.key),
         version=head.version,
         num_rows=head.commit.num_rows,
-        bytes_on_disk=_bytes_under(table._storage, table._prefix),
-        snapshots=tuple(table.snapshots()),
-        tags=dict(sorted(table.tags().items())),
+        bytes_on_disk=_bytes_under(files.storage, files.prefix),
+        snapshots=tuple(snapshot.snapshot_versions(files.storage, files.prefix)),
+        tags=dict(sorted(files.tags.all().items())),
         first_commit=first.timestamp,
         last_commit=head.commit.timestamp,
     )

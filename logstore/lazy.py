@@ -25,10 +25,15 @@ import functools
 import os
 import weakref
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .errors import VersionFilesGoneError
+
+if TYPE_CHECKING:
+    from .materialize import Plan
+    from .planner import TableFiles
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,9 @@ class PlanFiles:
     paths: tuple[str, ...]
 
     @classmethod
-    def of(cls, table, plan) -> PlanFiles:
-        directory = table._storage.url(table._prefix)
-        return cls(table.name, plan.version, directory, tuple(s.url for s in plan.sources() if not s.table))
+    def of(cls, files: TableFiles, plan: Plan) -> PlanFiles:
+        directory = files.storage.url(files.prefix)
+        return cls(files.name, plan.version, directory, tuple(s.url for s in plan.sources() if not s.table))
 
     def gone(self, error: Exception) -> VersionFilesGoneError | None:
         """The error to raise instead of `error`, if a file of the plan is missing now."""

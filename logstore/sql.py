@@ -62,7 +62,7 @@ from typing import Any, Callable
 
 import duckdb
 
-from . import connection
+from . import changes, connection, planner, selectors
 from .errors import (
     FileAccessError,
     LogstoreError,
@@ -93,7 +93,10 @@ TYPED_LITERALS = {"TIMESTAMP", "TIMESTAMPTZ", "DATE"}
 CONSTANT_WORDS = {"CURRENT_TIMESTAMP", "CURRENT_DATE", "NOW"}
 
 TableFunction = Callable[..., Any]
-TABLE_FUNCTIONS: dict[str, TableFunction] = {}
+TABLE_FUNCTIONS: dict[str, TableFunction] = {
+    "table_changes": changes.sql_table_changes,  # the change feed and diff (changes.py) as table functions
+    "table_diff": changes.sql_table_diff,
+}
 
 
 def register_table_function(name: str, fn: TableFunction) -> None:
@@ -103,7 +106,11 @@ def register_table_function(name: str, fn: TableFunction) -> None:
 
 def version_sql(table, version: int) -> str:
     """SQL selecting the table's columns (not _row_id, no ordering) at `version`, over the Parquet files."""
-    return _plan_sql(table._checked_plan(version))
+    return _version_sql(table._files, version)
+
+
+def _version_sql(files: planner.TableFiles, version: int) -> str:
+    return _plan_sql(planner.checked_plan(files, version))
 
 
 def _plan_sql(plan) -> str:
@@ -135,8 +142,8 @@ def connect(store, *, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _latest_plan(table):
-    return table._checked_plan(table.version)
+def _latest_plan(files: planner.TableFiles):
+    return planner.checked_plan(files, files.log.latest())
 
 
 def _files_of(plans) -> connection.Confined:
@@ -391,7 +398,7 @@ _table_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class _TableCache:
-    """Table objects of one store, kept so their commit-record caches survive between queries."""
+    """The tables of one store (their TableFiles), kept so their commit-record caches survive between queries."""
 
     def __init__(self, store):
         self.store = store
@@ -408,11 +415,11 @@ class _TableCache:
         folded = [n for n in self.names if n.lower() == name.lower()]
         return folded[0] if len(folded) == 1 else None
 
-    def get(self, name: str):
-        table = self.objects.get(name)
-        if table is None:
-            table = self.objects[name] = self.store.table(name)
-        return table
+    def get(self, name: str) -> planner.TableFiles:
+        files = self.objects.get(name)
+        if files is None:
+            files = self.objects[name] = self.store.table(name)._files
+        return files
 
 
 def _tables(store) -> _TableCache:
@@ -498,7 +505,7 @@ class _Query:
                     mentioned.add(hit)
         return mentioned
 
-    def _table(self, node: dict, name: str):
+    def _table(self, node: dict, name: str) -> planner.TableFiles:
         real = self.tables.lookup(name)
         if real is None:
             raise TableNotFoundError(name, self.tables.names)
@@ -519,30 +526,32 @@ class _Query:
                 raise self._error(f"cannot read the AT clause of {name!r}", start)
             if node.get("schema_name") or node.get("catalog_name"):
                 raise self._error(f"time travel applies to logstore tables, not {node['schema_name']}.{name}", start)
-            table = self._table(node, name)
-            version = self._version(table, clause, at)
-            view = f"{table.name}@v{version}"
+            files = self._table(node, name)
+            version = self._version(files, clause, at)
+            view = f"{files.name}@v{version}"
             if view not in views:
-                views[view] = version_sql(table, version)
+                views[view] = _version_sql(files, version)
                 self.con.execute(f"CREATE TEMP VIEW {quote(view)} AS {views[view]}")
             alias = _alias_sql(node.get("alias") or name, node.get("column_name_alias") or [])
             tail = self.canonical[clause.end : start + length]  # e.g. TABLESAMPLE after the clause
             out.append((start, start + length, f"{quote(view)} AS {alias}".encode() + tail))
         return out
 
-    def _version(self, table, clause: Clause, at: dict) -> int:
+    def _version(self, files: planner.TableFiles, clause: Clause, at: dict) -> int:
+        """The version an AT clause names: a tag (a string) or a version for VERSION, a moment for TIMESTAMP
+        (selectors.py resolves them as the API does)."""
         unit = at.get("unit", "").upper()
         expr = at.get("expr") or {}
         value = self._evaluate(clause.value_start, clause.value_end, expr)
         if unit == VERSION:
             if isinstance(value, str):
-                return table._resolve(tag=value)
+                return selectors.resolve(files, tag=value)
             if isinstance(value, int) and not isinstance(value, bool):
-                return table._resolve(version=value)
-            raise VersionNotFoundError(value, table.version)
+                return selectors.resolve(files, version=value)
+            raise VersionNotFoundError(value, files.log.latest())
         if unit == TIMESTAMP:
             if isinstance(value, (str, dt.date)) or hasattr(value, "to_pydatetime"):
-                return table._resolve(as_of=value)
+                return selectors.resolve(files, as_of=value)
             raise TimestampError(value, f"cannot read {value!r} as a timestamp (give a string or a TIMESTAMP)")
         raise self._error(f"unknown time-travel unit {unit!r} (use VERSION or TIMESTAMP)", clause.start)
 
@@ -646,8 +655,8 @@ class _Query:
             real = self.tables.lookup(name)
             if real is not None:
                 if real not in created:
-                    table = self.tables.get(real)
-                    self.con.execute(f"CREATE TEMP VIEW {quote(real)} AS {version_sql(table, table.version)}")
+                    files = self.tables.get(real)
+                    self.con.execute(f"CREATE TEMP VIEW {quote(real)} AS {_version_sql(files, files.log.latest())}")
                     created.add(real)
             elif name.lower() not in found.ctes and not self._known_to_duckdb(name) and not _looks_like_file(name):
                 raise TableNotFoundError(name, self.tables.names)
@@ -704,9 +713,3 @@ def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
-
-# --- table functions of other modules --------------------------------------------------------------------------
-
-from .changes import register_sql_functions as _register_changes  # noqa: E402 - table_changes, table_diff
-
-_register_changes()

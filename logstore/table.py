@@ -1,20 +1,22 @@
-"""A versioned table: the public verbs, each a thin call into log, operations, commit and materialize."""
+"""A versioned table: the public verbs. A read resolves its selector (selectors.py), plans (planner.py), runs the
+plan in DuckDB and wraps the result; a write runs an operation (operations.py) against the head and publishes it
+(commit.py). Other modules work on the table's TableFiles (`Table._files`, planner.py), not on the Table."""
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import duckdb
 import pyarrow as pa
 
-from . import checkpoint, compaction, expressions, fingerprint, integrity, layout, operations, snapshot, timestamps
+from . import checkpoint, compaction, fingerprint, layout, operations, planner, selectors, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
-from .errors import CorruptionError, HeadMissingError, HeadUnreadableError, InvalidInputError, LogstoreError, SchemaMismatchError, SelectorError
+from .errors import CorruptionError, HeadMissingError, HeadUnreadableError, InvalidInputError, LogstoreError, SelectorError
 from .inputs import to_arrow
 from .log import Commit, CommitRecord, Log
-from .materialize import Plan, Source
+from .materialize import Plan
 from .operations import Head
+from .planner import TableFiles
 from .schema import arrow_schema
 from .snapshot import SnapshotRecord
 from .tags import Tags
@@ -32,6 +34,8 @@ class Table:
         self._prefix = layout.table_dir(name)
         self._log = Log(self._storage, self._prefix)
         self._tags = Tags(self._storage, self._prefix, self._log.table_id)
+        # what the rest of logstore works on (planner.py): the one handle other modules take instead of the Table
+        self._files = TableFiles(name, self._storage, self._prefix, self._log, self._tags, store._connection)
 
     def __repr__(self) -> str:
         return f"<logstore.Table {self.name!r} at version {self.version}>"
@@ -71,36 +75,14 @@ class Table:
         return commits
 
     def commit_info(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> Commit:
-        return self._log.read(self._resolve(version, as_of, tag)).commit
+        return self._log.read(selectors.resolve(self._files, version, as_of=as_of, tag=tag)).commit
 
     def version_at(self, timestamp) -> int:
         """The latest version committed at or before `timestamp`."""
         return self._log.version_at(timestamps.parse(timestamp), self.version)
 
     def schema(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> pa.Schema:
-        return arrow_schema(self._log.read(self._resolve(version, as_of, tag)).columns)
-
-    def _resolve(self, version=None, as_of=None, tag=None) -> int:
-        given = {k: v for k, v in (("version", version), ("as_of", as_of), ("tag", tag)) if v is not None}
-        if len(given) > 1:
-            raise SelectorError(given)
-        if version is not None:
-            return self._log.check_version(version, self._bound(version))
-        if as_of is not None:
-            visible = self._log.head_version()
-            found = self._log.version_at(timestamps.parse(as_of), visible)
-            return found if found < visible else self.version  # at the top: no newer commit may be lost
-        if tag is not None:
-            tagged = self._tags.get(tag)
-            return self._log.check_version(tagged, self._bound(tagged))
-        return self.version
-
-    def _bound(self, version) -> int:
-        """The latest version to check an explicit `version` against: the newest record present, so that damage
-        at the top of the log leaves older versions readable; checked against the head hint above it."""
-        visible = self._log.head_version()
-        below = isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= visible
-        return visible if below else self.version
+        return arrow_schema(self._log.read(selectors.resolve(self._files, version, as_of=as_of, tag=tag)).columns)
 
     # --- reads ---------------------------------------------------------------------------------------------
 
@@ -120,98 +102,29 @@ class Table:
         after vacuum removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
 
-        plan = self._checked_plan(self._resolve(version, as_of, tag))
-        rel = self._store._connection().sql(self._select_sql(plan, columns, where))
-        return lazy.lazy_frame(rel, lazy.PlanFiles.of(self, plan))
+        plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
+        rel = self._store._connection().sql(planner.select_sql(self._files, plan, columns, where))
+        return lazy.lazy_frame(rel, lazy.PlanFiles.of(self._files, plan))
 
     def to_duckdb(self, *, version=None, as_of=None, tag=None, columns=None, where=None, connection=None):
         """A DuckDB relation over one version (on `connection`, or the store's own). Fetching it after vacuum
         removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
 
-        plan = self._checked_plan(self._resolve(version, as_of, tag))
+        plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
         con = connection if connection is not None else self._store._connection()
-        return lazy.relation(con.sql(self._select_sql(plan, columns, where)), lazy.PlanFiles.of(self, plan))
+        return lazy.relation(con.sql(planner.select_sql(self._files, plan, columns, where)), lazy.PlanFiles.of(self._files, plan))
 
     def _query(self, version, as_of, tag, columns, where, fetch):
-        resolved = self._resolve(version, as_of, tag)
-        excluded: set[int] = set()
-        while True:
-            plan = self._plan(resolved, exclude=frozenset(excluded))
+        """resolve -> plan -> run -> wrap: `fetch` the rows of the selected version (planner.read skips a damaged
+        snapshot)."""
+
+        def run(plan: Plan):
             if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
                 return fetch(_NoColumns())
-            sql = self._select_sql(plan, columns, where)
-            try:
-                return fetch(self._store._connection().sql(sql))
-            except duckdb.Error as e:
-                damaged = self._blame(plan, e)
-                if damaged is None:
-                    raise
-                excluded.add(damaged)
+            return fetch(self._store._connection().sql(planner.select_sql(self._files, plan, columns, where)))
 
-    def _select_sql(self, plan: Plan, columns, where) -> str:
-        if columns is not None:
-            if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
-                raise InvalidInputError(columns, f"columns must be a list of column names, not {columns!r}")
-            if not columns:
-                raise InvalidInputError(columns, "columns must name at least one column (or be None for all)")
-            known = [c.name for c in plan.columns]
-            unknown = [c for c in columns if c not in known]
-            if unknown:
-                raise SchemaMismatchError([f"unknown column {c!r} (version {plan.version} has {', '.join(known)})" for c in unknown])
-        if where is not None:
-            expressions.check(self._store._connection(), where, plan.columns, kind="predicate")
-        return plan.select_sql(columns, where)
-
-    def _blame(self, plan: Plan, error: Exception) -> int | None:
-        """After a failed read: the snapshot version to skip if the snapshot was at fault; raise if a change file was."""
-        text = str(error)
-        if plan.snapshot is not None and plan.snapshot.url in text:
-            warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {text.splitlines()[0]}", RuntimeWarning, stacklevel=3)
-            return plan.snapshot_version
-        for source in plan.inserts + plan.changes:
-            if source.url in text:
-                relative = os.path.relpath(source.url, self._storage.url(self._prefix))
-                raise CorruptionError(relative, plan.version, text.splitlines()[0]) from None
-        return None
-
-    def _plan(self, version: int, *, exclude=frozenset()) -> Plan:
-        snap = snapshot.usable_at_or_below(self._storage, self._prefix, version, exclude=exclude)
-        if snap is None:
-            return self._plan_over(version, None, -1)
-        source = Source(self._storage.url(f"{self._prefix}/{snap.path}"), frozenset(snap.columns))
-        return self._plan_over(version, source, snap.version)
-
-    def _plan_over(self, version: int, base: Source | None, start: int) -> Plan:
-        """The plan of `version` over `base` (the rows of version `start`: a snapshot or the writer's head cache)."""
-        record = self._log.read(version)
-        inserts, changes = [], []
-        head = max(version, self._log._known_head or version)
-        for unit in compaction.cover(self._log, start + 1, version, head):  # compacted blocks, else each version's files
-            for held in unit.files:
-                f, v = held.file, unit.last if unit.compaction is None else None
-                integrity.check_file(self._storage, f"{self._prefix}/{f.path}", f.size, f.sha256, v, what=f"change file (needed by version {version})")
-                source = Source(self._storage.url(f"{self._prefix}/{f.path}"), held.columns)
-                (inserts if f.inserts_only else changes).append(source)
-        return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
-
-    def _checked_plan(self, version: int) -> Plan:
-        """A plan whose snapshot DuckDB can open (for writes and lazy relations, which have no retry on failure).
-
-        A snapshot whose Parquet footer cannot be read is skipped with a RuntimeWarning, as reads skip it.
-        """
-        excluded: set[int] = set()
-        while True:
-            plan = self._plan(version, exclude=frozenset(excluded))
-            if plan.snapshot is None:
-                return plan
-            try:
-                url = plan.snapshot.url.replace("'", "''")
-                self._store._connection().sql(f"SELECT count(*) FROM read_parquet('{url}')").fetchall()
-                return plan
-            except duckdb.Error as e:
-                self._blame(plan, e)
-                excluded.add(plan.snapshot_version)
+        return planner.read(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag), run)
 
     # --- writes --------------------------------------------------------------------------------------------
 
@@ -242,7 +155,7 @@ class Table:
         """Add a commit whose state equals an earlier version (rows keep their identity)."""
         if version is None and as_of is None and tag is None:
             raise SelectorError({})
-        target = self._checked_plan(self._resolve(version, as_of, tag))
+        target = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
         try:
             self._head()
         except HeadUnreadableError:
@@ -272,11 +185,11 @@ class Table:
     def _head(self) -> Head:
         record = self._log.head()
         try:
-            files_plan = self._checked_plan(record.version)
+            files_plan = planner.checked_plan(self._files, record.version)
         except CorruptionError as e:
             raise HeadUnreadableError(e.path, record.version, e.reason) from None
         cache = self._store._head_cache()
-        return Head(record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self, record, files_plan))
+        return Head(record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self._files, record, files_plan))
 
     def _record_head(self) -> Head:
         """The head as its commit record alone, for a commit that reads none of its rows (_reset)."""
@@ -314,7 +227,7 @@ class Table:
 
     def tag(self, name: str, version: int | None = None, *, as_of=None) -> int:
         """Name a version (the latest by default); returns the version tagged."""
-        resolved = self._resolve(version, as_of, None)
+        resolved = selectors.resolve(self._files, version, as_of=as_of)
         self._tags.create(name, resolved)
         return resolved
 
@@ -343,7 +256,7 @@ class Table:
         commit at or after it). ChangeRangeError if start is after end."""
         from .changes import changes
 
-        return changes(self, start, end)
+        return changes(self._files, start, end)
 
     def diff(self, a, b, *, limit: int | None = None) -> pa.Table:
         """The net row difference from version a to version b (a > b gives the reverse), matched by key (by row
@@ -351,13 +264,13 @@ class Table:
         _changed_columns. a/b: an int version, a tag name, '@<timestamp>' or a datetime."""
         from .changes import diff
 
-        return diff(self, a, b, limit=limit)
+        return diff(self._files, a, b, limit=limit)
 
     def diff_summary(self, a, b):
         """A DiffSummary of diff(a, b): inserted, updated, deleted, changed_columns, columns_added/removed."""
         from .changes import diff_summary
 
-        return diff_summary(self, a, b)
+        return diff_summary(self._files, a, b)
 
     # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
 
@@ -386,12 +299,12 @@ class Table:
         """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
         from .info import table_info
 
-        return table_info(self)
+        return table_info(self._files)
 
     def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
         """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
         version's fingerprint before it is published)."""
-        plan = source if source is not None else self._checked_plan(version)
+        plan = source if source is not None else planner.checked_plan(self._files, version)
         staged = self._storage.staging_file(".parquet")
         target = staged.replace("'", "''")
         con = self._store._connection().cursor()

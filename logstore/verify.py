@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from . import checkpoint, compaction, connection, fingerprint, layout, snapshot, timestamps
+from . import checkpoint, compaction, connection, fingerprint, layout, planner, snapshot, timestamps
 from .errors import CorruptionError, HeadMissingError, LogstoreError
 
 # what a check that reads or materializes damaged files raises (damaged records raise CorruptionError: codec.py)
@@ -333,7 +333,7 @@ def _check_content(report: VerifyReport, table, con, v: int, record, good_snapsh
         return
     bad = frozenset(s for s in table.snapshots() if s not in good_snapshots)
     try:
-        plan = table._plan(v, exclude=bad)
+        plan = planner.plan(table._files, v, exclude=bad)
         actual = fingerprint.of_plan(con, plan)
         rows = con.sql(f"SELECT count(*) FROM ({plan.relation_sql()}) AS v").fetchall()[0][0]
     except _CHECK_ERRORS as e:

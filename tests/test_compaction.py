@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import compaction
+from logstore import compaction, testing
 
 from conftest import people
 
@@ -118,7 +118,7 @@ def test_automatic_compaction_reads_like_no_compaction(store, no_fsync, small_bl
     remove_replaced(store, auto)
     assert all_versions(fresh(store, "auto")) == all_versions(plain)
     # the latest version's plan opens few files: at most FANOUT-1 units per level plus the last versions
-    plan = fresh(store, "auto")._plan(27)
+    plan = testing.plan(fresh(store, "auto"), 27)
     assert len(plan.inserts) + len(plan.changes) <= 2 * (2 * 3 + 3)
 
 
@@ -126,7 +126,7 @@ def test_file_count_stays_bounded(store, no_fsync, small_blocks):
     t = store.create_table("t", people(range(3)), key="id", properties={"snapshot_fraction": 1000.0, "snapshot_commits": 100_000})
     for i in range(80):
         t.append(people([100 + i]))
-    plan = fresh(store)._plan(t.version)
+    plan = testing.plan(fresh(store), t.version)
     assert len(plan.inserts) + len(plan.changes) <= 2 * 3 + 2  # levels 1..3 of FANOUT 3, plus the tail
     assert t.read().num_rows == 83
 

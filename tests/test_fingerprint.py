@@ -13,11 +13,11 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import fingerprint
+from logstore import fingerprint, testing
 
 
 def _full(t, v):
-    plan = t._plan(v, exclude=frozenset(t.snapshots()))
+    plan = testing.plan(t, v, exclude=frozenset(t.snapshots()))
     return fingerprint.encode(fingerprint.of_plan(t._store._connection(), plan))
 
 

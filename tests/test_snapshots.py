@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
+from logstore import testing
 
 from conftest import people
 
@@ -99,7 +100,7 @@ def test_reads_use_the_newest_snapshot_at_or_below(store):
     t.snapshot()
     t.delete(where="id = 3")  # 4
     expected = [t.read(version=v).to_pylist() for v in range(5)]
-    assert [t._plan(v).snapshot_version for v in range(5)] == [-1, 1, 1, 3, 3]
+    assert [testing.plan(t, v).snapshot_version for v in range(5)] == [-1, 1, 1, 3, 3]
     # with the change files up to version 3 gone, versions 3 and 4 still read from the snapshot of 3
     for v in range(4):
         for f in t._log.read(v).files:
@@ -213,7 +214,7 @@ def test_newer_snapshot_damaged_older_one_used(store):
     fresh = logstore.open(store.path).table("t")
     with pytest.warns(RuntimeWarning):
         assert fresh.read().to_pylist() == expected
-    assert fresh._plan(3, exclude=frozenset({2})).snapshot_version == 1
+    assert testing.plan(fresh, 3, exclude=frozenset({2})).snapshot_version == 1
 
 
 def test_snapshot_then_schema_evolution(store):

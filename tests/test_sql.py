@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
+from logstore import planner
 from logstore import sql as lsql
 from logstore.errors import FileAccessError, ReadOnlyError, SQLError, SQLSyntaxError
 
@@ -202,13 +203,13 @@ def test_relation_outlives_its_cursor_and_later_commits(fresh):
 
 def test_only_named_versions_are_planned(db, monkeypatch):
     planned = []
-    original = logstore.Table._plan
+    original = planner.plan
 
-    def spy(self, version, **kw):
-        planned.append((self.name, version))
-        return original(self, version, **kw)
+    def spy(files, version, **kw):
+        planned.append((files.name, version))
+        return original(files, version, **kw)
 
-    monkeypatch.setattr(logstore.Table, "_plan", spy)
+    monkeypatch.setattr(planner, "plan", spy)
     rows(db, "SELECT count(*) FROM t AS OF VERSION 0 a JOIN t AS OF VERSION 0 b USING (id) JOIN t AT (VERSION => 2) c USING (id)")
     assert sorted(planned) == [("t", 0), ("t", 2)]
     planned.clear()

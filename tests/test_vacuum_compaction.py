@@ -17,7 +17,7 @@ import pytest
 
 import logstore
 import logstore.storage
-from logstore import compaction, integrity
+from logstore import compaction, integrity, testing
 
 from conftest import file_state, people
 
@@ -271,6 +271,6 @@ def test_a_fresh_table_plans_through_blocks_past_the_version(built):
     for v in range(3):
         other = fresh(built)
         assert other._log._known_head is None
-        plan = other._plan(v)
+        plan = testing.plan(other, v)
         assert plan.inserts + plan.changes and all(os.path.exists(s.url) for s in plan.inserts + plan.changes)
         assert fresh(built).read(version=v).to_pylist() == expected[v]

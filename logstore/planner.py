@@ -1,0 +1,162 @@
+"""Planning "the table as of version v": which files materialize.py's Plan reads, and reading around damage.
+
+Every read of a version plans here: Table.read/to_pandas/to_polars (`read`), lazy relations and SQL views
+(`checked_plan`), the writer's head (`checked_plan`, `plan_over` over its decoded cache), the change feed's lookup
+state (`plan`, `retry`) and verify (`plan`). They work on a TableFiles, the small typed context of one table,
+never on the Table itself.
+
+    plan(files, v)               the newest usable snapshot at or below v (snapshot.py), then the change files of the
+                                 versions after it: compacted blocks where compaction.py has them, each version's own
+                                 files otherwise, each checked against its recorded size and SHA-256 (integrity.py)
+    plan_over(files, v, base, s) the same over `base`, a source holding the rows of version s
+    retry(files, attempt)        the one "retry without the damaged snapshot" loop: when DuckDB fails on the
+                                 snapshot of the plan an attempt ran over, warn and attempt again without that
+                                 snapshot (reading its versions from the log); a change file at fault raises
+                                 CorruptionError naming it
+    read(files, v, run)          run(plan of v) through retry
+    checked_plan(files, v)       a plan whose snapshot DuckDB can open (for what has no retry of its own)
+    select_sql(files, plan, columns, where)   a read's SQL, its columns and predicate checked first
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
+
+import duckdb
+
+from . import compaction, expressions, integrity, layout, snapshot
+from .errors import CorruptionError, InvalidInputError, SchemaMismatchError
+from .materialize import Plan, Source
+
+if TYPE_CHECKING:
+    from .log import Log
+    from .object_storage import ObjectStorage
+    from .storage import LocalStorage
+    from .tags import Tags
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """One table as its readers see it: where its files are, its log and tags, and the DuckDB connection to read
+    them with. Built by Table (`Table._files`); the planner, selectors, the change feed, SQL, the head cache, lazy
+    relations, info and verify take this instead of the Table."""
+
+    name: str
+    storage: LocalStorage | ObjectStorage
+    prefix: str  # the table's directory, relative to the store root
+    log: Log
+    tags: Tags
+    connection: Callable[[], duckdb.DuckDBPyConnection]  # the store's connection of the calling thread
+
+    def path(self, relative: str) -> str:
+        """A path relative to the table's directory (as records store them), relative to the store root."""
+        return layout.join(self.prefix, relative)
+
+    def url(self, relative: str) -> str:
+        """What DuckDB opens for a path relative to the table's directory."""
+        return self.storage.url(self.path(relative))
+
+
+class Attempt(NamedTuple):
+    """What `retry` runs: the plan it reads through (None if it reads no snapshot) and the work itself."""
+
+    plan: Plan | None
+    run: Callable[[], object]
+
+
+def plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> Plan:
+    """The plan of `version` over the newest usable snapshot at or below it (skipping the versions in `exclude`)."""
+    snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude)
+    if snap is None:
+        return plan_over(files, version, None, -1)
+    return plan_over(files, version, Source(files.url(snap.path), frozenset(snap.columns)), snap.version)
+
+
+def plan_over(files: TableFiles, version: int, base: Source | None, start: int) -> Plan:
+    """The plan of `version` over `base` (the rows of version `start`: a snapshot or the writer's head cache)."""
+    record = files.log.read(version)
+    inserts, changes = [], []
+    head = max(version, files.log._known_head or version)
+    for unit in compaction.cover(files.log, start + 1, version, head):  # compacted blocks, else each version's files
+        for held in unit.files:
+            f, v = held.file, unit.last if unit.compaction is None else None
+            integrity.check_file(files.storage, files.path(f.path), f.size, f.sha256, v, what=f"change file (needed by version {version})")
+            source = Source(files.url(f.path), held.columns)
+            (inserts if f.inserts_only else changes).append(source)
+    return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
+
+
+def blame(files: TableFiles, plan: Plan, error: Exception) -> int | None:
+    """After a failed read: the snapshot version to skip if the snapshot was at fault; raise if a change file was."""
+    text = str(error)
+    if plan.snapshot is not None and plan.snapshot.url in text:
+        warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {text.splitlines()[0]}", RuntimeWarning, stacklevel=4)
+        return plan.snapshot_version
+    for source in plan.inserts + plan.changes:
+        if source.url in text:
+            relative = os.path.relpath(source.url, files.storage.url(files.prefix))
+            raise CorruptionError(relative, plan.version, text.splitlines()[0]) from None
+    return None
+
+
+def retry(files: TableFiles, attempt: Callable[[frozenset[int]], Attempt]) -> T:
+    """Run `attempt(exclude)`; when DuckDB fails on the snapshot of its plan, warn and attempt again with that snapshot
+    in `exclude`. An error that no snapshot explains is raised (CorruptionError when a change file of the plan is at
+    fault)."""
+    excluded: set[int] = set()
+    while True:
+        planned, run = attempt(frozenset(excluded))
+        try:
+            return run()
+        except duckdb.Error as e:
+            damaged = blame(files, planned, e) if planned is not None else None
+            if damaged is None:
+                raise
+            excluded.add(damaged)
+
+
+def read(files: TableFiles, version: int, run: Callable[[Plan], T]) -> T:
+    """`run(plan)` over the plan of `version`, again over a plan without its snapshot if DuckDB fails on that."""
+
+    def attempt(exclude: frozenset[int]) -> Attempt:
+        planned = plan(files, version, exclude=exclude)
+        return Attempt(planned, lambda: run(planned))
+
+    return retry(files, attempt)
+
+
+def checked_plan(files: TableFiles, version: int) -> Plan:
+    """A plan whose snapshot DuckDB can open (for writes, lazy relations and SQL views, which have no retry when
+    their rows are fetched). A snapshot whose Parquet footer cannot be read is skipped with a RuntimeWarning, as
+    reads skip it."""
+
+    def opened(planned: Plan) -> Plan:
+        if planned.snapshot is not None:
+            url = planned.snapshot.url.replace("'", "''")
+            files.connection().sql(f"SELECT count(*) FROM read_parquet('{url}')").fetchall()
+        return planned
+
+    return read(files, version, opened)
+
+
+def select_sql(files: TableFiles, plan: Plan, columns=None, where: str | None = None) -> str:
+    """The SQL of a read of `plan`: `columns` (None: all) of the rows matching `where`, in row-id order; the
+    column names and the predicate are checked against the version's columns first."""
+    if columns is not None:
+        if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+            raise InvalidInputError(columns, f"columns must be a list of column names, not {columns!r}")
+        if not columns:
+            raise InvalidInputError(columns, "columns must name at least one column (or be None for all)")
+        known = [c.name for c in plan.columns]
+        unknown = [c for c in columns if c not in known]
+        if unknown:
+            raise SchemaMismatchError([f"unknown column {c!r} (version {plan.version} has {', '.join(known)})" for c in unknown])
+    if where is not None:
+        expressions.check(files.connection(), where, plan.columns, kind="predicate")
+    return plan.select_sql(columns, where)
