@@ -49,6 +49,10 @@ class ObjectStorage:
         self.cache.touch(local)
         return str(local)
 
+    def stored_path(self, url: str) -> str:
+        """The store path of a cached copy `url` returned."""
+        return Path(os.path.relpath(url, self.cache.root / "files")).as_posix()
+
     def prefetch(self, paths) -> None:
         """Download the files of `paths` that are not cached yet, in parallel (a read needs them all)."""
         missing = [p for p in paths if not self.cache.path(p).exists()]

@@ -20,7 +20,6 @@ never on the Table itself.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,7 +82,9 @@ def plan_over(files: TableFiles, version: int, base: Source | None, start: int) 
     record = files.log.read(version)
     inserts, changes = [], []
     head = max(version, files.log._known_head or version)
-    for unit in compaction.cover(files.log, start + 1, version, head):  # compacted blocks, else each version's files
+    units = compaction.cover(files.log, start + 1, version, head)  # compacted blocks, else each version's files
+    files.storage.prefetch([files.path(held.file.path) for unit in units for held in unit.files])  # in parallel
+    for unit in units:
         for held in unit.files:
             f, v = held.file, unit.last if unit.compaction is None else None
             integrity.check_file(files.storage, files.path(f.path), f.size, f.sha256, v, what=f"change file (needed by version {version})")
@@ -100,7 +101,7 @@ def blame(files: TableFiles, plan: Plan, error: Exception) -> int | None:
         return plan.snapshot_version
     for source in plan.inserts + plan.changes:
         if source.url in text:
-            relative = os.path.relpath(source.url, files.storage.url(files.prefix))
+            relative = files.storage.stored_path(source.url).removeprefix(files.prefix + "/")
             raise CorruptionError(relative, plan.version, text.splitlines()[0]) from None
     return None
 

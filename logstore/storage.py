@@ -51,6 +51,10 @@ class LocalStorage:
     def prefetch(self, paths) -> None:
         """Nothing to fetch: files are local."""
 
+    def stored_path(self, url: str) -> str:
+        """The store path of a file `url` returned."""
+        return Path(os.path.relpath(url, self.root)).as_posix()
+
     def holds_verified(self, path: str, size: int, sha256: str) -> bool:
         """Never: a local file can change in place, so it is checked by stat and a hash cache (integrity.py)."""
         return False
