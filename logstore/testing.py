@@ -9,7 +9,9 @@ module rather than every test.
     log(table), storage(table), prefix(table)    the parts of files(table) tests use most
     plan(table, version, exclude=frozenset())     the materialization Plan of a version (planner.plan)
     head(table)                  what a write operation sees: the head's record, plan and cursor (operations.Head)
+    store(table)                 the store the table was opened from
     connection(store)            the store's DuckDB connection of the calling thread
+    head_cache(store)            the writers' decoded heads of the calling thread (headcache.py)
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import duckdb
 from . import planner
 
 if TYPE_CHECKING:
+    from .headcache import HeadCache
     from .log import Log
     from .materialize import Plan
     from .object_storage import ObjectStorage
@@ -55,5 +58,13 @@ def head(table: Table) -> Head:
     return table._head()
 
 
+def store(table: Table) -> Store:
+    return table._store
+
+
 def connection(store: Store) -> duckdb.DuckDBPyConnection:
     return store._connection()
+
+
+def head_cache(store: Store) -> HeadCache:
+    return store._head_cache()

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
+from logstore import testing
 from logstore.changes import ChangeRangeError
 
 from test_model import (
@@ -326,7 +327,7 @@ def cli_run(store, *args):
 
 
 def test_cli_diff_and_changes(people_table):
-    store = people_table._store
+    store = testing.store(people_table)
     people_table.tag("start", 0)
     res = cli_run(store, "diff", "p", "start", "5")
     assert res.exit_code == 0, res.output
@@ -357,13 +358,13 @@ def test_cli_diff_and_changes(people_table):
     ],
 )
 def test_cli_errors(people_table, args, text):
-    res = cli_run(people_table._store, *args)
+    res = cli_run(testing.store(people_table), *args)
     assert res.exit_code == 1
     assert text in res.output and res.output.startswith("error:")
 
 
 def test_cli_usage_error(people_table):
-    res = cli_run(people_table._store, "diff", "p", "0")
+    res = cli_run(testing.store(people_table), "diff", "p", "0")
     assert res.exit_code == 2
 
 
@@ -371,7 +372,7 @@ def test_cli_usage_error(people_table):
 
 
 def test_sql_table_changes_and_table_diff(people_table):
-    store, t = people_table._store, people_table
+    store, t = testing.store(people_table), people_table
     t.tag("first", 0)
     got = store.sql("SELECT * FROM table_changes('p', 1, 5)").to_arrow_table()
     assert without_time(got.to_pylist()) == without_time(t.changes(1, 5).to_pylist())

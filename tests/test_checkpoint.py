@@ -9,7 +9,7 @@ import warnings
 import pytest
 
 import logstore
-from logstore import checkpoint, timestamps
+from logstore import checkpoint, testing, timestamps
 
 from conftest import people
 
@@ -48,14 +48,14 @@ def test_checkpoints_are_written_per_segment(store, no_fsync, small_interval):
     build(store, 34)
     assert sorted(os.listdir(ckpt_dir(store))) == [checkpoint.name(s) for s in range(3)]
     t = fresh(store)
-    seg = t._log.segment(2)
+    seg = testing.log(t).segment(2)
     assert [r["version"] for r in seg.records] == list(range(20, 30))
     assert [v for v, _ in seg.timeline] == [0, 10, 20]
 
 
 def test_head_and_version_at_agree_with_the_log(store, no_fsync, small_interval):
     t = build(store, 37)
-    times = [t._log.read(v).commit.timestamp for v in range(38)]
+    times = [testing.log(t).read(v).commit.timestamp for v in range(38)]
     for handle in (t, fresh(store)):
         assert handle.version == 37
         for v, moment in enumerate(times):
@@ -81,7 +81,7 @@ def test_reads_through_checkpoints_are_identical(store, no_fsync, small_interval
     expected = [t.read(version=v) for v in range(46)]
     t2 = fresh(store)
     assert [t2.read(version=v) for v in reversed(range(46))] == expected[::-1]
-    assert t2._log._segments  # the plans went through the checkpoints
+    assert testing.log(t2)._segments  # the plans went through the checkpoints
 
 
 def _garbage(p):
@@ -115,7 +115,7 @@ def _bad_checksum(p):
 def test_damaged_checkpoint_is_ignored(store, no_fsync, small_interval, damage):
     t = build(store, 33)
     expected = [t.read(version=v) for v in range(34)]
-    times = [t._log.read(v).commit.timestamp for v in range(34)]
+    times = [testing.log(t).read(v).commit.timestamp for v in range(34)]
     for s in (1, 2):
         damage(os.path.join(ckpt_dir(store), checkpoint.name(s)))
     checkpoint._warned.clear()
@@ -126,7 +126,7 @@ def test_damaged_checkpoint_is_ignored(store, no_fsync, small_interval, damage):
         assert [t2.version_at(m) for m in times] == list(range(34))
         assert [t2.read(version=v) for v in range(34)] == expected
     assert any("damaged log checkpoint" in str(w.message) for w in caught)
-    assert checkpoint.load(t2._storage, t2._prefix, 1) is None
+    assert checkpoint.load(testing.storage(t2), testing.prefix(t2), 1) is None
 
 
 def test_missing_checkpoints_fall_back_and_compact_rewrites_them(store, no_fsync, small_interval):
@@ -144,7 +144,7 @@ def test_head_falls_back_to_listing_across_a_gap(store, no_fsync, small_interval
     t = build(store, 20)
     path = os.path.join(store.path, "tables", "t", "_log", f"{16:020d}.json")
     os.unlink(path)  # damage: the probe 0, 1, 2, 4, 8, 16 would stop at 15
-    assert fresh(store)._log.head_version() == 20
+    assert testing.log(fresh(store)).head_version() == 20
 
 
 def test_timestamps_sort_as_text():

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import logstore
 import logstore.author
+from logstore import testing
 from logstore_cli.main import cli
 from logstore_cli.output import FORMATS
 
@@ -268,7 +269,7 @@ def test_python_writes_check_the_timestamp_before_computing_changes(people):
     [("INSTALL httpfs", "INSTALL"), ("force install httpfs", "FORCE INSTALL"), ("LOAD httpfs", "LOAD"), ("UPDATE EXTENSIONS", "UPDATE EXTENSIONS")],
 )
 def test_sql_refusals_name_the_statement_as_written(people, statement, kind):
-    store = logstore.open(people._store.path)
+    store = logstore.open(testing.store(people).path)
     with pytest.raises(logstore.LogstoreError) as e:
         store.sql(statement)
     assert isinstance(e.value, logstore.errors.ReadOnlyError) and e.value.statement == kind
@@ -276,7 +277,7 @@ def test_sql_refusals_name_the_statement_as_written(people, statement, kind):
 
 
 def test_sql_statements_that_are_not_queries_are_named_as_written(people):
-    store = logstore.open(people._store.path)
+    store = logstore.open(testing.store(people).path)
     for statement, kind in [("CHECKPOINT", "CHECKPOINT"), ("USE memory", "USE"), ("SET threads = 1", "SET")]:
         with pytest.raises(logstore.errors.SQLError, match=f"^{kind} statements are not supported"):
             store.sql(statement)

@@ -83,7 +83,7 @@ def remove_replaced(store, t):
     directory = os.path.join(store.path, "tables", t.name, compaction.COMPACTION_DIR)
     for name in os.listdir(directory):
         first, last = (int(x) for x in name[:-5].split("-"))
-        for path in compaction.load(t._storage, t._prefix, first, last).replaces:
+        for path in compaction.load(testing.storage(t), testing.prefix(t), first, last).replaces:
             full = os.path.join(store.path, "tables", t.name, path)
             if os.path.exists(full):
                 os.unlink(full)
@@ -154,14 +154,14 @@ def test_unpublished_compaction_is_invisible(store, no_fsync, small_blocks, monk
     monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
     t = random_history(store, 3, 12)
     before = all_versions(t)
-    real = t._storage.put_if_absent
+    real = testing.storage(t).put_if_absent
 
     def crash(path, data):
         if compaction.COMPACTION_DIR in path:
             raise OSError("crash before the record")
         return real(path, data)
 
-    monkeypatch.setattr(t._storage, "put_if_absent", crash)
+    monkeypatch.setattr(testing.storage(t), "put_if_absent", crash)
     with pytest.warns(RuntimeWarning, match="could not compact"):
         assert t.compact() == []
     assert os.listdir(compacted_dir(store))  # the orphan files are there ...

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
+from logstore import testing
 
 COUNTER = -1  # the p of the one row every update increments
 
@@ -87,7 +88,7 @@ def run_writers(path: Path, procs: int, commits: int) -> None:
     staging = path / "_staging"
     assert not staging.exists() or os.listdir(staging) == []
     # no orphaned change files: every data file belongs to a commit
-    referenced = {f.path for v in range(t.version + 1) for f in t._log.read(v).files}
+    referenced = {f.path for v in range(t.version + 1) for f in testing.log(t).read(v).files}
     on_disk = {f"data/{n}" for n in os.listdir(path / "tables" / "t" / "data")}
     assert on_disk == referenced
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from logstore import commit as commit_module
+from logstore import testing
 from logstore.errors import CommitConflictError
 
 from conftest import file_state, people
@@ -16,7 +17,7 @@ def test_a_writer_that_always_loses_gives_up_cleanly(store, no_fsync, monkeypatc
     monkeypatch.setattr(commit_module, "MAX_ATTEMPTS", 3)
     monkeypatch.setattr(commit_module, "RETRY_SECONDS", 0.0)
     monkeypatch.setattr(commit_module, "FIRST_BACKOFF", 0.0)
-    monkeypatch.setattr(t._log, "publish", lambda record: False)  # another writer always took the version
+    monkeypatch.setattr(testing.log(t), "publish", lambda record: False)  # another writer always took the version
     with pytest.raises(CommitConflictError) as caught:
         t.update({"score": "1"}, "id = 1")
     assert caught.value.attempts == 3 and caught.value.base_version == 0 and caught.value.table == "p"
@@ -29,7 +30,7 @@ def test_it_keeps_trying_while_the_retry_time_lasts(store, no_fsync, monkeypatch
     monkeypatch.setattr(commit_module, "MAX_ATTEMPTS", 1)
     monkeypatch.setattr(commit_module, "RETRY_SECONDS", 60.0)
     monkeypatch.setattr(commit_module, "FIRST_BACKOFF", 0.0)
-    real, losses = t._log.publish, []
+    real, losses = testing.log(t).publish, []
 
     def lose_five_times(record):
         if len(losses) < 5:
@@ -37,7 +38,7 @@ def test_it_keeps_trying_while_the_retry_time_lasts(store, no_fsync, monkeypatch
             return False
         return real(record)
 
-    monkeypatch.setattr(t._log, "publish", lose_five_times)
+    monkeypatch.setattr(testing.log(t), "publish", lose_five_times)
     made = t.update({"score": "1"}, "id = 1")
     assert losses == [1] * 5 and made.version == 1
     assert {r["id"]: r["score"] for r in t.read().to_pylist()}[1] == 1.0

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import compaction, integrity, vacuum
+from logstore import compaction, integrity, testing, vacuum
 from logstore.errors import CorruptionError, LogstoreError
 
 from conftest import file_state
@@ -44,7 +44,7 @@ def table(tmp_path):
 
 
 def _root(t) -> Path:
-    return Path(t._storage.root)
+    return Path(testing.storage(t).root)
 
 
 def _expected(t):
@@ -83,7 +83,7 @@ def _reads_right_or_refuses(t, expected, name: str) -> list[CorruptionError]:
 
 
 def _change_file(t, version: int) -> str:
-    (f,) = t._log.read(version).files
+    (f,) = testing.log(t).read(version).files
     return f"tables/t/{f.path}"
 
 
@@ -168,7 +168,7 @@ def test_snapshot_with_wrong_content_but_consistent_record_is_caught_by_full_ver
 
     from logstore import snapshot as snapshot_module
 
-    rec = snapshot_module.read_record(table._storage, table._prefix, 2)
+    rec = snapshot_module.read_record(testing.storage(table), testing.prefix(table), 2)
     full = _root(table) / "tables/t" / rec.path
     bad = tmp_path / "bad.parquet"
     duckdb.connect().execute(f"COPY (SELECT _row_id, id, x + 1 AS x FROM read_parquet('{full}')) TO '{bad}' (FORMAT parquet)")
@@ -333,7 +333,7 @@ def test_vacuum_and_verify_with_compactions(tmp_path):
     report = t.verify(full=True)
     assert report.ok and report.unreferenced == [str(junk.relative_to(root))], (report.problems, report.unreferenced)
     done = t.vacuum(dry_run=False, older_than=0)
-    replaced = [f"tables/t/{p}" for p in compaction.load(t._storage, t._prefix, 0, 9).replaces]
+    replaced = [f"tables/t/{p}" for p in compaction.load(testing.storage(t), testing.prefix(t), 0, 9).replaces]
     assert sorted(done.paths) == sorted([str(junk.relative_to(root))] + replaced)
     integrity.forget()
     fresh = logstore.open(root).table("t")

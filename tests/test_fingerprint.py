@@ -18,14 +18,14 @@ from logstore import fingerprint, testing
 
 def _full(t, v):
     plan = testing.plan(t, v, exclude=frozenset(t.snapshots()))
-    return fingerprint.encode(fingerprint.of_plan(t._store._connection(), plan))
+    return fingerprint.encode(fingerprint.of_plan(testing.connection(testing.store(t)), plan))
 
 
 def _random_ops(t, rng: random.Random, steps: int, keyed: bool) -> None:
     next_id = 1000
     for step in range(steps):
         kind = rng.choice(["append", "update", "delete", "upsert", "overwrite", "restore", "merge", "noop", "snapshot"])
-        cols = [c.name for c in t._log.head().columns]
+        cols = [c.name for c in testing.log(t).head().columns]
         if kind in ("upsert",) and not keyed:
             kind = "append"
         if kind == "append" or kind == "merge":
@@ -63,7 +63,7 @@ def _random_ops(t, rng: random.Random, steps: int, keyed: bool) -> None:
             t.snapshot()
         else:
             t.set_properties(snapshot_fraction=rng.choice([0.3, 0.5, 2.0]))
-        head = t._log.head()
+        head = testing.log(t).head()
         assert head.fingerprint == _full(t, head.version), f"step {step} ({kind}): incremental fingerprint is wrong"
 
 
@@ -91,14 +91,14 @@ def test_fingerprint_properties(tmp_path):
     """Order-independent, row-id sensitive, unchanged by adding a nullable column, zero for an empty table."""
     store = logstore.init(tmp_path / "s")
     t = store.create_table("t", pa.table({"k": [1, 2], "x": [10, 20]}), key="k")
-    v0 = t._log.head().fingerprint
+    v0 = testing.log(t).head().fingerprint
     t.append(pa.table({"k": [3], "x": [30], "extra": pa.array([None], pa.string())}), schema_mode="merge")
     t.delete("k = 3")
-    assert t._log.head().fingerprint == v0  # the added all-NULL column changed nothing
+    assert testing.log(t).head().fingerprint == v0  # the added all-NULL column changed nothing
     t.restore(version=0)
-    assert t._log.head().fingerprint == v0
+    assert testing.log(t).head().fingerprint == v0
     t.delete()
-    assert t._log.head().fingerprint == "0" * 16
+    assert testing.log(t).head().fingerprint == "0" * 16
     u = store.create_table("u", pa.table({"k": [2, 1], "x": [20, 10]}), key="k")
-    assert u._log.head().fingerprint != v0  # same rows, other row ids: the fingerprint pins row identity
-    assert fingerprint.hash_is_stable(store._connection())
+    assert testing.log(u).head().fingerprint != v0  # same rows, other row ids: the fingerprint pins row identity
+    assert fingerprint.hash_is_stable(testing.connection(store))

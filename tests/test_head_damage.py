@@ -19,6 +19,7 @@ import logstore
 from logstore import integrity, log as log_module, vacuum
 from logstore.errors import CorruptionError, DamagedHeadError, HeadMissingError, HeadUnreadableError, RepairError
 from logstore_cli.main import cli
+from logstore import testing
 
 from conftest import age_files
 
@@ -42,7 +43,7 @@ def table(tmp_path):
 
 
 def _root(t) -> Path:
-    return Path(t._storage.root)
+    return Path(testing.storage(t).root)
 
 
 def _record(t, v) -> Path:
@@ -50,7 +51,7 @@ def _record(t, v) -> Path:
 
 
 def _reads(t):
-    return {v: t.read(version=v).to_pylist() for v in range(t._log.head_version() + 1)}
+    return {v: t.read(version=v).to_pylist() for v in range(testing.log(t).head_version() + 1)}
 
 
 def _fresh(t):
@@ -73,7 +74,7 @@ def test_vacuum_between_a_writers_change_file_and_its_record_keeps_the_file(tabl
     monkeypatch.setattr(log_module.Log, "publish", vacuum_first)
     committed = table.append(rows([50]))
     monkeypatch.setattr(log_module.Log, "publish", publish)
-    written = [f.path for f in table._log.read(committed.version).files]
+    written = [f.path for f in testing.log(table).read(committed.version).files]
     assert written and all(f"tables/t/{p}" in reports[0].too_young for p in written)
     fresh = _fresh(table)
     assert [r["id"] for r in fresh.read(version=committed.version).to_pylist()][-1] == 50
@@ -108,7 +109,7 @@ def test_a_writer_past_its_publish_window_gives_the_attempt_up(table, monkeypatc
     table.append(rows([70]))
     assert table.version == before + 1
     data = {p.name for p in (_root(table) / "tables/t/data").iterdir()}
-    referenced = {Path(f.path).name for v in range(table.version + 1) for f in table._log.read(v).files}
+    referenced = {Path(f.path).name for v in range(table.version + 1) for f in testing.log(table).read(v).files}
     assert data == referenced  # the abandoned attempt removed its own file
 
 
@@ -158,7 +159,7 @@ def _race(tmp_path, commits: int) -> None:
 
 def test_a_deleted_newest_record_is_detected_and_its_files_kept(table):
     expected = _reads(table)
-    newest_files = [f.path for f in table._log.read(4).files]
+    newest_files = [f.path for f in testing.log(table).read(4).files]
     _record(table, 4).unlink()
     t = _fresh(table)
     with pytest.raises(HeadMissingError, match="head hint says version 4"):
@@ -180,7 +181,7 @@ def test_a_deleted_newest_record_is_detected_and_its_files_kept(table):
 
 def test_repair_accepts_a_lost_newest_record_and_quarantines_its_files(table):
     expected = _reads(table)
-    newest_files = [f.path for f in table._log.read(4).files]
+    newest_files = [f.path for f in testing.log(table).read(4).files]
     _record(table, 4).unlink()
     t = _fresh(table)
     report = t.repair()
@@ -288,7 +289,7 @@ def test_the_head_hint_of_another_table_is_ignored(table, tmp_path):
     other = logstore.init(tmp_path / "o").create_table("t", rows(range(2)), key="id")
     for i in range(8):
         other.append(rows([100 + i]))
-    (_root(table) / "tables/t/_head.json").write_bytes((Path(other._storage.root) / "tables/t/_head.json").read_bytes())
+    (_root(table) / "tables/t/_head.json").write_bytes((Path(testing.storage(other).root) / "tables/t/_head.json").read_bytes())
     t = _fresh(table)
     assert t.version == 4
     assert [p.kind for p in t.verify().problems] == ["hint"]  # reported, and ignored by readers
@@ -301,7 +302,7 @@ def test_the_head_hint_of_another_table_is_ignored(table, tmp_path):
 
 def test_a_missing_change_file_of_the_latest_version_is_overcome_by_restore(table):
     expected = _reads(table)
-    for f in table._log.read(4).files:
+    for f in testing.log(table).read(4).files:
         (_root(table) / "tables/t" / f.path).unlink()
     for v in table.snapshots():
         if v > 2:  # snapshots above version 3 would stand in for the file

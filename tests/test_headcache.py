@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
-from logstore import headcache
+from logstore import headcache, testing
 
 from conftest import people
 
@@ -27,7 +27,7 @@ def state(table, version=None) -> dict:
 
 
 def cached_tables(store) -> list[str]:
-    return sorted(store._head_cache()._entries)
+    return sorted(testing.head_cache(store)._entries)
 
 
 def assert_verified(table) -> None:
@@ -44,9 +44,9 @@ def test_built_by_the_second_state_read_and_used_after(keyed, store):
     keyed.update({"score": "score + 1"}, "id < 3")
     assert cached_tables(store) == []  # a one-off writer never pays for it
     keyed.delete("id = 9")
-    assert cached_tables(store) == [keyed._prefix]
+    assert cached_tables(store) == [testing.prefix(keyed)]
     keyed.update({"name": "upper(name)"}, "id >= 7")
-    plan = keyed._head().state_plan
+    plan = testing.head(keyed).state_plan
     assert plan.snapshot is not None and plan.snapshot.table
     expected = {i: (f"n{i}", i / 2) for i in range(10)}
     expected.update({i: (f"n{i}", i / 2 + 1) for i in range(3)})
@@ -80,7 +80,7 @@ def test_catch_up_applies_every_kind_of_change(keyed, store, monkeypatch):
             model[0] = ("zero", -1.0)
             model[200 + step] = ("new", 1.0)
         assert state(keyed) == model, f"step {step}"
-    assert cached_tables(store) == [keyed._prefix]
+    assert cached_tables(store) == [testing.prefix(keyed)]
     assert_verified(keyed)
 
 
@@ -130,7 +130,7 @@ def test_a_failed_catch_up_falls_back_to_the_files(keyed, store, monkeypatch):
     monkeypatch.setattr(headcache, "CATCH_UP_FILES", 0)
     keyed.update({"score": "1"}, "id = 1")
     keyed.update({"score": "2"}, "id = 2")  # builds the cache
-    assert cached_tables(store) == [keyed._prefix]
+    assert cached_tables(store) == [testing.prefix(keyed)]
     build = headcache.HeadCache._build
 
     def broken(self, key, record, plan):
@@ -168,7 +168,7 @@ def test_each_thread_has_its_own(keyed, store):
     thread = threading.Thread(target=lambda: seen.append(cached_tables(store)))
     thread.start()
     thread.join()
-    assert seen == [[]] and cached_tables(store) == [keyed._prefix]
+    assert seen == [[]] and cached_tables(store) == [testing.prefix(keyed)]
 
 
 # --- two writers, random operations, against a dict model --------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 import zstandard
 
 import logstore
-from logstore import checkpoint, compaction, integrity, vacuum
+from logstore import checkpoint, compaction, integrity, testing, vacuum
 from logstore.errors import CorruptionError
 
 from conftest import age_files, people
@@ -74,7 +74,7 @@ def test_tag_records_carry_their_name_and_the_table_id(store, no_fsync):
     t = build(store, "t", 3)
     t.tag("a", 1)
     obj = json.load(open(table_file(store, "t", "_tags", "a.json")))
-    assert obj["tag"] == "a" and obj["table_id"] == t._log.table_id() and obj["version"] == 1
+    assert obj["tag"] == "a" and obj["table_id"] == testing.log(t).table_id() and obj["version"] == 1
 
 
 def test_a_tag_record_copied_over_another_tag_is_refused_and_reported(store, no_fsync):
@@ -111,14 +111,14 @@ def test_checkpoints_carry_the_table_id(store, no_fsync, small_interval):
     header, _, body = payload.partition(b"\n")
     assert header.startswith(b"logstore-checkpoint 2 ")
     obj = json.loads(body)
-    assert obj["format_version"] == 2 and obj["table_id"] == t._log.table_id()
+    assert obj["format_version"] == 2 and obj["table_id"] == testing.log(t).table_id()
 
 
 def test_a_checkpoint_of_another_table_is_ignored_and_reported(store, no_fsync, small_interval):
     """Table u's checkpoints copied over t's: every as_of answer stays t's own (they were wrong for most versions)."""
     t = build(store, "t", 45)
     build(store, "u", 45, offset=dt.timedelta(minutes=30), first_id=1000)
-    times = [t._log.read(v).commit.timestamp for v in range(46)]
+    times = [testing.log(t).read(v).commit.timestamp for v in range(46)]
     expected = [t.read(version=v) for v in range(46)]
     for s in range(4):
         shutil.copyfile(table_file(store, "u", "_checkpoints", checkpoint.name(s)), table_file(store, "t", "_checkpoints", checkpoint.name(s)))
@@ -155,7 +155,7 @@ def test_a_checkpoint_without_table_id_in_a_table_with_one_is_foreign(store, no_
     _rewrite(table_file(store, "t", "_checkpoints", checkpoint.name(0)), _as_format_1)
     checkpoint._warned.clear()
     with pytest.warns(RuntimeWarning, match="foreign log checkpoint"):
-        assert checkpoint.load(t._storage, t._prefix, 0) is None
+        assert checkpoint.load(testing.storage(t), testing.prefix(t), 0) is None
     assert problems_at(t.verify(), checkpoint.name(0))
 
 
@@ -174,7 +174,7 @@ def test_a_checkpoint_disagreeing_with_the_log_is_ignored_or_reported(store, no_
     _rewrite(path0, edit(4))
     checkpoint._warned.clear()
     with pytest.warns(RuntimeWarning, match="foreign log checkpoint .*version 19 differs"):
-        assert checkpoint.load(t._storage, t._prefix, 1) is None
+        assert checkpoint.load(testing.storage(t), testing.prefix(t), 1) is None
     report = t.verify()
     assert [(p.kind, p.version) for p in problems_at(report, checkpoint.name(0))] == [("checkpoint", 4)]
     assert [(p.kind, p.version) for p in problems_at(report, checkpoint.name(1))] == [("checkpoint", 19)]
@@ -184,10 +184,10 @@ def test_a_format_1_checkpoint_of_a_format_1_table_is_used(tmp_path):
     with tarfile.open(os.path.join(os.path.dirname(__file__), "data", "store_format_v1.tar.gz")) as archive:
         archive.extractall(tmp_path, filter="data")
     t = logstore.open(tmp_path / "store").table("events")
-    assert t._log.table_id() is None
+    assert testing.log(t).table_id() is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        seg = checkpoint.load(t._storage, t._prefix, 0)
+        seg = checkpoint.load(testing.storage(t), testing.prefix(t), 0)
     assert seg is not None and seg.table_id is None
     assert not [p for p in t.verify().problems if p.kind == "checkpoint"]
 
@@ -197,7 +197,7 @@ def test_a_format_1_checkpoint_of_a_format_1_table_is_used(tmp_path):
 
 def _compacted_files(store, name: str, first: int, last: int) -> list[str]:
     """The files the compaction of block first..last wrote (not the ones it carried over)."""
-    record = compaction.load(fresh(store, name)._storage, f"tables/{name}", first, last)
+    record = compaction.load(testing.storage(fresh(store, name)), f"tables/{name}", first, last)
     written = f"{compaction.COMPACTED_DATA_DIR}/{first:020d}-{last:020d}-"
     return [table_file(store, name, f.file.path) for f in record.files if f.file.path.startswith(written)]
 
@@ -217,7 +217,7 @@ def test_a_damaged_compacted_file_falls_back_to_the_original_files(store, no_fsy
     monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
     t = build(store, "t", 10)
     t.compact()
-    assert compaction.load(t._storage, t._prefix, 0, 8) is not None
+    assert compaction.load(testing.storage(t), testing.prefix(t), 0, 8) is not None
     before = _everything(t)
     target = _compacted_files(store, "t", 0, 8)[-1]
     if damage == "flip":
@@ -227,7 +227,7 @@ def test_a_damaged_compacted_file_falls_back_to_the_original_files(store, no_fsy
     elif damage == "delete":
         os.unlink(target)
     else:
-        shutil.copyfile(table_file(store, "t", t._log.read(1).files[0].path), target)
+        shutil.copyfile(table_file(store, "t", testing.log(t).read(1).files[0].path), target)
     integrity.forget()
     compaction._warned.clear()
     with pytest.warns(RuntimeWarning, match="compacted file"):
@@ -237,10 +237,10 @@ def test_a_damaged_compacted_file_falls_back_to_the_original_files(store, no_fsy
 def test_a_damaged_block_falls_back_to_the_next_smaller_intact_block(store, no_fsync, small_blocks):
     """Level-2 block 0..8 damaged, the level-1 blocks it merged intact and the originals gone: read from level 1."""
     t = build(store, "t", 9)  # automatic compaction: level-1 blocks 0..2, 3..5, 6..8, then level 2 0..8 over them
-    assert all(compaction.load(t._storage, t._prefix, *b) is not None for b in [(0, 2), (3, 5), (6, 8), (0, 8)])
+    assert all(compaction.load(testing.storage(t), testing.prefix(t), *b) is not None for b in [(0, 2), (3, 5), (6, 8), (0, 8)])
     before = _everything(t)
     for b in [(0, 2), (3, 5), (6, 8)]:
-        for p in compaction.load(t._storage, t._prefix, *b).replaces:
+        for p in compaction.load(testing.storage(t), testing.prefix(t), *b).replaces:
             os.unlink(table_file(store, "t", p))
     for p in _compacted_files(store, "t", 0, 8):
         _flip(p)
@@ -255,7 +255,7 @@ def test_a_damaged_compacted_file_whose_originals_are_gone_is_an_error(store, no
     monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
     t = build(store, "t", 10)
     t.compact()
-    record = compaction.load(t._storage, t._prefix, 0, 8)
+    record = compaction.load(testing.storage(t), testing.prefix(t), 0, 8)
     for p in record.replaces:
         os.unlink(table_file(store, "t", p))
     target = _compacted_files(store, "t", 0, 8)[-1]
@@ -286,7 +286,7 @@ def test_a_compaction_record_and_files_of_another_table_are_ignored(store, no_fs
     with pytest.warns(RuntimeWarning, match="another table"):
         assert _everything(fresh(store, "t")) == before
     assert problems_at(fresh(store, "t").verify(), compaction.record_name(0, 8))
-    assert obj["format_version"] == 2 and obj["table_id"] == t._log.table_id()
+    assert obj["format_version"] == 2 and obj["table_id"] == testing.log(t).table_id()
 
 
 def test_a_snapshot_record_and_file_of_another_table_are_skipped(store, no_fsync):

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
-from logstore import expressions, operations
+from logstore import expressions, operations, testing
 
 ROWS = 300
 
@@ -35,7 +35,7 @@ def sql_string(text: str) -> str:
 
 
 def change_rows(table, op: str, where: str) -> list:
-    head = table._head()
+    head = testing.head(table)
     if op == "delete":
         return operations.delete(head, where).rows.to_pylist()
     return operations.update(head, {"f": "f + 1"}, where).rows.to_pylist()
@@ -70,7 +70,7 @@ def test_string_lists_match_the_plain_predicate(table, monkeypatch, values, op):
 
 
 def test_the_fast_path_is_taken_only_for_the_plain_shape(table):
-    con, columns = table._store._connection(), table._head().columns
+    con, columns = testing.connection(testing.store(table)), testing.head(table).columns
     many = ", ".join(str(i) for i in range(100))
 
     def shape(where):
@@ -104,7 +104,7 @@ def test_a_long_list_commits_the_same_as_a_short_one(table, tmp_path):
 
 
 def test_the_registered_list_lives_only_as_long_as_the_operation(table):
-    head = table._head()
+    head = testing.head(table)
     count = "SELECT count(*) FROM duckdb_views() WHERE view_name LIKE 'logstore_in_list%'"
     with operations._predicate(head, f"k IN ({', '.join(str(i) for i in range(100))})") as sql:
         assert "logstore_in_list" in sql and head.con.sql(count).fetchall() == [(1,)]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 
 import logstore
-from logstore import integrity, vacuum
+from logstore import integrity, testing, vacuum
 
 sys.path.insert(0, str(Path(__file__).parent))
 import kill_child  # noqa: E402
@@ -85,7 +85,7 @@ def run_kill_loop(tmp_path, kills: int, seed: int, full_verify_every: int = 10) 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             t = logstore.open(root).table("t")
-            versions = t._log.versions()
+            versions = testing.log(t).versions()
             head = versions[-1]
             assert versions == list(range(head + 1)), f"kill {i}: versions not contiguous"
             acked = _acked(ack_file)

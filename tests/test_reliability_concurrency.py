@@ -72,12 +72,12 @@ def _reader(path: str, r: int, start, stop, results) -> None:
     rng = random.Random(r)
     try:
         t = logstore.open(path).table("t")
-        con = t._store._connection()
+        con = testing.connection(testing.store(t))
         start.wait(60)
         while not stop.is_set() or reads < 3:
             head = t.version
             v = rng.randint(0, head)
-            record = t._log.read(v)
+            record = testing.log(t).read(v)
             rows = t.read(version=v)
             assert rows.num_rows == record.commit.num_rows, f"version {v}: {rows.num_rows} rows, record says {record.commit.num_rows}"
             reads += 1
@@ -110,7 +110,7 @@ def run(tmp_path, writers: int, commits: int, readers: int) -> dict:
     t = logstore.open(path).table("t")
     acked = sorted(v for kind, _, vs, _ in outcomes if kind == "writer" for v in vs)
     assert acked == list(range(1, writers * commits + 1)), "acknowledged versions are not exactly 1..N, each once"
-    assert t._log.versions() == list(range(writers * commits + 1))
+    assert testing.log(t).versions() == list(range(writers * commits + 1))
     report = t.verify(full=True)
     assert report.ok, report.problems
     expected = {}

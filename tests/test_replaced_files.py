@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 import logstore
-from logstore import checkpoint, compaction, integrity
+from logstore import checkpoint, compaction, integrity, testing
 from logstore.errors import LogstoreError
 
 from conftest import people
@@ -71,10 +71,10 @@ def template(tmp_path_factory):
         hints: dict = {}
         a = _build(store, "a", dt.timedelta(0), 0, hints)
         _build(store, "b", dt.timedelta(minutes=30), 1000, hints)
-    assert compaction.load(a._storage, a._prefix, 0, 99) is not None and checkpoint.exists(a._storage, a._prefix, 0)
+    assert compaction.load(testing.storage(a), testing.prefix(a), 0, 99) is not None and checkpoint.exists(testing.storage(a), testing.prefix(a), 0)
     assert a.snapshots() == [19, 39, 59, 79, 99]
     rows = {v: a.read(version=v).to_pylist() for v in range(LATEST + 1)}
-    times = [a._log.read(v).commit.timestamp for v in range(LATEST + 1)]
+    times = [testing.log(a).read(v).commit.timestamp for v in range(LATEST + 1)]
     return Template(str(store.path), rows, times, a.history(), hints["a"])
 
 
@@ -242,11 +242,11 @@ def _check_history(t, template: Template, *, survives: bool) -> list[str]:
 
 def _check_write(t, template: Template, *, survives: bool) -> list[str]:
     """A write either is refused or adds exactly one version holding the new row."""
-    latest = t._log.head_version()
+    latest = testing.log(t).head_version()
     _, error = _outcome(lambda: t.append(people([9999]), timestamp=template.times[-1] + dt.timedelta(hours=1)))
     if error is not None:
         return [f"the write failed: {error}"] if survives else []
-    after = logstore.open(t._store.path).table("a")
+    after = logstore.open(testing.store(t).path).table("a")
     got, error = _rows(after, version=latest + 1)
     expected = template.rows[LATEST] + people([9999]).to_pylist()
     if latest != LATEST or (got is not None and got != expected):

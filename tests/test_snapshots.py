@@ -103,7 +103,7 @@ def test_reads_use_the_newest_snapshot_at_or_below(store):
     assert [testing.plan(t, v).snapshot_version for v in range(5)] == [-1, 1, 1, 3, 3]
     # with the change files up to version 3 gone, versions 3 and 4 still read from the snapshot of 3
     for v in range(4):
-        for f in t._log.read(v).files:
+        for f in testing.log(t).read(v).files:
             (table_dir(store) / f.path).unlink()
     fresh = logstore.open(store.path).table("t")
     assert fresh.read(version=3).to_pylist() == expected[3]

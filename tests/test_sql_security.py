@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import logstore
-from logstore import compaction, connection
+from logstore import compaction, connection, testing
 from logstore.errors import CorruptionError, FileAccessError, InvalidExpressionError, SQLError, VersionFilesGoneError
 from logstore_cli.main import cli
 
@@ -48,7 +48,7 @@ def _extension_settings(con) -> tuple:
 def test_every_connection_refuses_to_autoinstall_or_autoload(db):
     db.table("t").update(set={"kind": "upper(kind)"}, where="id = 1")
     db.table("t").update(set={"kind": "lower(kind)"}, where="id = 1")  # the second write builds the head cache
-    connections = [db._connection(), db._head_cache().con, db.connect(), db.connect(allow_files=True), connection.new()]
+    connections = [testing.connection(db), testing.head_cache(db).con, db.connect(), db.connect(allow_files=True), connection.new()]
     assert [_extension_settings(con) for con in connections] == [(False, False)] * len(connections)
     query = "SELECT current_setting('autoinstall_known_extensions') OR current_setting('autoload_known_extensions')"
     assert db.sql(query).fetchall() == db.sql(query, allow_files=True).fetchall() == [(False,)]
@@ -126,7 +126,7 @@ def test_a_query_cannot_set_access_back(db, statement):
     with pytest.raises(duckdb.Error, match="locked"):
         rel.query("x", statement)
     with pytest.raises(duckdb.Error, match="locked"):
-        db._connection().execute(statement)
+        testing.connection(db).execute(statement)
     _refused(db, "SELECT * FROM read_text('/etc/passwd')")
 
 
@@ -183,7 +183,7 @@ def compacted_away(db, monkeypatch):
     lazy["derived"] = lazy["relation"].filter("id > 1").limit(5)
     t.update(set={"kind": "'z'"}, where="id = 1")  # version 2 completes the block 0..2
     t.compact()  # (if the commit did not compact it already)
-    assert compaction.load(t._storage, t._prefix, 0, 2) is not None
+    assert compaction.load(testing.storage(t), testing.prefix(t), 0, 2) is not None
     assert any(p.startswith("tables/t/data/") for p in t.vacuum(dry_run=False, older_than=0).paths)
     return t, lazy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from logstore import operations, statistics
+from logstore import operations, statistics, testing
 from logstore.errors import KeyViolationError
 
 from conftest import people
@@ -20,7 +20,7 @@ def keyed(store, no_fsync):
 
 
 def past(table, ids) -> bool:
-    return operations._keys_past_every_file(table._head(), people(ids))
+    return operations._keys_past_every_file(testing.head(table), people(ids))
 
 
 def test_fresh_keys_beyond_every_file_skip_the_probe(keyed):
@@ -45,7 +45,7 @@ def test_a_file_whose_footer_cannot_be_read_is_unknown(tmp_path):
 
 
 def test_only_nulls_means_no_values_and_a_missing_column_means_unknown(keyed):
-    sources = keyed._head().plan.sources()
+    sources = testing.head(keyed).plan.sources()
     ranges = [statistics.integer_range(s.url, "id") for s in sources]
     assert statistics.Range(10, 19) in ranges
     empty = statistics.Range(None, None)
@@ -55,6 +55,6 @@ def test_only_nulls_means_no_values_and_a_missing_column_means_unknown(keyed):
 
 def test_string_keys_always_take_the_exact_check(store, no_fsync):
     t = store.create_table("s", pa.table({"k": ["a", "b"]}), key="k")
-    assert not operations._keys_past_every_file(t._head(), pa.table({"k": ["z"]}))
+    assert not operations._keys_past_every_file(testing.head(t), pa.table({"k": ["z"]}))
     with pytest.raises(KeyViolationError):
         t.append(pa.table({"k": ["z", "a"]}))

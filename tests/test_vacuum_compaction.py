@@ -80,7 +80,7 @@ def table_dir(store) -> str:
 
 
 def records(store) -> dict[tuple[int, int], compaction.CompactionRecord]:
-    return compaction.scan(fresh(store)._storage, "tables/t").records
+    return compaction.scan(testing.storage(fresh(store)), "tables/t").records
 
 
 def replaced_paths(store) -> set[str]:
@@ -102,7 +102,7 @@ def everything(t) -> dict:
         "changes_mid": t.changes(head // 3, head - 2).to_pylist(),
         "diff": t.diff(0, head).to_pylist(),
         "diff_back": t.diff(head - 1, 2).to_pylist(),
-        "sql": t._store.sql("SELECT count(*), sum(score) FROM t AS OF VERSION 4").fetchall(),
+        "sql": testing.store(t).sql("SELECT count(*), sum(score) FROM t AS OF VERSION 4").fetchall(),
     }
 
 
@@ -191,7 +191,7 @@ def test_nothing_a_damaged_compaction_record_covers_is_removed(built):
     blocks = records(built)
     assert (9, 17) in blocks and (0, 8) in blocks and (0, 26) not in blocks  # 9..17 stands for its versions
     covered = {p for (first, last), r in blocks.items() if 9 <= first and last <= 17 for p in r.replaces}
-    covered |= {f.path for v in range(9, 18) for f in t._log.read(v).files}
+    covered |= {f.path for v in range(9, 18) for f in testing.log(t).read(v).files}
     _damage(built, 9, 17)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -213,7 +213,7 @@ def test_a_file_readers_use_stays_whatever_a_record_replaces(built):
     t.append(people([900]), timestamp=START + dt.timedelta(hours=21))  # version 21: in no complete block yet
     before = versions(t)
     blocks = records(built)
-    kept = [cf.file.path for b in ((0, 8), (18, 20), (9, 11)) for cf in blocks[b].files] + [t._log.read(21).files[0].path]
+    kept = [cf.file.path for b in ((0, 8), (18, 20), (9, 11)) for cf in blocks[b].files] + [testing.log(t).read(21).files[0].path]
     odd = compaction.CompactionRecord(1, 1, 0, (), tuple(kept), "2022-01-01T00:00:00.000000Z")
     with open(os.path.join(table_dir(built), compaction.COMPACTION_DIR, compaction.record_name(1, 1)), "wb") as f:
         f.write(odd.encode())
@@ -239,7 +239,7 @@ def test_verify_reports_a_missing_file_nothing_stands_in_for(built):
     t.append(people([900]), timestamp=START + dt.timedelta(hours=21))  # version 21: in no complete block yet
     fresh(built).vacuum(dry_run=False, older_than=0)
     assert fresh(built).verify(full=True).ok
-    tail = t._log.read(21).files[0].path
+    tail = testing.log(t).read(21).files[0].path
     os.unlink(os.path.join(table_dir(built), tail))
     report = fresh(built).verify()
     assert [(p.kind, p.path, p.version) for p in report.problems] == [("missing", f"tables/t/{tail}", 21)]
@@ -250,7 +250,7 @@ def test_verify_reports_a_missing_file_nothing_stands_in_for(built):
     report = fresh(built).verify(12)
     found = {(p.kind, p.path) for p in report.problems}
     assert ("missing", f"tables/t/{gone}") in found
-    assert ("missing", f"tables/t/{t._log.read(12).files[0].path}") in found
+    assert ("missing", f"tables/t/{testing.log(t).read(12).files[0].path}") in found
     assert all(p.version is not None and 9 <= p.version for p in report.problems)
 
     # the record standing for versions 0..8 is damaged after vacuum: what it stood in for is gone, and reported
@@ -270,7 +270,7 @@ def test_a_fresh_table_plans_through_blocks_past_the_version(built):
     fresh(built).vacuum(dry_run=False, older_than=0)
     for v in range(3):
         other = fresh(built)
-        assert other._log._known_head is None
+        assert testing.log(other)._known_head is None
         plan = testing.plan(other, v)
         assert plan.inserts + plan.changes and all(os.path.exists(s.url) for s in plan.inserts + plan.changes)
         assert fresh(built).read(version=v).to_pylist() == expected[v]
