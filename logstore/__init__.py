@@ -1,7 +1,8 @@
 """logstore: a time-travel dataset store that versions operations, not copies."""
 
-from .changes import ChangeRangeError, DiffSummary
+from .changes import DiffSummary
 from .errors import (
+    ChangeRangeError,
     CommitConflictError,
     CorruptionError,
     DamagedHeadError,
