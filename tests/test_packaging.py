@@ -88,12 +88,15 @@ def _readme_python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.S | re.M)
 
 
-def test_readme_python_examples_run(tmp_path):
-    """Every ```python block of the README, run in order in one namespace, in an empty directory."""
+def test_readme_python_examples_run(tmp_path, s3_server):
+    """Every ```python block of the README, run in order in one namespace, in an empty directory; the object
+    storage example's bucket is on the test S3 server, reached through the standard AWS environment variables."""
     blocks = _readme_python_blocks()
     assert len(blocks) >= 3
     script = "\n".join(blocks)
+    s3_server.create_bucket("my-bucket")
+    env = {**os.environ, **s3_server.environment()}
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
