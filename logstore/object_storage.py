@@ -66,6 +66,10 @@ class ObjectStorage:
         result = self._call("GET", obstore.get, path)
         return bytes(result.bytes())
 
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the object (one ranged GET)."""
+        return bytes(self._call("GET", obstore.get_range, path, start=start, end=end))
+
     def exists(self, path: str) -> bool:
         try:
             self._call("HEAD", obstore.head, path)

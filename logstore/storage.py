@@ -66,6 +66,12 @@ class LocalStorage:
     def size(self, path: str) -> int:
         return self._full(path).stat().st_size
 
+    def read_range(self, path: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the file; FileNotFoundError if it does not exist."""
+        with open(self._full(path), "rb") as f:
+            f.seek(start)
+            return f.read(max(end - start, 0))
+
     def list(self, prefix: str) -> list[str]:
         """Names of the files directly inside the directory `prefix`, sorted; [] if it does not exist."""
         try:

@@ -47,7 +47,12 @@ class S3Server:
                 self.requests[_kind(environ)] += 1
                 return list(app(environ, start_response))
 
-        self._server = make_server("127.0.0.1", self.port, serialized, threaded=True, request_handler=_Quiet)
+        self._app = serialized
+        self.restart()
+
+    def restart(self) -> None:
+        """Serve (again) on the same port, with the objects stored so far."""
+        self._server = make_server("127.0.0.1", self.port, self._app, threaded=True, request_handler=_Quiet)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -70,4 +75,5 @@ class S3Server:
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
         self._thread.join(timeout=10)
