@@ -38,17 +38,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class PlanFiles:
-    """The files a lazy read of `version` of `table` was planned over (absolute paths; `directory`: the table's)."""
+    """The files a lazy read of `version` of `table` was planned over: the local files DuckDB opens (on disk, or
+    an object store's cached copies), and the storage that names them."""
 
     table: str
     version: int
-    directory: str
+    files: TableFiles
     paths: tuple[str, ...]
 
     @classmethod
     def of(cls, files: TableFiles, plan: Plan) -> PlanFiles:
-        directory = files.storage.url(files.prefix)
-        return cls(files.name, plan.version, directory, tuple(s.url for s in plan.sources() if not s.table))
+        return cls(files.name, plan.version, files, tuple(s.url for s in plan.sources() if not s.table))
 
     def gone(self, error: Exception) -> VersionFilesGoneError | None:
         """The error to raise instead of `error`, if a file of the plan is missing now."""
@@ -56,7 +56,8 @@ class PlanFiles:
         if missing is None:
             return None
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return VersionFilesGoneError(self.table, self.version, os.path.relpath(missing, self.directory), reason)
+        relative = self.files.storage.stored_path(missing).removeprefix(self.files.prefix + "/")
+        return VersionFilesGoneError(self.table, self.version, relative, reason)
 
 
 _planned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # relation -> PlanFiles
