@@ -91,7 +91,6 @@ class Table:
         return self._query(version, as_of, tag, columns, where, lambda rel: rel.to_arrow_table())
 
     def to_pandas(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
-        _require("pandas", "to_pandas")
         return self._query(version, as_of, tag, columns, where, lambda rel: rel.df())
 
     def to_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
@@ -344,10 +343,3 @@ class _NoColumns:
         import polars
 
         return polars.LazyFrame() if lazy else polars.DataFrame()
-
-
-def _require(module: str, caller: str) -> None:
-    try:
-        __import__(module)
-    except ImportError:
-        raise ImportError(f"{caller} needs {module}: pip install 'logstore[{module}]'") from None

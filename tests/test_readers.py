@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 import warnings
 
 import duckdb
@@ -88,15 +87,6 @@ def test_one_call_readers_refuse_two_selectors(store, table):
     for read in FUNCTIONS.values():
         with pytest.raises(logstore.SelectorError):
             read(store.path, "people", version=1, tag="trimmed")
-
-
-def test_to_pandas_without_pandas(table, store, monkeypatch):
-    monkeypatch.setitem(sys.modules, "pandas", None)  # makes `import pandas` raise ImportError
-    with pytest.raises(ImportError, match=r"logstore\[pandas\]"):
-        table.to_pandas()
-    with pytest.raises(ImportError, match=r"logstore\[pandas\]"):
-        logstore.read_pandas(store.path, "people")
-    assert table.read().num_rows == 3  # the other readers do not need pandas
 
 
 def test_pandas_types(table):
