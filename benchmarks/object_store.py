@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 
 import logstore  # noqa: E402
+
 from core import apply_step  # noqa: E402
 from s3server import S3Server  # noqa: E402
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402

@@ -104,11 +104,11 @@ def main() -> None:
 
 # --- commands: one import and one add_command line each ------------------------------------------------------
 
+from .diff_command import changes, diff  # noqa: E402
 from .history_commands import log, tag, tags, untag  # noqa: E402
 from .read_commands import checkout, compact, info, show, snapshot  # noqa: E402
 from .store_commands import init, tables  # noqa: E402
 from .write_commands import append, create, delete, overwrite, restore, update, upsert  # noqa: E402
-from .diff_command import changes, diff  # noqa: E402
 
 cli.add_command(init)
 cli.add_command(tables)

@@ -34,7 +34,8 @@ import io
 import json
 import os
 import sys
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import click
 
@@ -42,7 +43,7 @@ from logstore.files import json_value
 
 FORMATS = ("table", "json", "csv")
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # "more than a few MB"
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def output_options(fn):

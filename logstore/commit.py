@@ -12,8 +12,9 @@ import os
 import random
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +26,9 @@ from .errors import CommitConflictError, InvalidInputError
 from .layout import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .log import Commit, CommitRecord, DataFile
 from .operations import ChangeSet, Head
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 MAX_ATTEMPTS = 60
 RETRY_SECONDS = 300.0
@@ -82,7 +86,7 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
         attempt += 1
         base = (head or table._head)()
         first_base = base.record.version if first_base is None else first_base
-        record = _publish_once(table, operation, base, build(base), info)
+        record = _publish_once(table._files, operation, base, build(base), info)
         if record is not None:
             table._after_commit(record)
             return record.commit
@@ -92,7 +96,7 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
         delay = min(delay * 2, MAX_BACKOFF)
 
 
-def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: CommitInfo) -> CommitRecord | None:
+def _publish_once(files: TableFiles, operation: str, head: Head, changes: ChangeSet, info: CommitInfo) -> CommitRecord | None:
     base = head.record
     version = base.version + 1
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
@@ -102,7 +106,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     if new_fingerprint is None:
         new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     started = time.monotonic()
-    files = (write_change_file(table, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
+    written = (write_change_file(files, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
     record = CommitRecord(
         commit=Commit(
             version=version,
@@ -119,7 +123,7 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
         ),
         columns=changes.columns,
         key=base.key,
-        files=files,
+        files=written,
         next_row_id=changes.next_row_id,
         change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),
         properties=changes.properties if changes.properties is not None else base.properties,
@@ -128,13 +132,13 @@ def _publish_once(table, operation: str, head: Head, changes: ChangeSet, info: C
     )
     # If publishing raises, the record may or may not be on disk (e.g. the directory fsync failed after the
     # link), so the change file is left for vacuum; only a lost race proves that nothing references it.
-    published = time.monotonic() - started < PUBLISH_WINDOW and table._log.publish(record)
+    published = time.monotonic() - started < PUBLISH_WINDOW and files.log.publish(record)
     if not published:
-        for f in files:  # never referenced by any commit: remove it now rather than leave it to vacuum
-            table._storage.delete(layout.join(table._prefix, f.path))
+        for f in written:  # never referenced by any commit: remove it now rather than leave it to vacuum
+            files.storage.delete(files.path(f.path))
         return None
     try:
-        table._log.write_hint(version)
+        files.log.write_hint(version)
     except OSError as e:  # the commit stands; without the hint a lost newest record is only harder to detect
         warnings.warn(f"logstore: could not write the head hint of version {version}: {e}", RuntimeWarning, stacklevel=3)
     return record
@@ -153,13 +157,13 @@ def _min_row_id(rows: pa.Table) -> int:
     return pc.min(rows.column(ROW_ID)).as_py() if rows.num_rows else 0
 
 
-def write_change_file(table, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
+def write_change_file(files: TableFiles, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
     """Write change rows (with _version) as a Parquet file under a unique name; return its description."""
     rows = rows.add_column(2, VERSION, pa.array([version] * rows.num_rows, pa.int64())).sort_by(ROW_ID)
-    staged = table._storage.staging_file(".parquet")
+    staged = files.storage.staging_file(".parquet")
     pq.write_table(rows, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     relative = layout.new_change_file(version)
-    size, digest = publish_staged(table._storage, layout.join(table._prefix, relative), staged)
+    size, digest = publish_staged(files.storage, files.path(relative), staged)
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 

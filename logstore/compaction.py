@@ -46,16 +46,20 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import codec, integrity, layout, timestamps
-from .errors import CorruptionError, LogstoreError
 from .commit import PUBLISH_WINDOW
+from .errors import CorruptionError, LogstoreError
 from .layout import COMPACTED_DATA_DIR, COMPACTION_DIR  # noqa: F401 - known by these names here too
 from .layout import compaction_name as record_name  # noqa: F401 - the file name of the record of block first..last
 from .log import DataFile
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 FORMAT_VERSION = 2  # 2: records carry `table_id`
 FANOUT = 10
@@ -90,7 +94,7 @@ class CompactedFile:
         return {**self.file.to_json(), "columns": sorted(self.columns)}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "CompactedFile":
+    def from_json(cls, obj: dict) -> CompactedFile:
         return cls(DataFile.from_json(obj), frozenset(obj["columns"]))
 
 
@@ -117,7 +121,7 @@ class CompactionRecord:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> "CompactionRecord":
+    def from_json(cls, obj: dict) -> CompactionRecord:
         return cls(
             first=int(obj["first"]),
             last=int(obj["last"]),
@@ -139,7 +143,7 @@ class CompactionRecord:
 
 
 # Records never change once published, so an intact one is cached for the life of the process.
-_cache: dict[str, CompactionRecord] = {}
+_cache: dict[tuple[str, str], CompactionRecord] = {}  # by (storage location, record path)
 _cache_lock = threading.Lock()
 _warned: set[tuple[str, str]] = set()
 
@@ -268,7 +272,7 @@ def cover(log, first: int, last: int, head: int) -> list[Unit]:
     storage, prefix = log.storage, log.prefix
     # the caller's head may be stale (or unknown to a fresh Log): a block it would not allow may stand for versions
     # whose own files vacuum has removed
-    known = log._known_head if log._known_head is not None else log.head_version()
+    known = log.known_head if log.known_head is not None else log.head_version()
     head = max(head, known or 0)
     seen: dict[tuple[int, int], CompactionRecord | None] = {}
 
@@ -351,10 +355,10 @@ def _fall_back(log, version: int, found: CompactionRecord | None, passed_over: C
         warnings.warn(f"logstore: {passed_over}; reading its versions from smaller blocks or their own change files instead", RuntimeWarning, stacklevel=4)
 
 
-def compact_block(table, level: int, first: int, *, only_small: bool = False) -> CompactionRecord | None:
+def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool = False) -> CompactionRecord | None:
     """Compact the level-`level` block starting at `first`; returns its record (new or existing), or None if there
     is nothing worth doing (already covered by one unit, too big, mixed column types) or the block is incomplete."""
-    storage, prefix, log = table._storage, table._prefix, table._log
+    storage, prefix, log = files.storage, files.prefix, files.log
     first, last = block(level, first)
     head = log.head_version()
     if head is None or last > head:
@@ -369,7 +373,8 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
     written: list[CompactedFile] = []
     started = time.monotonic()
     if not inputs:
-        files, replaces = (), ()
+        listed: tuple[CompactedFile, ...] = ()
+        replaces: tuple[str, ...] = ()
     else:
         total = sum(f.file.size for f in inputs)
         if only_small and total / len(inputs) > AUTO_MAX_MEAN_BYTES:
@@ -385,7 +390,7 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
                 if len(group) == 1:
                     carried.append(group[0])
                 elif group:
-                    merged = _merge(table, first, last, group, inserts_only)
+                    merged = _merge(files, first, last, group, inserts_only)
                     if merged is None:  # column types differ across the block: leave it to smaller blocks
                         _delete(storage, prefix, written)
                         return None
@@ -394,9 +399,9 @@ def compact_block(table, level: int, first: int, *, only_small: bool = False) ->
         except BaseException:
             _delete(storage, prefix, written)
             raise
-        files = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
+        listed = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
         replaces = tuple(replaces_list)
-    record = CompactionRecord(first, last, level, files, replaces, timestamps.encode(timestamps.now()), log.table_id())
+    record = CompactionRecord(first, last, level, listed, replaces, timestamps.encode(timestamps.now()), log.table_id())
     if time.monotonic() - started >= PUBLISH_WINDOW:  # vacuum may already treat its files as a dead compactor's
         _delete(storage, prefix, written)
         return None
@@ -411,10 +416,10 @@ def _delete(storage, prefix: str, files) -> None:
         storage.delete(layout.join(prefix, f.file.path))
 
 
-def _merge(table, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
+def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
     from .commit import publish_staged
 
-    storage, prefix = table._storage, table._prefix
+    storage, prefix = files.storage, files.prefix
     parts = []
     for f in group:
         full = layout.join(prefix, f.file.path)
@@ -441,14 +446,14 @@ def _merge(table, first: int, last: int, group: list[CompactedFile], inserts_onl
     return CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
 
 
-def after_commit(table, version: int) -> list[CompactionRecord]:
+def after_commit(files: TableFiles, version: int) -> list[CompactionRecord]:
     """Automatic compaction after committing `version`: every block it completes, smallest level first."""
-    done = []
+    done: list[CompactionRecord] = []
     if not auto_enabled():
         return done
     level = 1
     while level <= MAX_LEVEL and (version + 1) % FANOUT**level == 0:
-        record = compact_block(table, level, version, only_small=True)
+        record = compact_block(files, level, version, only_small=True)
         if record is None:
             break
         done.append(record)
@@ -456,7 +461,7 @@ def after_commit(table, version: int) -> list[CompactionRecord]:
     return done
 
 
-def compact(table) -> list[CompactionRecord]:
+def compact(files: TableFiles) -> list[CompactionRecord]:
     """Compact every complete block not yet covered, largest blocks first (from version 0 to the head).
 
     Returns the records it published. The last head+1 mod FANOUT versions stay as they are until their block is
@@ -464,8 +469,8 @@ def compact(table) -> list[CompactionRecord]:
     """
     from . import checkpoint
 
-    head = table._log.head_version()
-    made = []
+    head = files.log.head_version()
+    made: list[CompactionRecord] = []
     if head is None:
         return made
     x = 0
@@ -475,10 +480,10 @@ def compact(table) -> list[CompactionRecord]:
             size = FANOUT**level
             if x % size or x + size - 1 > head:
                 continue
-            existing = load(table._storage, table._prefix, x, x + size - 1)
+            existing = load(files.storage, files.prefix, x, x + size - 1)
             if existing is None:
                 try:
-                    existing = compact_block(table, level, x)
+                    existing = compact_block(files, level, x)
                 except (LogstoreError, OSError) as e:
                     warnings.warn(f"logstore: could not compact versions {x}..{x + size - 1}: {e}", RuntimeWarning, stacklevel=2)
                     existing = None
@@ -490,5 +495,5 @@ def compact(table) -> list[CompactionRecord]:
                 break
         if not done:
             x += 1
-    checkpoint.write_missing(table._log, head)
+    checkpoint.write_missing(files.log, head)
     return made

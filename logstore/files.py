@@ -42,8 +42,9 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 import duckdb
 import pyarrow as pa
@@ -624,7 +625,7 @@ def json_value(value):
         return None
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         return value.isoformat()
     if isinstance(value, (dt.date, dt.time)):
         return value.isoformat()

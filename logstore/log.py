@@ -50,7 +50,7 @@ class DataFile:
         return {"path": self.path, "rows": self.rows, "size": self.size, "sha256": self.sha256, "inserts_only": self.inserts_only}
 
     @classmethod
-    def from_json(cls, obj: dict) -> "DataFile":
+    def from_json(cls, obj: dict) -> DataFile:
         return cls(
             path=obj["path"], rows=int(obj["rows"]), size=int(obj["size"]), sha256=obj["sha256"], inserts_only=bool(obj["inserts_only"])
         )
@@ -100,7 +100,7 @@ class CommitRecord:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> "CommitRecord":
+    def from_json(cls, obj: dict) -> CommitRecord:
         commit = Commit(
             version=int(obj["version"]),
             timestamp=timestamps.decode(obj["timestamp"]),
@@ -129,7 +129,7 @@ class CommitRecord:
     def encode(self) -> bytes:
         return codec.encode(self.to_json())
 
-    def with_commit(self, **changes) -> "CommitRecord":
+    def with_commit(self, **changes) -> CommitRecord:
         return replace(self, commit=replace(self.commit, **changes))
 
 
@@ -170,6 +170,18 @@ class Log:
         self._records.clear()
         self._known_head = None
         self._segments.clear()
+
+    @property
+    def known_head(self) -> int | None:
+        """The newest version this handle has seen exist (by head_version or its own publish), without asking the
+        store; None if none yet. Versions are never removed, so the head is at least this."""
+        return self._known_head
+
+    def reread(self, version: int) -> CommitRecord:
+        """The record of `version` read from the store now, not from this handle's cache (verify and vacuum trust
+        no cache); CorruptionError as read()."""
+        self._records.pop(version, None)
+        return self.read(version)
 
     def _path(self, version: int) -> str:
         return layout.join(self.prefix, layout.log_record(version))
@@ -282,7 +294,8 @@ class Log:
         if hinted is not None and hinted > visible:
             if not self.storage.exists(self._path(hinted)):
                 raise HeadMissingError(self._path(visible + 1), visible, hinted)
-            return self.head_version()  # a writer committed since the probe
+            newer = self.head_version()  # a writer committed since the probe
+            return newer if newer is not None else visible
         return visible
 
     def head(self) -> CommitRecord:

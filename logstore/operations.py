@@ -8,10 +8,10 @@ respect to the store: nothing is written here, so a conflicting commit can simpl
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable
 
 import duckdb
 import pyarrow as pa

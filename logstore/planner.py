@@ -44,7 +44,7 @@ T = TypeVar("T")
 class TableFiles:
     """One table as its readers see it: where its files are, its log and tags, and the DuckDB connection to read
     them with. Built by Table (`Table._files`); the planner, selectors, the change feed, SQL, the head cache, lazy
-    relations, info and verify take this instead of the Table."""
+    relations, info, verify, vacuum, repair, compaction and commit.py's publishing take this instead of the Table."""
 
     name: str
     storage: LocalStorage | ObjectStorage
@@ -80,8 +80,9 @@ def plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset
 def plan_over(files: TableFiles, version: int, base: Source | None, start: int) -> Plan:
     """The plan of `version` over `base` (the rows of version `start`: a snapshot or the writer's head cache)."""
     record = files.log.read(version)
-    inserts, changes = [], []
-    head = max(version, files.log._known_head or version)
+    inserts: list[Source] = []
+    changes: list[Source] = []
+    head = max(version, files.log.known_head or version)
     units = compaction.cover(files.log, start + 1, version, head)  # compacted blocks, else each version's files
     files.storage.prefetch([files.path(held.file.path) for unit in units for held in unit.files])  # in parallel
     for unit in units:

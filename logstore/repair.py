@@ -6,7 +6,7 @@ Two kinds of damage stop a table's writers (log.py raises DamagedHeadError or He
 Older versions still read by number; nothing can write until the damaged records are out of the way, because a
 new commit would reuse the version numbers they (and their files) still claim.
 
-`repair(table)` finds the newest version v whose record and every record below it are intact, and moves to
+`repair(files)` finds the newest version v whose record and every record below it are intact, and moves to
 `_quarantine/<stamp>/` (never deletes) everything that belongs to a version above v: the damaged records, the
 change files named after those versions, snapshots of them, log checkpoints of segments reaching past v, tags
 pointing past v, and compaction records of blocks reaching past v (with their compacted files). Then it sets the
@@ -22,10 +22,14 @@ only copy of those versions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import codec, compaction, layout, snapshot, timestamps
 from .errors import CorruptionError, LogstoreError, RepairError
 from .layout import QUARANTINE_DIR
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 
 @dataclass(frozen=True)
@@ -53,20 +57,20 @@ class RepairReport:
         return f"{self.table}: head {self.head_before} -> {self.head_after}; moved {len(self.moves)} files to {QUARANTINE_DIR}/"
 
 
-def repair(table) -> RepairReport:
-    log, storage, prefix = table._log, table._storage, table._prefix
+def repair(files: TableFiles) -> RepairReport:
+    log, storage, prefix = files.log, files.storage, files.prefix
     log.forget()
     versions = log.versions()
     if not versions or versions[0] != 0:
-        raise RepairError(table.name, "version 0's commit record is missing; there is nothing to continue from")
-    good = _newest_intact(table, versions)
+        raise RepairError(files.name, "version 0's commit record is missing; there is nothing to continue from")
+    good = _newest_intact(files, versions)
     hinted = _hinted(log)
     top = max(versions[-1], hinted if hinted is not None else -1)
-    report = RepairReport(table=table.name, head_before=top, head_after=good)
+    report = RepairReport(table=files.name, head_before=top, head_after=good)
     if top == good:
         return report
     stamp = layout.repair_stamp(timestamps.encode(timestamps.now()))
-    plan = _plan_moves(table, good, versions[-1], stamp)
+    plan = _plan_moves(files, good, versions[-1], stamp)
     for move in plan:  # dependents first, the damaged records last: until they go, writers keep refusing
         _move(storage, prefix, move)
         report.moves.append(move)
@@ -83,27 +87,27 @@ def repair(table) -> RepairReport:
     return report
 
 
-def _newest_intact(table, versions: list[int]) -> int:
+def _newest_intact(files: TableFiles, versions: list[int]) -> int:
     """The newest version whose record and all records below it are intact; RepairError if damage is not at the top."""
-    log = table._log
+    log = files.log
     bad = []
     for v in versions:
         try:
             log.read(v)
         except CorruptionError as e:
             if e.version != v:  # another record is at fault (version 0 copied in from another table)
-                raise RepairError(table.name, f"{e}; restore that record from a backup") from None
+                raise RepairError(files.name, f"{e}; restore that record from a backup") from None
             bad.append((v, e))
     if versions != list(range(versions[-1] + 1)):
         gap = min(set(range(versions[-1] + 1)) - set(versions))
-        raise RepairError(table.name, f"version {gap}'s commit record is missing from the middle of the log (restore it from a backup)")
+        raise RepairError(files.name, f"version {gap}'s commit record is missing from the middle of the log (restore it from a backup)")
     if not bad:
         return versions[-1]
     first_bad = bad[0][0]
     if [v for v, _ in bad] != list(range(first_bad, versions[-1] + 1)):
-        raise RepairError(table.name, f"version {first_bad}'s commit record is damaged below intact ones ({bad[0][1]}); restore it from a backup")
+        raise RepairError(files.name, f"version {first_bad}'s commit record is damaged below intact ones ({bad[0][1]}); restore it from a backup")
     if first_bad == 0:
-        raise RepairError(table.name, f"version 0's commit record is damaged ({bad[0][1]}); restore it from a backup")
+        raise RepairError(files.name, f"version 0's commit record is damaged ({bad[0][1]}); restore it from a backup")
     return first_bad - 1
 
 
@@ -114,15 +118,15 @@ def _hinted(log) -> int | None:
         return None
 
 
-def _plan_moves(table, good: int, newest: int, stamp: str) -> list[Move]:
-    storage, prefix = table._storage, table._prefix
+def _plan_moves(files: TableFiles, good: int, newest: int, stamp: str) -> list[Move]:
+    storage, prefix = files.storage, files.prefix
     moves: list[Move] = []
 
     def add(relative: str, reason: str) -> None:
         moves.append(Move(relative, layout.quarantined(stamp, relative), reason))
 
     for name in storage.list(layout.join(prefix, layout.TAG_DIR)):
-        tagged = _tag_version(table, layout.tag_of(name))
+        tagged = _tag_version(files, layout.tag_of(name))
         if tagged is None or tagged > good:
             add(layout.join(layout.TAG_DIR, name), f"tag of version {tagged}, above version {good}")
     for v in snapshot.snapshot_versions(storage, prefix):
@@ -133,7 +137,7 @@ def _plan_moves(table, good: int, newest: int, stamp: str) -> list[Move]:
         last = layout.checkpoint_last(name)
         if last is not None and last > good:
             add(layout.join(layout.CHECKPOINT_DIR, name), f"log checkpoint reaching past version {good}")
-    for relative, reason in _compaction_moves(table, good):
+    for relative, reason in _compaction_moves(files, good):
         add(relative, reason)
     for name in storage.list(layout.join(prefix, layout.DATA_DIR)):
         version = layout.file_version(name)
@@ -144,11 +148,11 @@ def _plan_moves(table, good: int, newest: int, stamp: str) -> list[Move]:
     return moves
 
 
-def _tag_version(table, name: str | None) -> int | None:
+def _tag_version(files: TableFiles, name: str | None) -> int | None:
     if name is None:  # not a tag record's name
         return None
     try:
-        return table._tags.get(name)
+        return files.tags.get(name)
     except LogstoreError:  # a damaged or foreign tag is quarantined like one pointing too far
         return None
 
@@ -166,20 +170,20 @@ def _snapshot_paths(storage, prefix: str, version: int) -> list[str]:
     return paths
 
 
-def _compaction_moves(table, good: int) -> list[tuple[str, str]]:
+def _compaction_moves(files: TableFiles, good: int) -> list[tuple[str, str]]:
     """Compaction records of blocks reaching past `good`, and their compacted files; RepairError if such a block
     is the only copy of versions at or below `good`."""
-    storage, prefix = table._storage, table._prefix
+    storage, prefix = files.storage, files.prefix
     scan = compaction.scan(storage, prefix)
-    moves = []
+    moves: list[tuple[str, str]] = []
     for (first, last), record in sorted(scan.records.items()):
         if last <= good:
             continue
         for v in range(first, good + 1):
-            for f in table._log.read(v).files:
+            for f in files.log.read(v).files:
                 if not storage.exists(layout.join(prefix, f.path)):
                     raise RepairError(
-                        table.name,
+                        files.name,
                         f"the compaction of versions {first}..{last} reaches past version {good} and is the only copy of "
                         f"version {v} ({f.path} was vacuumed); restore the damaged records from a backup",
                     )

@@ -43,7 +43,7 @@ class SnapshotRecord:
         }
 
     @classmethod
-    def from_json(cls, obj: dict) -> "SnapshotRecord":
+    def from_json(cls, obj: dict) -> SnapshotRecord:
         return cls(
             version=int(obj["version"]),
             path=obj["path"],

@@ -57,8 +57,9 @@ import datetime as dt
 import json
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 
@@ -394,7 +395,7 @@ def _walk(node, found: _Found) -> None:
             _walk(value, found)
 
 
-_table_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_table_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _TableCache:

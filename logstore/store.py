@@ -61,7 +61,7 @@ class Store:
     def table(self, name: str) -> Table:
         names.check("table", name)
         table = Table(self, name)
-        if not table._log.exists():
+        if not table._files.log.exists():
             raise TableNotFoundError(name, self.tables())
         return table
 
@@ -97,7 +97,7 @@ class Store:
         """Create a table (version 0), empty or holding `data`; `schema` fixes the columns, `key` the key columns."""
         names.check_new_table(name, self.tables())
         table = Table(self, name)
-        if table._log.exists():
+        if table._files.log.exists():
             raise TableExistsError(name)
         batch = to_arrow(data) if data is not None else None
         columns = columns_from_any(schema) if schema is not None else ()
@@ -121,7 +121,7 @@ class Store:
         head = Head(base, Plan(-1, columns, None, -1, (), ()), self._connection().cursor(), name)
         empty = arrow_schema(columns).empty_table()
         changes = operations.append(head, batch if batch is not None else empty, merge=False)
-        if _publish_once(table, "CREATE", head, changes, info) is None:
+        if _publish_once(table._files, "CREATE", head, changes, info) is None:
             raise TableExistsError(name)
         return table
 

@@ -11,7 +11,14 @@ import pyarrow as pa
 
 from . import checkpoint, compaction, fingerprint, layout, operations, planner, selectors, snapshot, timestamps
 from .commit import CommitInfo, commit, publish_staged
-from .errors import CorruptionError, HeadMissingError, HeadUnreadableError, InvalidInputError, LogstoreError, SelectorError
+from .errors import (
+    CorruptionError,
+    HeadMissingError,
+    HeadUnreadableError,
+    InvalidInputError,
+    LogstoreError,
+    SelectorError,
+)
 from .inputs import to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan
@@ -211,7 +218,7 @@ class Table:
                 warnings.warn(f"logstore: could not write a snapshot of version {record.version}: {e}", RuntimeWarning, stacklevel=3)
         try:  # log checkpoints and automatic compaction: derived data too, the commit stands without them
             checkpoint.write_due(self._log, record.version)
-            compaction.after_commit(self, record.version)
+            compaction.after_commit(self._files, record.version)
         except (LogstoreError, OSError, ValueError) as e:
             warnings.warn(f"logstore: could not checkpoint/compact after version {record.version}: {e}", RuntimeWarning, stacklevel=3)
 
@@ -220,7 +227,7 @@ class Table:
 
         Commit-free: adds no version. Returns the compaction records it published.
         """
-        return compaction.compact(self)
+        return compaction.compact(self._files)
 
     # --- tags and snapshots --------------------------------------------------------------------------------
 
@@ -278,21 +285,21 @@ class Table:
         every version and snapshot. Returns a VerifyReport listing each problem with its file and version."""
         from .verify import verify
 
-        return verify(self, version, full=full)
+        return verify(self._files, version, full=full)
 
     def vacuum(self, *, dry_run: bool = True, older_than=None):
         """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
         Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
         from .vacuum import DEFAULT_MIN_AGE, vacuum
 
-        return vacuum(self, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
+        return vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
 
     def repair(self):
         """Move damaged or lost newest commits out of the way (to `_quarantine/`, never deleted) so that the table
         can take commits again; returns a RepairReport (repair.py). Run it with no writer active."""
         from .repair import repair
 
-        return repair(self)
+        return repair(self._files)
 
     def info(self):
         """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""

@@ -7,7 +7,7 @@ this tag's version.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import codec, layout, names, timestamps
 from .errors import CorruptionError, TagExistsError, TagNotFoundError

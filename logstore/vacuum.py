@@ -32,10 +32,14 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import compaction, integrity, layout, snapshot
 from .commit import PUBLISH_WINDOW
 from .errors import CorruptionError, InvalidInputError
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 DEFAULT_MIN_AGE = dt.timedelta(hours=1)
 # the youngest a file may be that an in-flight writer could still publish a record for: twice the time writers
@@ -86,10 +90,10 @@ def min_age_seconds(older_than) -> float:
     return seconds
 
 
-def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: bool = True) -> VacuumReport:
-    storage, prefix = table._storage, table._prefix
+def vacuum(files: TableFiles, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: bool = True) -> VacuumReport:
+    storage, prefix, log = files.storage, files.prefix, files.log
     min_age = min_age_seconds(older_than)
-    report = VacuumReport(table=table.name, dry_run=dry_run, older_than=min_age)
+    report = VacuumReport(table=files.name, dry_run=dry_run, older_than=min_age)
     cutoff = time.time() - min_age
 
     # list first, read the log second: anything published after the listing is not a candidate
@@ -100,18 +104,16 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
     snapshot_records = snapshot.snapshot_versions(storage, prefix)
 
     referenced: set[str] = set()
-    versions = table._log.versions()
+    versions = log.versions()
     if not versions or versions != list(range(versions[-1] + 1)):
         missing = sorted(set(range(versions[-1] + 1)) - set(versions)) if versions else [0]
         raise CorruptionError(layout.join(prefix, layout.LOG_DIR), missing[0], "commit record missing; vacuum refuses to run (run verify)")
-    table._log.latest()  # HeadMissingError if the head hint shows a lost newest record: its files must stay
+    log.latest()  # HeadMissingError if the head hint shows a lost newest record: its files must stay
     head = versions[-1]
     originals: dict[int, set[str]] = {}  # version -> the change files its commit record lists
     resets: list[int] = []  # versions committed by a reset restore: their snapshot is how they and later ones read
     for v in versions:
-        table._log._records.pop(v, None)
-        # CorruptionError on a damaged record: refuse rather than guess
-        record = table._log.read(v)
+        record = log.reread(v)  # CorruptionError on a damaged record: refuse rather than guess
         originals[v] = {layout.join(prefix, f.path) for f in record.files}
         referenced |= originals[v]
         if record.commit.parameters.get("reset"):
@@ -143,7 +145,7 @@ def vacuum(table, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: 
         return None
 
     keep = set()
-    for limit in [head] + sorted(set(table._tags.all().values())) + resets:
+    for limit in [head] + sorted(set(files.tags.all().values())) + resets:
         found = newest_intact_at_or_below(limit)
         if found is not None:
             keep.add(found)

@@ -1,6 +1,6 @@
 """verify: check that the files a version needs are intact and that its content matches its fingerprint.
 
-`verify(table, version=None, full=False)` checks, for the version (the latest by default):
+`verify(files, version=None, full=False)` checks, for the version (the latest by default):
   - every commit record 0..version is present, parses, carries a matching checksum, the right version number and
     the table's id, and timestamps increase (the log is contiguous: versions 0..latest with no gap), and no record
     above the newest was lost (the head hint names no later version);
@@ -28,11 +28,15 @@ Nothing here raises on damage: each problem is collected in the report with its 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from . import checkpoint, compaction, connection, fingerprint, layout, planner, snapshot, timestamps
 from .errors import CorruptionError, HeadMissingError, LogstoreError
+
+if TYPE_CHECKING:
+    from .planner import TableFiles
 
 # what a check that reads or materializes damaged files raises (damaged records raise CorruptionError: codec.py)
 _CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error)
@@ -85,22 +89,22 @@ class VerifyReport:
         )
 
 
-def verify(table, version: int | None = None, *, full: bool = False) -> VerifyReport:
-    report = VerifyReport(table=table.name, full=full)
-    storage, prefix = table._storage, table._prefix
-    versions = table._log.versions()
+def verify(files: TableFiles, version: int | None = None, *, full: bool = False) -> VerifyReport:
+    report = VerifyReport(table=files.name, full=full)
+    storage, prefix, log = files.storage, files.prefix, files.log
+    versions = log.versions()
     if not versions:
         report.add("missing", _log_path(prefix, 0), 0, "the log has no commits")
         return report
     latest = versions[-1]
-    _check_head_hint(report, table, latest)
+    _check_head_hint(report, files, latest)
     if version is None:
         version = latest
     elif isinstance(version, bool) or not isinstance(version, int) or not 0 <= version <= latest:
-        table._log.check_version(version, latest)  # raises VersionNotFoundError
+        log.check_version(version, latest)  # raises VersionNotFoundError
     report.version = version
     present = set(versions)
-    table._log.head_version()  # plans (compaction.cover) see every complete block, as readers do
+    log.head_version()  # plans (compaction.cover) see every complete block, as readers do
     blocks = _Blocks(report, storage, prefix, latest)
 
     # 1. commit records and the change files they add
@@ -112,9 +116,8 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         if v not in present:
             report.add("gap", path, v, "commit record is missing from the middle of the log")
             continue
-        table._log._records.pop(v, None)  # re-read from disk: verify trusts no cache
         try:
-            record = table._log.read(v)
+            record = log.reread(v)  # from disk: verify trusts no cache
         except CorruptionError as e:
             report.add("malformed", path, v, e.reason)
             continue
@@ -147,9 +150,9 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
         report.snapshots_checked += 1
         if _check_file(report, storage, layout.join(prefix, snap.path), snap.size, snap.sha256, v, "snapshot file"):
             good_snapshots[v] = snap
-        record = records.get(v)
-        if record is not None and snap.fingerprint is not None and record.fingerprint is not None and snap.fingerprint != record.fingerprint:
-            report.add("fingerprint", path, v, f"snapshot record fingerprint {snap.fingerprint} differs from the commit record's {record.fingerprint}")
+        committed = records.get(v)
+        if committed is not None and snap.fingerprint is not None and committed.fingerprint is not None and snap.fingerprint != committed.fingerprint:
+            report.add("fingerprint", path, v, f"snapshot record fingerprint {snap.fingerprint} differs from the commit record's {committed.fingerprint}")
             good_snapshots.pop(v, None)
 
     # 2b. compactions (compaction.py): readers use an intact record's files in place of its versions' own files
@@ -164,10 +167,10 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             blocks.check(block)
 
     # 3. tags
-    for name in table._tags.names():
+    for name in files.tags.names():
         path = layout.join(prefix, layout.tag_record(name))
         try:
-            tagged = table._tags.get(name)
+            tagged = files.tags.get(name)
         except (OSError, LogstoreError) as e:  # damaged, another tag's or table's, or a file name no tag has
             report.add("malformed", path, None, str(e))
             continue
@@ -175,7 +178,7 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
             report.add("tag", path, tagged, f"tag {name!r} points at version {tagged}, which does not exist")
 
     # 3b. log checkpoints: derived, readers ignore a damaged or foreign one, but it is reported
-    _check_checkpoints(report, table, records, latest)
+    _check_checkpoints(report, files, records, latest)
 
     # 4. content against fingerprints
     con = connection.new()
@@ -184,12 +187,12 @@ def verify(table, version: int | None = None, *, full: bool = False) -> VerifyRe
     else:
         if full:
             for v, snap in sorted(good_snapshots.items()):
-                _check_snapshot_content(report, table, con, v, snap, records.get(v))
+                _check_snapshot_content(report, files, con, v, snap, records.get(v))
         targets = range(0, version + 1) if full else [version]
         broken = _broken_versions(report, prefix)
         for v in targets:
             if v in records and not any(b <= v for b in broken):
-                _check_content(report, table, con, v, records[v], good_snapshots)
+                _check_content(report, files, con, v, records[v], good_snapshots)
 
     # 5. leftovers
     for directory in (layout.DATA_DIR, layout.SNAPSHOT_DATA_DIR, layout.COMPACTED_DATA_DIR):
@@ -241,16 +244,16 @@ class _Blocks:
         return _check_file(self.report, self.storage, layout.join(self.prefix, f.path), f.size, f.sha256, record.first, "compacted file")
 
 
-def _check_checkpoints(report: VerifyReport, table, records: dict, latest: int) -> None:
+def _check_checkpoints(report: VerifyReport, files: TableFiles, records: dict, latest: int) -> None:
     """Every file under `_checkpoints/`: decodes, belongs to this table, and each record (and timeline entry) in it
     equals what `_log/` holds (compared for the intact records only: damaged ones are reported with the log)."""
-    directory = layout.join(table._prefix, layout.CHECKPOINT_DIR)
-    for name in sorted(table._storage.list(directory)):
+    directory = layout.join(files.prefix, layout.CHECKPOINT_DIR)
+    for name in sorted(files.storage.list(directory)):
         path = layout.join(directory, name)
         try:
-            seg = _decode_checkpoint(table, name, path, latest)
-            checkpoint.check_identity(seg, table._log.table_id())
-            wrong = _checkpoint_disagrees(table, seg, records)
+            seg = _decode_checkpoint(files, name, path, latest)
+            checkpoint.check_identity(seg, files.log.table_id())
+            wrong = _checkpoint_disagrees(files, seg, records)
         except (OSError, CorruptionError) as e:
             report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {_first_line(_reason(e))}")
             continue
@@ -258,7 +261,7 @@ def _check_checkpoints(report: VerifyReport, table, records: dict, latest: int) 
             report.add("checkpoint", path, wrong, f"log checkpoint disagrees with the log: its record of version {wrong} differs from _log/ (readers check only the segment's last record)")
 
 
-def _decode_checkpoint(table, name: str, path: str, latest: int):
+def _decode_checkpoint(files: TableFiles, name: str, path: str, latest: int):
     """The checkpoint stored under `name` (at `path`); CorruptionError if its name is no checkpoint's, it covers
     versions past the latest, or it is damaged."""
     last = layout.checkpoint_last(name)
@@ -266,31 +269,31 @@ def _decode_checkpoint(table, name: str, path: str, latest: int):
         raise CorruptionError(path, None, "not a log checkpoint name")
     if last > latest:
         raise CorruptionError(path, None, f"covers versions up to {last}, past the latest version {latest}")
-    return checkpoint.decode(checkpoint.segment_of(last), table._storage.read(path), path)
+    return checkpoint.decode(checkpoint.segment_of(last), files.storage.read(path), path)
 
 
-def _checkpoint_disagrees(table, seg, records: dict) -> int | None:
+def _checkpoint_disagrees(files: TableFiles, seg, records: dict) -> int | None:
     """The first version whose record (or timeline entry) in `seg` differs from the intact record in `_log/`."""
     for first, stamp in seg.timeline:
         if first in records and stamp != timestamps.encode(records[first].commit.timestamp):
             return first
     for v in range(seg.first, seg.last + 1):
-        if v in records and seg.raw(v) != table._log.read_raw(v):
+        if v in records and seg.raw(v) != files.log.read_raw(v):
             return v
     return None
 
 
-def _check_head_hint(report: VerifyReport, table, latest: int) -> None:
+def _check_head_hint(report: VerifyReport, files: TableFiles, latest: int) -> None:
     """A head hint above the newest record means the newest commit record(s) were lost."""
     try:
-        table._log.latest()
+        files.log.latest()
     except HeadMissingError as e:
         report.add("lost", e.path, e.version, e.reason)
         return
     except _CHECK_ERRORS:
         return  # a damaged record 0 (no table id to compare the hint with) is reported with the records
-    path = layout.join(table._prefix, layout.HEAD_HINT)
-    if table._storage.exists(path) and table._log.hint() is None:
+    path = layout.join(files.prefix, layout.HEAD_HINT)
+    if files.storage.exists(path) and files.log.hint() is None:
         report.add("hint", path, None, "head hint is unreadable, damaged or of another table (the next commit rewrites it)")
 
 
@@ -326,14 +329,14 @@ def _broken_versions(report: VerifyReport, prefix: str) -> list[int]:
     return [p.version for p in report.problems if p.version is not None and p.kind in kinds and not p.path.startswith(derived)]
 
 
-def _check_content(report: VerifyReport, table, con, v: int, record, good_snapshots) -> None:
-    path = _log_path(table._prefix, v)
+def _check_content(report: VerifyReport, files: TableFiles, con, v: int, record, good_snapshots) -> None:
+    path = _log_path(files.prefix, v)
     if record.fingerprint is None:
         report.notes.append(f"version {v} has no fingerprint (written before fingerprints); content not checked")
         return
-    bad = frozenset(s for s in table.snapshots() if s not in good_snapshots)
+    bad = frozenset(s for s in snapshot.snapshot_versions(files.storage, files.prefix) if s not in good_snapshots)
     try:
-        plan = planner.plan(table._files, v, exclude=bad)
+        plan = planner.plan(files, v, exclude=bad)
         actual = fingerprint.of_plan(con, plan)
         rows = con.sql(f"SELECT count(*) FROM ({plan.relation_sql()}) AS v").fetchall()[0][0]
     except _CHECK_ERRORS as e:
@@ -346,12 +349,12 @@ def _check_content(report: VerifyReport, table, con, v: int, record, good_snapsh
         report.add("rows", path, v, f"materialized content has {rows} rows, the record says {record.commit.num_rows}")
 
 
-def _check_snapshot_content(report: VerifyReport, table, con, v: int, snap, record) -> None:
-    path = layout.join(table._prefix, snap.path)
+def _check_snapshot_content(report: VerifyReport, files: TableFiles, con, v: int, snap, record) -> None:
+    path = layout.join(files.prefix, snap.path)
     if snap.fingerprint is None or record is None:
         return
     try:
-        actual = fingerprint.of_parquet(con, table._storage.url(path), record.columns)
+        actual = fingerprint.of_parquet(con, files.storage.url(path), record.columns)
     except _CHECK_ERRORS as e:
         report.add("unreadable", path, v, f"snapshot file cannot be read: {_first_line(e)}")
         return

@@ -173,10 +173,10 @@ def test_racing_compactors_publish_one_record(store, no_fsync, small_blocks, mon
     t = random_history(store, 5, 10)
     before = all_versions(t)
     other = fresh(store)
-    first = compaction.compact_block(t, 2, 0)
+    first = compaction.compact_block(testing.files(t), 2, 0)
     compaction._cache.clear()
     monkeypatch.setattr(compaction, "load", lambda *a, **k: None)  # the other one did not see it: it loses the put
-    second = compaction.compact_block(other, 2, 0)
+    second = compaction.compact_block(testing.files(other), 2, 0)
     monkeypatch.undo()
     assert second is None or second.files == first.files
     assert len(os.listdir(compacted_dir(store))) == len([f for f in first.files if f.file.path.startswith("compacted/")])

@@ -4,7 +4,6 @@ record deleted, the newest commit record damaged, and repair()."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 
 import logstore
-from logstore import integrity, log as log_module, vacuum
+from logstore import integrity, testing, vacuum
+from logstore import log as log_module
 from logstore.errors import CorruptionError, DamagedHeadError, HeadMissingError, HeadUnreadableError, RepairError
 from logstore_cli.main import cli
-from logstore import testing
 
 from conftest import age_files
 
@@ -133,7 +132,7 @@ for i in range(int(sys.argv[2])):
 
 def _race(tmp_path, commits: int) -> None:
     store = logstore.init(tmp_path / "s")
-    t = store.create_table("t", rows(range(3)), key="id")
+    store.create_table("t", rows(range(3)), key="id")
     writer = subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "s"), str(commits)], stdout=subprocess.PIPE, text=True)
     vacuums = 0
     while writer.poll() is None:

@@ -27,7 +27,7 @@ from logstore.errors import CorruptionError
 
 from conftest import age_files, people
 
-START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 NO_SNAPSHOTS = {"snapshot_fraction": 1000.0, "snapshot_commits": 100_000}
 
 

@@ -9,7 +9,6 @@ import sys
 import time
 import warnings
 
-import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -33,7 +32,7 @@ def location(request, tmp_path):
 
 def _scenario(store):
     """Every verb once, with time travel by version, timestamp and tag; returns the table and its expected states."""
-    day = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+    day = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
     t = store.create_table("events", people(range(6)), key="id", timestamp=day)
     t.append(people([10, 11]), timestamp=day + dt.timedelta(days=1))
     t.update({"score": "score + 100"}, "id < 3", timestamp=day + dt.timedelta(days=2))

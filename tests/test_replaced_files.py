@@ -28,7 +28,7 @@ from logstore.errors import LogstoreError
 
 from conftest import people
 
-START = dt.datetime(2022, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
 LATEST = 104
 TAGS = {"a": {"t20": 20, "t50": 50, "t103": 103}, "b": {"t20": 21, "t50": 55, "t103": 90}}
 

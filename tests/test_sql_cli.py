@@ -10,7 +10,6 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-import logstore
 from logstore_cli.main import cli
 
 

@@ -270,7 +270,7 @@ def test_a_fresh_table_plans_through_blocks_past_the_version(built):
     fresh(built).vacuum(dry_run=False, older_than=0)
     for v in range(3):
         other = fresh(built)
-        assert testing.log(other)._known_head is None
+        assert testing.log(other).known_head is None
         plan = testing.plan(other, v)
         assert plan.inserts + plan.changes and all(os.path.exists(s.url) for s in plan.inserts + plan.changes)
         assert fresh(built).read(version=v).to_pylist() == expected[v]
