@@ -74,8 +74,12 @@ def resolve(files: TableFiles, version: Any = None, *, as_of: Any = None, tag: s
 def _bound(log: Log, version: Any) -> int:
     """The latest version to check an explicit `version` against: the newest record present, so that damage at the
     top of the log leaves older versions readable; checked against the head hint above it."""
+    number = isinstance(version, int) and not isinstance(version, bool)
+    known = log.known_head
+    if number and known is not None and 0 <= version <= known:
+        return known  # a version this handle has seen exist: no probe (records are never removed but by repair)
     visible = log.head_version()
-    below = isinstance(version, int) and not isinstance(version, bool) and 0 <= version <= visible
+    below = number and 0 <= version <= visible
     return visible if below else log.latest()
 
 
