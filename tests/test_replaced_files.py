@@ -254,7 +254,22 @@ def _check_write(t, template: Template, *, survives: bool) -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# make test runs one case or two of each file kind; the rest run with the stress marker (make stress)
+FAST = {
+    "commit record 0 <- other table",
+    "commit record 104 (newest) <- version 103",
+    "tag t20 <- tag t50",
+    "snapshot record 39 <- version 19",
+    "snapshot record and file 99 <- other table",
+    "checkpoint 0..99 <- other table",
+    "compaction record and files 0..99 <- other table",
+    "compacted file 0..99 <- block 10..19",
+    "change file 103 <- version 101 renamed",
+    "head hint <- other table",
+}
+
+
+@pytest.mark.parametrize("case", [c if c in FAST else pytest.param(c, marks=pytest.mark.stress) for c in CASES])
 def test_a_replaced_file_never_gives_a_wrong_answer(root, template, case):
     CASES[case](root, template)
     survives = case in SURVIVES
