@@ -734,4 +734,5 @@ def test_docs_describe_every_command():
     text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
     for name in COMMANDS:
         assert f"### logstore {name}\n" in text
-    assert text == docs.render(), "docs/cli.md is stale: python -m logstore_cli.docs > docs/cli.md"
+    if os.environ.get("LOGSTORE_LOWEST") != "1":  # older click releases wrap and shorten help texts differently
+        assert text == docs.render(), "docs/cli.md is stale: python -m logstore_cli.docs > docs/cli.md"
