@@ -84,7 +84,7 @@ class TimestampError(LogstoreError):
 
 
 class SelectorError(LogstoreError):
-    def __init__(self, given: dict):
+    def __init__(self, given: dict[str, Any]):
         self.given = given
         names = ", ".join(f"{k}={v!r}" for k, v in given.items())
         super().__init__(f"give at most one of version, as_of and tag (got {names})")
@@ -93,7 +93,7 @@ class SelectorError(LogstoreError):
 class ChangeRangeError(LogstoreError):
     """A change feed whose start comes after its end."""
 
-    def __init__(self, start, end, start_version: int, end_version: int):
+    def __init__(self, start: Any, end: Any, start_version: int, end_version: int):
         self.start = start
         self.end = end
         self.start_version = start_version
@@ -120,7 +120,7 @@ class KeyRequiredError(LogstoreError):
 class KeyViolationError(LogstoreError):
     """Null or duplicate key values."""
 
-    def __init__(self, key: list[str], problem: str, values: list):
+    def __init__(self, key: list[str], problem: str, values: list[Any]):
         self.key = list(key)
         self.problem = problem
         self.values = list(values)
@@ -235,7 +235,7 @@ class SQLSyntaxError(SQLError):
 class ReadOnlyError(SQLError):
     """A write statement: store.sql only reads, writes go through the Table API so that they are versioned."""
 
-    def __init__(self, query: str, statement: str, tables=()):
+    def __init__(self, query: str, statement: str, tables: Iterable[str] = ()):
         self.statement = statement
         self.tables = sorted(tables)
         touched = f" touching {', '.join(repr(t) for t in self.tables)}" if self.tables else ""

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
+
 import pyarrow as pa
 
 from .errors import InvalidInputError
 
+if TYPE_CHECKING:
+    import pandas
+    import polars
 
-def to_arrow(data) -> pa.Table:
+
+class ArrowStreamExportable(Protocol):
+    """Any object exporting an Arrow C stream (the Arrow PyCapsule interface), e.g. a DuckDB relation."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+
+DataLike: TypeAlias = (
+    "pa.Table | pa.RecordBatchReader | pa.RecordBatch | pandas.DataFrame | polars.DataFrame | polars.LazyFrame"
+    " | ArrowStreamExportable"
+)
+"""What a write takes (append, upsert, overwrite, create_table): see to_arrow."""
+
+
+def to_arrow(data: DataLike) -> pa.Table:
+    """One Arrow table from `data`; InvalidInputError for anything else (callers may pass unchecked values)."""
     if isinstance(data, pa.Table):
         return data
     if isinstance(data, pa.RecordBatchReader):
@@ -18,9 +38,10 @@ def to_arrow(data) -> pa.Table:
     if module == "pandas":
         return pa.Table.from_pandas(data, preserve_index=False)
     if module == "polars":
-        if hasattr(data, "collect") and not hasattr(data, "to_arrow"):
-            data = data.collect()  # a LazyFrame
-        return data.to_arrow()
+        frame: Any = data
+        if hasattr(frame, "collect") and not hasattr(frame, "to_arrow"):
+            frame = frame.collect()  # a LazyFrame
+        return frame.to_arrow()
     if hasattr(data, "__arrow_c_stream__"):
         return pa.table(data)
     raise InvalidInputError(

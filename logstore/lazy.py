@@ -32,6 +32,8 @@ import duckdb
 from .errors import VersionFilesGoneError
 
 if TYPE_CHECKING:
+    import polars
+
     from .materialize import Plan
     from .planner import TableFiles
 
@@ -75,7 +77,7 @@ def relation(rel: duckdb.DuckDBPyRelation, files: PlanFiles) -> duckdb.DuckDBPyR
     return rel
 
 
-def lazy_frame(rel: duckdb.DuckDBPyRelation, files: PlanFiles | None):
+def lazy_frame(rel: duckdb.DuckDBPyRelation, files: PlanFiles | None) -> polars.LazyFrame:
     """A polars LazyFrame over `rel` whose collect raises VersionFilesGoneError when files of the plan are gone."""
     from polars.io.plugins import register_io_source
 

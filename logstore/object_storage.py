@@ -12,6 +12,7 @@ Requests are counted per kind (`requests`), for the benchmarks and for tests of 
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import os
@@ -99,12 +100,12 @@ class ObjectStorage:
         """Whether a cached copy of `path` with exactly this size and SHA-256 exists (a read then needs no request)."""
         return _immutable(path) and self.cache.holds(path, size, sha256)
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> builtins.list[str]:
         """Names of the objects directly under `prefix`, sorted; [] if there are none."""
         result = self._call("LIST", obstore.list_with_delimiter, prefix)
         return sorted(m["path"].rsplit("/", 1)[-1] for m in result["objects"])
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         result = self._call("LIST", obstore.list_with_delimiter, prefix)
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in result["common_prefixes"])
 

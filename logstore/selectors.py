@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from . import timestamps
 from .errors import InvalidInputError, SelectorError
@@ -37,6 +37,17 @@ from .errors import InvalidInputError, SelectorError
 if TYPE_CHECKING:
     from .log import Log
     from .planner import TableFiles
+
+# The types of the public API's selector parameters (Table's read verbs, schema, commit_info, tag, restore,
+# changes, diff; logstore.read_*). A pandas Timestamp is a datetime.
+Version: TypeAlias = int
+"""A version number (keyword form: `version=`)."""
+Tag: TypeAlias = str
+"""A tag name (keyword form: `tag=`)."""
+Moment: TypeAlias = str | dt.date | dt.datetime
+"""A moment (keyword form: `as_of=`): a datetime, a date (midnight UTC) or ISO-8601 text; UTC without an offset."""
+Selector: TypeAlias = int | str | dt.date | dt.datetime
+"""A one-value selector (`changes`, `diff`): a version, a string of digits, '@<timestamp>', a tag name or a moment."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +66,14 @@ def given(version: Any = None, as_of: Any = None, tag: Any = None) -> dict[str, 
     return chosen
 
 
-def resolve(files: TableFiles, version: Any = None, *, as_of: Any = None, tag: str | None = None) -> int:
+def resolve(files: TableFiles, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> int:
     """The version the keyword selectors name; the latest version without one (see the module docstring)."""
     given(version, as_of, tag)
     log = files.log
     if version is not None:
         return log.check_version(version, _bound(log, version))
     if as_of is not None:
-        visible = log.head_version()
+        visible = cast(int, log.head_version())  # not None: the table exists (its Table was opened)
         found = log.version_at(timestamps.parse(as_of), visible)
         return found if found < visible else log.latest()  # at the top: no newer commit may be lost
     if tag is not None:
@@ -78,12 +89,12 @@ def _bound(log: Log, version: Any) -> int:
     known = log.known_head
     if number and known is not None and 0 <= version <= known:
         return known  # a version this handle has seen exist: no probe (records are never removed but by repair)
-    visible = log.head_version()
+    visible = cast(int, log.head_version())  # not None: the table exists (its Table was opened)
     below = number and 0 <= version <= visible
     return visible if below else log.latest()
 
 
-def parse(selector: Any) -> tuple[str, Any]:
+def parse(selector: Selector) -> tuple[str, Any]:
     """A one-value selector as a keyword selector: ("version", int), ("as_of", UTC datetime) or ("tag", name)."""
     if isinstance(selector, bool):
         raise InvalidInputError(selector, f"a version selector must be a version, a tag or a moment, not {selector!r}")
@@ -105,7 +116,7 @@ def parse(selector: Any) -> tuple[str, Any]:
     )
 
 
-def point(files: TableFiles, selector: Any, *, start: bool = False) -> Point:
+def point(files: TableFiles, selector: Selector, *, start: bool = False) -> Point:
     """The version a one-value selector names (see the module docstring); `start=True` for the start of a change
     feed."""
     kind, value = parse(selector)

@@ -8,6 +8,7 @@ replaces a file atomically: it serves hints only (the head hint), never records.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import os
@@ -72,14 +73,14 @@ class LocalStorage:
             f.seek(start)
             return f.read(max(end - start, 0))
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str) -> builtins.list[str]:
         """Names of the files directly inside the directory `prefix`, sorted; [] if it does not exist."""
         try:
             return sorted(e.name for e in os.scandir(self._full(prefix)) if e.is_file())
         except FileNotFoundError:
             return []
 
-    def list_dirs(self, prefix: str) -> list[str]:
+    def list_dirs(self, prefix: str) -> builtins.list[str]:
         try:
             return sorted(e.name for e in os.scandir(self._full(prefix)) if e.is_dir())
         except FileNotFoundError:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Sequence
+from os import PathLike
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import duckdb
+import pyarrow as pa
 
 from . import connection, layout, names, operations, snapshot
 from .commit import CommitInfo, _publish_once
@@ -29,11 +33,19 @@ from .schema import arrow_schema, check_names, columns_from_any
 from .storage import LocalStorage, open_storage
 from .table import Table
 
+if TYPE_CHECKING:
+    from .inputs import DataLike
+    from .schema import Column
+    from .selectors import Moment
+
+Location: TypeAlias = "str | PathLike[str]"
+"""Where a store is: a directory path, or an s3://, gs://, az:// or memory:// URL."""
+
 STORE_FORMAT = {"format": "logstore", "format_version": FORMAT_VERSION}
 
 
 class Store:
-    def __init__(self, path, storage: LocalStorage):
+    def __init__(self, path: Location, storage: LocalStorage) -> None:
         self.path = str(path)
         self._storage = storage
         self._local = threading.local()
@@ -65,7 +77,7 @@ class Store:
             raise TableNotFoundError(name, self.tables())
         return table
 
-    def sql(self, query: str, params=None, *, allow_files: bool = False) -> duckdb.DuckDBPyRelation:
+    def sql(self, query: str, params: object = None, *, allow_files: bool = False) -> duckdb.DuckDBPyRelation:
         """A read-only DuckDB query over the tables, with time travel (`t AS OF VERSION 3`, ...); see logstore/sql.py.
 
         The query sees the store's tables only; allow_files=True lets it read other files (read_csv, glob, ...)."""
@@ -84,15 +96,15 @@ class Store:
     def create_table(
         self,
         name: str,
-        data=None,
+        data: DataLike | None = None,
         *,
-        schema=None,
-        key=None,
-        properties: dict | None = None,
-        message=None,
-        author=None,
-        timestamp=None,
-        metadata=None,
+        schema: pa.Schema | dict[str, str] | str | None = None,
+        key: str | Sequence[str] | None = None,
+        properties: dict[str, Any] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> Table:
         """Create a table (version 0), empty or holding `data`; `schema` fixes the columns, `key` the key columns."""
         names.check_new_table(name, self.tables())
@@ -109,7 +121,7 @@ class Store:
         props = {**snapshot.DEFAULT_PROPERTIES, **snapshot.check_properties(properties or {})}
         info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
         base = CommitRecord(
-            commit=Commit(version=-1, timestamp=None, operation="NONE"),
+            commit=Commit(version=-1, timestamp=None, operation="NONE"),  # type: ignore[arg-type]  # before version 0
             columns=columns,
             key=key_columns,
             files=(),
@@ -126,12 +138,12 @@ class Store:
         return table
 
 
-def _new_connection(root) -> duckdb.DuckDBPyConnection:
+def _new_connection(root: str | PathLike[str]) -> duckdb.DuckDBPyConnection:
     """A connection of the store's own: it reads and writes (snapshots, via _staging/) files under `root` only."""
     return connection.new(files=connection.Confined(directories=(str(root),)), cache_parquet_metadata=True)
 
 
-def _key(key, columns) -> tuple[str, ...]:
+def _key(key: str | Sequence[str] | None, columns: Sequence[Column]) -> tuple[str, ...]:
     if key is None:
         return ()
     listed = (key,) if isinstance(key, str) else tuple(key)
@@ -144,7 +156,7 @@ def _key(key, columns) -> tuple[str, ...]:
     return listed
 
 
-def init(location, *, storage_options: dict | None = None) -> Store:
+def init(location: Location, *, storage_options: dict[str, Any] | None = None) -> Store:
     """Create a store at `location`: a directory (created if needed), or an s3://, gs://, az:// or memory:// URL
     (storage.open_storage); StoreExistsError if one is there."""
     storage = open_storage(location, storage_options=storage_options)
@@ -155,7 +167,7 @@ def init(location, *, storage_options: dict | None = None) -> Store:
     return Store(location, storage)
 
 
-def open(location, *, storage_options: dict | None = None) -> Store:  # noqa: A001 - the public name the API promises
+def open(location: Location, *, storage_options: dict[str, Any] | None = None) -> Store:  # noqa: A001 - the public name the API promises
     """Open the store at `location` (a path or URL, as for init); StoreNotFoundError if there is none."""
     storage = open_storage(location, storage_options=storage_options)
     try:

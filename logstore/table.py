@@ -4,7 +4,10 @@ plan in DuckDB and wraps the result; a write runs an operation (operations.py) a
 
 from __future__ import annotations
 
+import datetime as dt
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
@@ -28,13 +31,35 @@ from .schema import arrow_schema
 from .snapshot import SnapshotRecord
 from .tags import Tags
 
+if TYPE_CHECKING:
+    import pandas
+    import polars
+
+    from .changes import DiffSummary
+    from .compaction import CompactionRecord
+    from .info import TableInfo
+    from .inputs import DataLike
+    from .repair import RepairReport
+    from .selectors import Moment, Selector, Tag, Version
+    from .store import Store
+    from .vacuum import VacuumReport
+    from .verify import VerifyReport
+
 SCHEMA_MODES = (None, "strict", "merge")
+
+SchemaMode: TypeAlias = Literal["strict", "merge"] | None
+"""How a write treats columns the table lacks: None or 'strict' refuses them, 'merge' adds them (nullable)."""
+Columns: TypeAlias = Sequence[str] | None
+"""The columns a read returns (None: all)."""
+Metadata: TypeAlias = dict[str, Any] | None
+"""A commit's user metadata."""
+_T = TypeVar("_T")
 
 
 class Table:
     """One table of a store. Reads never change it; every write adds exactly one version."""
 
-    def __init__(self, store, name: str):
+    def __init__(self, store: Store, name: str) -> None:
         self._store = store
         self.name = name
         self._storage = store._storage
@@ -59,13 +84,13 @@ class Table:
         return self._log.read(0).key
 
     @property
-    def properties(self) -> dict:
+    def properties(self) -> dict[str, Any]:
         return {**snapshot.DEFAULT_PROPERTIES, **self._log.head().properties}
 
     def history(self, limit: int | None = None) -> list[Commit]:
         """Commits, newest first. Damage at the top of the log (a damaged newest record, a lost one) is warned
         about and the history starts below it; a damaged record further down raises CorruptionError."""
-        latest = self._log.head_version()
+        latest = cast(int, self._log.head_version())  # not None: the table exists (Store.table checked)
         try:
             self._log.latest()
         except HeadMissingError as e:
@@ -81,29 +106,63 @@ class Table:
                 warnings.warn(f"logstore: {e}; history starts below it (run repair)", RuntimeWarning, stacklevel=2)
         return commits
 
-    def commit_info(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> Commit:
+    def commit_info(self, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> Commit:
         return self._log.read(selectors.resolve(self._files, version, as_of=as_of, tag=tag)).commit
 
-    def version_at(self, timestamp) -> int:
+    def version_at(self, timestamp: Moment) -> int:
         """The latest version committed at or before `timestamp`."""
         return self._log.version_at(timestamps.parse(timestamp), self.version)
 
-    def schema(self, version: int | None = None, *, as_of=None, tag: str | None = None) -> pa.Schema:
+    def schema(self, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> pa.Schema:
         return arrow_schema(self._log.read(selectors.resolve(self._files, version, as_of=as_of, tag=tag)).columns)
 
     # --- reads ---------------------------------------------------------------------------------------------
 
-    def read(self, *, version=None, as_of=None, tag=None, columns=None, where=None) -> pa.Table:
+    def read(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+    ) -> pa.Table:
         """The rows of one version (the latest by default) as a pyarrow Table, in row-id order."""
         return self._query(version, as_of, tag, columns, where, lambda rel: rel.to_arrow_table())
 
-    def to_pandas(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
-        return self._query(version, as_of, tag, columns, where, lambda rel: rel.df())
+    def to_pandas(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+    ) -> pandas.DataFrame:
+        frame: pandas.DataFrame = self._query(version, as_of, tag, columns, where, lambda rel: rel.df())
+        return frame
 
-    def to_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
-        return self._query(version, as_of, tag, columns, where, lambda rel: rel.pl())
+    def to_polars(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+    ) -> polars.DataFrame:
+        frame: polars.DataFrame = self._query(version, as_of, tag, columns, where, lambda rel: rel.pl())
+        return frame
 
-    def scan_polars(self, *, version=None, as_of=None, tag=None, columns=None, where=None):
+    def scan_polars(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+    ) -> polars.LazyFrame:
         """A polars LazyFrame over one version; projections and filters reach the Parquet scans. Collecting it
         after vacuum removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
@@ -112,7 +171,16 @@ class Table:
         rel = self._store._connection().sql(planner.select_sql(self._files, plan, columns, where))
         return lazy.lazy_frame(rel, lazy.PlanFiles.of(self._files, plan))
 
-    def to_duckdb(self, *, version=None, as_of=None, tag=None, columns=None, where=None, connection=None):
+    def to_duckdb(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+        connection: duckdb.DuckDBPyConnection | None = None,
+    ) -> duckdb.DuckDBPyRelation:
         """A DuckDB relation over one version (on `connection`, or the store's own). Fetching it after vacuum
         removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
@@ -121,11 +189,19 @@ class Table:
         con = connection if connection is not None else self._store._connection()
         return lazy.relation(con.sql(planner.select_sql(self._files, plan, columns, where)), lazy.PlanFiles.of(self._files, plan))
 
-    def _query(self, version, as_of, tag, columns, where, fetch):
+    def _query(
+        self,
+        version: Version | None,
+        as_of: Moment | None,
+        tag: Tag | None,
+        columns: Columns,
+        where: str | None,
+        fetch: Callable[[Any], _T],
+    ) -> _T:
         """resolve -> plan -> run -> wrap: `fetch` the rows of the selected version (planner.read skips a damaged
         snapshot)."""
 
-        def run(plan: Plan):
+        def run(plan: Plan) -> _T:
             if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
                 return fetch(_NoColumns())
             return fetch(self._store._connection().sql(planner.select_sql(self._files, plan, columns, where)))
@@ -134,30 +210,84 @@ class Table:
 
     # --- writes --------------------------------------------------------------------------------------------
 
-    def append(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def append(
+        self,
+        data: DataLike,
+        *,
+        schema_mode: SchemaMode = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them."""
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("APPEND", lambda h: operations.append(h, batch, merge=merge), message, author, timestamp, metadata)
 
-    def upsert(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def upsert(
+        self,
+        data: DataLike,
+        *,
+        schema_mode: SchemaMode = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Insert rows with new keys, update rows whose key exists (unchanged rows are not rewritten)."""
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("UPSERT", lambda h: operations.upsert(h, batch, merge=merge), message, author, timestamp, metadata)
 
-    def update(self, set: dict, where: str | None = None, *, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def update(
+        self,
+        set: dict[str, str],
+        where: str | None = None,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Set columns to SQL expressions on the rows matching `where` (all rows if None)."""
         return self._write("UPDATE", lambda h: operations.update(h, set, where), message, author, timestamp, metadata)
 
-    def delete(self, where: str | None = None, *, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def delete(
+        self,
+        where: str | None = None,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Delete the rows matching `where` (all rows if None)."""
         return self._write("DELETE", lambda h: operations.delete(h, where), message, author, timestamp, metadata)
 
-    def overwrite(self, data, *, schema_mode=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def overwrite(
+        self,
+        data: DataLike,
+        *,
+        schema_mode: SchemaMode = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Make `data` the table's full state; stores only the row-level difference from the previous version."""
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("OVERWRITE", lambda h: operations.overwrite(h, batch, merge=merge), message, author, timestamp, metadata)
 
-    def restore(self, version=None, *, as_of=None, tag=None, message=None, author=None, timestamp=None, metadata=None) -> Commit:
+    def restore(
+        self,
+        version: Version | None = None,
+        *,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
         """Add a commit whose state equals an earlier version (rows keep their identity)."""
         if version is None and as_of is None and tag is None:
             raise SelectorError({})
@@ -179,12 +309,28 @@ class Table:
         self._write_snapshot(done.version, source=target)
         return done
 
-    def set_properties(self, *, message=None, author=None, timestamp=None, metadata=None, **properties) -> Commit:
+    def set_properties(
+        self,
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+        **properties: Any,
+    ) -> Commit:
         """Change table properties (snapshot_fraction, snapshot_commits) with a commit that changes no rows."""
         updates = snapshot.check_properties(properties)
         return self._write("SET PROPERTIES", lambda h: operations.set_properties(h, updates), message, author, timestamp, metadata)
 
-    def _write(self, operation, build, message, author, timestamp, metadata) -> Commit:
+    def _write(
+        self,
+        operation: str,
+        build: Callable[[Head], Any],
+        message: str | None,
+        author: str | None,
+        timestamp: Moment | None,
+        metadata: Metadata,
+    ) -> Commit:
         info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
         return commit(self, operation, build, info)
 
@@ -200,7 +346,7 @@ class Table:
     def _record_head(self) -> Head:
         """The head as its commit record alone, for a commit that reads none of its rows (_reset)."""
         record = self._log.head()
-        return Head(record, None, self._store._head_cache().con.cursor(), self.name)
+        return Head(record, None, self._store._head_cache().con.cursor(), self.name)  # type: ignore[arg-type]  # no plan: nothing reads it
 
     def _after_commit(self, record: CommitRecord) -> None:
         last = snapshot.snapshot_versions(self._storage, self._prefix)
@@ -222,7 +368,7 @@ class Table:
         except (LogstoreError, OSError, ValueError) as e:
             warnings.warn(f"logstore: could not checkpoint/compact after version {record.version}: {e}", RuntimeWarning, stacklevel=3)
 
-    def compact(self) -> list:
+    def compact(self) -> list[CompactionRecord]:
         """Merge small change files into larger ones, every version reading exactly as before (compaction.py).
 
         Commit-free: adds no version. Returns the compaction records it published.
@@ -231,7 +377,7 @@ class Table:
 
     # --- tags and snapshots --------------------------------------------------------------------------------
 
-    def tag(self, name: str, version: int | None = None, *, as_of=None) -> int:
+    def tag(self, name: Tag, version: Version | None = None, *, as_of: Moment | None = None) -> int:
         """Name a version (the latest by default); returns the version tagged."""
         resolved = selectors.resolve(self._files, version, as_of=as_of)
         self._tags.create(name, resolved)
@@ -240,7 +386,7 @@ class Table:
     def tags(self) -> dict[str, int]:
         return self._tags.all()
 
-    def delete_tag(self, name: str) -> None:
+    def delete_tag(self, name: Tag) -> None:
         self._tags.delete(name)
 
     def snapshot(self) -> int:
@@ -255,7 +401,7 @@ class Table:
 
     # --- change feed and diff (logstore/changes.py) ---------------------------------------------------------
 
-    def changes(self, start, end=None) -> pa.Table:
+    def changes(self, start: Selector, end: Selector | None = None) -> pa.Table:
         """Every row change made by the commits start..end (inclusive; end defaults to the latest), with
         _change_type (insert, update_preimage, update_postimage, delete), _version, _timestamp and _row_id.
         start/end: an int version, a tag name, '@<timestamp>' or a datetime (a start moment means the first
@@ -264,7 +410,7 @@ class Table:
 
         return changes(self._files, start, end)
 
-    def diff(self, a, b, *, limit: int | None = None) -> pa.Table:
+    def diff(self, a: Selector, b: Selector, *, limit: int | None = None) -> pa.Table:
         """The net row difference from version a to version b (a > b gives the reverse), matched by key (by row
         id without one): _change_type (insert, update, delete), the columns, _old_<col> for changed values,
         _changed_columns. a/b: an int version, a tag name, '@<timestamp>' or a datetime."""
@@ -272,7 +418,7 @@ class Table:
 
         return diff(self._files, a, b, limit=limit)
 
-    def diff_summary(self, a, b):
+    def diff_summary(self, a: Selector, b: Selector) -> DiffSummary:
         """A DiffSummary of diff(a, b): inserted, updated, deleted, changed_columns, columns_added/removed."""
         from .changes import diff_summary
 
@@ -280,28 +426,28 @@ class Table:
 
     # --- integrity and housekeeping (logstore/verify.py, logstore/vacuum.py) ---------------------------------
 
-    def verify(self, version: int | None = None, *, full: bool = False):
+    def verify(self, version: Version | None = None, *, full: bool = False) -> VerifyReport:
         """Check the files `version` (the latest by default) needs and its content fingerprint; full=True checks
         every version and snapshot. Returns a VerifyReport listing each problem with its file and version."""
         from .verify import verify
 
         return verify(self._files, version, full=full)
 
-    def vacuum(self, *, dry_run: bool = True, older_than=None):
+    def vacuum(self, *, dry_run: bool = True, older_than: dt.timedelta | float | None = None) -> VacuumReport:
         """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
         Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
         from .vacuum import DEFAULT_MIN_AGE, vacuum
 
         return vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
 
-    def repair(self):
+    def repair(self) -> RepairReport:
         """Move damaged or lost newest commits out of the way (to `_quarantine/`, never deleted) so that the table
         can take commits again; returns a RepairReport (repair.py). Run it with no writer active."""
         from .repair import repair
 
         return repair(self._files)
 
-    def info(self):
+    def info(self) -> TableInfo:
         """A TableInfo: schema, key, latest version, rows, bytes on disk, snapshots, tags, first and last commit time."""
         from .info import table_info
 
@@ -329,7 +475,7 @@ class Table:
         return record
 
 
-def _merge(schema_mode) -> bool:
+def _merge(schema_mode: object) -> bool:
     if schema_mode not in SCHEMA_MODES:
         raise InvalidInputError(schema_mode, f"schema_mode must be 'strict' or 'merge', not {schema_mode!r}")
     return schema_mode == "merge"
@@ -338,15 +484,15 @@ def _merge(schema_mode) -> bool:
 class _NoColumns:
     """Stands in for the DuckDB relation of a version without columns (DuckDB has no zero-column relations)."""
 
-    def to_arrow_table(self):
+    def to_arrow_table(self) -> pa.Table:
         return pa.table({})
 
-    def df(self):
+    def df(self) -> pandas.DataFrame:
         import pandas
 
         return pandas.DataFrame()
 
-    def pl(self, lazy=False):
+    def pl(self, lazy: bool = False) -> polars.DataFrame | polars.LazyFrame:
         import polars
 
         return polars.LazyFrame() if lazy else polars.DataFrame()
