@@ -42,9 +42,10 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from os import PathLike
+from typing import IO, Any, BinaryIO, Protocol, TypeAlias, cast
 
 import duckdb
 import pyarrow as pa
@@ -90,8 +91,25 @@ REJECTS_KEPT = 100  # CSV rejects DuckDB records per file; only the first is rep
 _ENCODING = "utf-8"
 STDIN_LABEL, STREAM_LABEL = "stdin", "the input stream"  # how errors name a source that is not a file
 
+PathName: TypeAlias = "str | PathLike[str]"
+"""A file's path."""
+Source: TypeAlias = "str | PathLike[str] | IO[bytes]"
+"""What read_file reads: a path, "-" (stdin) or a binary file object."""
+SchemaLike: TypeAlias = "pa.Schema | dict[str, str] | str | None"
+"""A table's columns: a pyarrow Schema, a {name: duckdb_type} dict or a DDL column list."""
 
-def format_of(path, default: str | None = None) -> str:
+
+class _Writable(Protocol):
+    """Where _write writes: a binary file, a compressing writer or a _CountingWriter."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+_Reject: TypeAlias = tuple[Any, ...]
+"""A row of DuckDB's CSV rejects table (line, column_idx, column_name, error_type, csv_line, error_message)."""
+
+
+def format_of(path: PathName, default: str | None = None) -> str:
     """The file format named by `path`'s extension (a .gz/.zst suffix is looked through, others are refused)."""
     name, _ = _split_compression(path)
     name = name.lower()
@@ -104,14 +122,14 @@ def format_of(path, default: str | None = None) -> str:
     raise InvalidInputError(path, f"cannot tell the format of {os.fspath(path)!r} from its extension (known: {known}); name the format")
 
 
-def output_format(path, format: str | None = None) -> str:  # noqa: A002
+def output_format(path: PathName, format: str | None = None) -> str:  # noqa: A002
     """The format write_file writes `path` in (`format`, else the extension), after checking that the name's
     compression can be honoured: .gz and .zst compress CSV and JSON; Parquet (compressed inside) and other
     compression suffixes are refused. Call it before producing the rows to fail early."""
     return _output_encoding(os.fspath(path), format)[0]
 
 
-def _split_compression(path) -> tuple[str, str | None]:
+def _split_compression(path: PathName) -> tuple[str, str | None]:
     """`path` without its compression suffix, and the compression that suffix names (gzip, zstd or None)."""
     name = os.fspath(path)
     lower = name.lower()
@@ -132,16 +150,16 @@ def _split_compression(path) -> tuple[str, str | None]:
 class _Options:
     """How to read text input: the target types the table gives, and the named date/timestamp formats."""
 
-    types: dict = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
     date_format: str | None = None
     timestamp_format: str | None = None
 
 
 def read_file(
-    source,
+    source: Source,
     format: str | None = None,  # noqa: A002
     *,
-    schema=None,
+    schema: SchemaLike = None,
     date_format: str | None = None,
     timestamp_format: str | None = None,
 ) -> pa.Table:
@@ -157,7 +175,7 @@ def read_file(
         raise InvalidInputError(format, f"unknown input format {format!r} (use one of {', '.join(READ_FORMATS)})")
     options = _options(schema, date_format, timestamp_format)
     if source == "-" or hasattr(source, "read"):
-        stream = sys.stdin.buffer if source == "-" else source
+        stream = sys.stdin.buffer if source == "-" else cast(IO[bytes], source)
         return _read_stream(stream, format or "csv", options, STDIN_LABEL if source == "-" else STREAM_LABEL)
     path = os.fspath(source)
     fmt = format or format_of(path)
@@ -167,10 +185,10 @@ def read_file(
 
 
 def read_files(
-    sources: Iterable,
+    sources: Iterable[Source],
     format: str | None = None,  # noqa: A002
     *,
-    schema=None,
+    schema: SchemaLike = None,
     date_format: str | None = None,
     timestamp_format: str | None = None,
     progress: Callable[[object], None] | None = None,
@@ -197,7 +215,7 @@ def read_files(
         raise InvalidInputError(sources, f"the input files do not share a schema: {_first_line(e)}") from None
 
 
-def _options(schema, date_format, timestamp_format) -> _Options:
+def _options(schema: SchemaLike, date_format: str | None, timestamp_format: str | None) -> _Options:
     for name, value in (("date_format", date_format), ("timestamp_format", timestamp_format)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise InvalidInputError(value, f"{name} must be a strptime-style format such as '%m/%d/%Y', got {value!r}")
@@ -206,7 +224,7 @@ def _options(schema, date_format, timestamp_format) -> _Options:
     return _Options(types, date_format, timestamp_format)
 
 
-def _read_stream(stream: BinaryIO, fmt: str, options: _Options, label: str) -> pa.Table:
+def _read_stream(stream: IO[bytes], fmt: str, options: _Options, label: str) -> pa.Table:
     data = stream.read()
     if isinstance(data, str):
         data = data.encode(_ENCODING)
@@ -281,7 +299,7 @@ def _subject(label: str) -> str:
 
 @dataclass(frozen=True)
 class _Source:
-    con: object
+    con: duckdb.DuckDBPyConnection
     path: str
     fmt: str
     compression: str
@@ -314,7 +332,7 @@ def _read_csv(src: _Source) -> pa.Table:
     return table
 
 
-def _scan_csv(con, arguments: str):
+def _scan_csv(con: duckdb.DuckDBPyConnection, arguments: str) -> tuple[pa.Table, _Reject | None]:
     """read_csv(arguments) keeping its rejects (values that do not fit, malformed lines): the rows and the first
     reject by line, if any. The reject tables have names of their own, so a shared connection is fine."""
     rejects, scans = (f"logstore_{kind}_{uuid.uuid4().hex}" for kind in ("rejects", "scans"))
@@ -339,18 +357,18 @@ def _sniff_formats(options: _Options) -> str:
     return text
 
 
-def _dialect(sniffed) -> str:
+def _dialect(sniffed: Sequence[Any]) -> str:
     delim, quote, escape, newline, comment, skip, header = (_plain(v) for v in sniffed[:7])
     text = f"delim = {_literal(delim)}, quote = {_literal(quote)}, escape = {_literal(escape)}, skip = {int(skip)}"
     text += f", comment = {_literal(comment)}, header = {'true' if header else 'false'}"
     return text + (f", new_line = {_literal(newline)}" if newline else "")
 
 
-def _plain(value):
+def _plain(value: Any) -> Any:
     return "" if value == "(empty)" else value
 
 
-def _csv_reject(src: _Source, reject, sniffed, columns: dict) -> InvalidInputError:
+def _csv_reject(src: _Source, reject: _Reject, sniffed: Sequence[Any], columns: dict[str, str]) -> InvalidInputError:
     line, index, column, kind, text, message = reject
     if kind != "CAST" or column not in columns:
         return InvalidInputError(src.label, f"{src.label}: line {line}: {_first_line(message)}")
@@ -360,7 +378,7 @@ def _csv_reject(src: _Source, reject, sniffed, columns: dict) -> InvalidInputErr
     return InputValueError(src.label, line=line, column=column, value=value, reason=_reason(value, columns[column], src.options))
 
 
-def _csv_field(text: str, index: int, sniffed) -> str | None:
+def _csv_field(text: str, index: int, sniffed: Sequence[Any]) -> str | None:
     """Field `index` (1-based) of the CSV record `text`, split in the file's dialect."""
     delim, quote, escape = (_plain(v) for v in sniffed[:3])
     try:
@@ -377,7 +395,7 @@ def _csv_field(text: str, index: int, sniffed) -> str | None:
         return None
 
 
-def _reason(value, type_: str, options: _Options) -> str:
+def _reason(value: str, type_: str, options: _Options) -> str:
     kind = _temporal(type_)
     if kind == "date" and options.date_format:
         return f"{value!r} does not match date_format {options.date_format!r}"
@@ -433,7 +451,7 @@ def _json_type(table_type: str | None, sniffed: str) -> str:
     return sniffed
 
 
-def _json_reject(src: _Source, base: str, typed: str, columns: dict) -> InputValueError | None:
+def _json_reject(src: _Source, base: str, typed: str, columns: dict[str, str]) -> InputValueError | None:
     try:
         text = _struct({name: "VARCHAR" for name in columns})
         raw = src.con.sql(f"SELECT * FROM read_json({base}, columns = {text})").to_arrow_table()
@@ -474,7 +492,7 @@ def _ndjson_line(src: _Source, index: int) -> int:
     return index + 1
 
 
-def _open_input(path: str, compression: str):
+def _open_input(path: str, compression: str) -> io.BufferedIOBase:
     if compression == "gzip":
         return gzip.open(path, "rb")
     if compression == "zstd":
@@ -482,7 +500,7 @@ def _open_input(path: str, compression: str):
     return open(path, "rb")
 
 
-def _struct(columns: dict) -> str:
+def _struct(columns: dict[str, str]) -> str:
     return "{" + ", ".join(f"{_literal(name)}: {_literal(type_)}" for name, type_ in columns.items()) + "}"
 
 
@@ -491,7 +509,7 @@ def _struct(columns: dict) -> str:
 
 def write_file(
     table: pa.Table,
-    path,
+    path: PathName | IO[bytes],
     format: str | None = None,  # noqa: A002
     *,
     force: bool = False,
@@ -508,7 +526,7 @@ def write_file(
     if hasattr(path, "write"):
         fmt = format or "csv"
         _check_write_format(fmt)
-        counter = _CountingWriter(path)
+        counter = _CountingWriter(cast(IO[bytes], path))
         _write(table, counter, fmt, progress)
         return counter.count
     target = os.fspath(path)
@@ -556,7 +574,7 @@ def _output_encoding(target: str, fmt: str | None) -> tuple[str, str | None]:
 
 
 @contextlib.contextmanager
-def _compressed(raw: BinaryIO, compression: str | None):
+def _compressed(raw: BinaryIO, compression: str | None) -> Iterator[_Writable]:
     """`raw`, or a writer compressing into it; reproducible: gzip without a time or file name in its header."""
     if compression is None:
         yield raw
@@ -573,7 +591,7 @@ def _check_write_format(fmt: str) -> None:
         raise InvalidInputError(fmt, f"cannot write {fmt!r} files (use one of {', '.join(WRITE_FORMATS)})")
 
 
-def _slices(table: pa.Table):
+def _slices(table: pa.Table) -> Iterator[pa.Table]:
     """Fixed-size slices, independent of how the table happens to be chunked in memory."""
     if table.num_rows == 0:
         return
@@ -581,7 +599,7 @@ def _slices(table: pa.Table):
         yield table.slice(offset, ROWS_PER_GROUP)
 
 
-def _write(table: pa.Table, out: BinaryIO, fmt: str, progress) -> None:
+def _write(table: pa.Table, out: _Writable, fmt: str, progress: Callable[[int], None] | None) -> None:
     report = progress or (lambda rows: None)
     if fmt == "parquet":
         with pq.ParquetWriter(out, table.schema, compression="zstd", write_statistics=True) as writer:
@@ -614,7 +632,7 @@ def _write(table: pa.Table, out: BinaryIO, fmt: str, progress) -> None:
             out.write(b"\n]\n" if not first else b"]\n")
 
 
-def json_value(value):
+def json_value(value: Any) -> Any:
     """A JSON-ready copy of a value read from Arrow: times as ISO-8601 (aware ones in UTC, with Z), decimals as
     text, bytes as base64, NaN and infinities as null."""
     if isinstance(value, dict):
@@ -639,11 +657,11 @@ def json_value(value):
 
 
 class _CountingWriter:
-    def __init__(self, raw: BinaryIO):
+    def __init__(self, raw: IO[bytes]) -> None:
         self.raw = raw
         self.count = 0
 
-    def write(self, data) -> int:
+    def write(self, data: bytes) -> int:
         self.raw.write(data)
         self.count += len(data)
         return len(data)
@@ -663,7 +681,7 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _first_line(error) -> str:
+def _first_line(error: object) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
 
