@@ -62,6 +62,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import pyarrow as pa
 
@@ -91,15 +92,15 @@ class DiffSummary:
     inserted: int
     updated: int
     deleted: int
-    changed_columns: dict = field(default_factory=dict)  # column -> updated rows in which it changed
-    columns_added: tuple = ()  # in b, not in a
-    columns_removed: tuple = ()  # in a, not in b
+    changed_columns: dict[str, int] = field(default_factory=dict)  # column -> updated rows in which it changed
+    columns_added: tuple[str, ...] = ()  # in b, not in a
+    columns_removed: tuple[str, ...] = ()  # in a, not in b
 
     @property
     def total(self) -> int:
         return self.inserted + self.updated + self.deleted
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["columns_added"] = list(self.columns_added)
         d["columns_removed"] = list(self.columns_removed)

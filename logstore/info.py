@@ -27,7 +27,7 @@ class TableInfo:
     num_rows: int  # rows in the latest version
     bytes_on_disk: int  # every file under the table's directory: log, change files, snapshots, tags
     snapshots: tuple[int, ...]  # versions that have a snapshot, oldest first
-    tags: dict  # tag name -> version
+    tags: dict[str, int]  # tag name -> version
     first_commit: dt.datetime  # time of version 0 (tz-aware UTC)
     last_commit: dt.datetime  # time of the latest version (tz-aware UTC)
 

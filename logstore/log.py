@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from . import checkpoint, codec, fingerprint, layout, timestamps
 from .errors import CorruptionError, DamagedHeadError, HeadMissingError, TimestampError, VersionNotFoundError
@@ -28,12 +29,12 @@ class Commit:
     operation: str
     author: str | None = None
     message: str | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     rows_inserted: int = 0
     rows_updated: int = 0
     rows_deleted: int = 0
     num_rows: int = 0
-    parameters: dict = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
