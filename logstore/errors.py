@@ -6,6 +6,12 @@ from collections.abc import Iterable
 from typing import Any
 
 
+def first_line(error: object) -> str:
+    """The first line of an error's message (DuckDB's and obstore's run on for pages), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class LogstoreError(Exception):
     """Base of every error logstore raises on purpose."""
 

@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 import zstandard
 
 from . import connection
-from .errors import InputValueError, InvalidInputError, OutputExistsError
+from .errors import InputValueError, InvalidInputError, OutputExistsError, first_line
 from .schema import columns_from_any
 
 READ_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
@@ -212,7 +212,7 @@ def read_files(
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise InvalidInputError(sources, f"the input files do not share a schema: {_first_line(e)}") from None
+        raise InvalidInputError(sources, f"the input files do not share a schema: {first_line(e)}") from None
 
 
 def _options(schema: SchemaLike, date_format: str | None, timestamp_format: str | None) -> _Options:
@@ -256,7 +256,7 @@ def _read_path(path: str, fmt: str, options: _Options, label: str) -> pa.Table:
         source = _Source(con, path, fmt, compression, options, label)
         return _read_csv(source) if fmt in ("csv", "tsv") else _read_json(source)
     except duckdb.Error as e:
-        raise InvalidInputError(label, f"cannot read {label!r} as {fmt.upper()}: {_first_line(e)}") from None
+        raise InvalidInputError(label, f"cannot read {label!r} as {fmt.upper()}: {first_line(e)}") from None
     finally:
         con.close()
 
@@ -371,10 +371,10 @@ def _plain(value: Any) -> Any:
 def _csv_reject(src: _Source, reject: _Reject, sniffed: Sequence[Any], columns: dict[str, str]) -> InvalidInputError:
     line, index, column, kind, text, message = reject
     if kind != "CAST" or column not in columns:
-        return InvalidInputError(src.label, f"{src.label}: line {line}: {_first_line(message)}")
+        return InvalidInputError(src.label, f"{src.label}: line {line}: {first_line(message)}")
     value = _csv_field(text, index, sniffed)
     if value is None:
-        return InvalidInputError(src.label, f"{src.label}: line {line}, column {column!r}: {_first_line(message)}")
+        return InvalidInputError(src.label, f"{src.label}: line {line}, column {column!r}: {first_line(message)}")
     return InputValueError(src.label, line=line, column=column, value=value, reason=_reason(value, columns[column], src.options))
 
 
@@ -679,11 +679,6 @@ class _CountingWriter:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _first_line(error: object) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 __all__ = ["READ_FORMATS", "WRITE_FORMATS", "format_of", "json_value", "output_format", "read_file", "read_files", "write_file"]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from .errors import VersionFilesGoneError
+from .errors import VersionFilesGoneError, first_line
 
 if TYPE_CHECKING:
     import polars
@@ -57,7 +57,7 @@ class PlanFiles:
         missing = next((p for p in self.paths if not os.path.exists(p)), None)
         if missing is None:
             return None
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = first_line(error)
         relative = self.files.storage.stored_path(missing).removeprefix(self.files.prefix + "/")
         return VersionFilesGoneError(self.table, self.version, relative, reason)
 

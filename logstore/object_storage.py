@@ -24,9 +24,9 @@ from pathlib import Path
 import obstore
 from obstore.exceptions import AlreadyExistsError
 
-from .errors import StorageError
+from .errors import StorageError, first_line
 from .filecache import FileCache
-from .storage import FileInfo
+from .storage import FileInfo, _unlink_quietly
 
 IMMUTABLE_DIRS = ("/data/", "/snapshots/", "/compacted/")  # files under these names never change once written
 DOWNLOAD_THREADS = 8
@@ -161,10 +161,10 @@ class ObjectStorage:
         except FileNotFoundError as e:
             if kind in ("GET", "HEAD"):
                 raise  # no such object
-            raise StorageError(self.location, f"{kind} {path}", _first_line(e)) from None  # no such bucket
+            raise StorageError(self.location, f"{kind} {path}", first_line(e)) from None  # no such bucket
         except Exception as e:  # obstore's errors: unreachable endpoint, missing bucket, bad credentials, ...
             if isinstance(e, obstore.exceptions.BaseError) or isinstance(e, OSError):
-                raise StorageError(self.location, f"{kind} {path}", _first_line(e)) from None
+                raise StorageError(self.location, f"{kind} {path}", first_line(e)) from None
             raise
 
 
@@ -176,15 +176,3 @@ def _info(meta) -> FileInfo:
 
 def _immutable(path: str) -> bool:
     return any(d in f"/{path}" for d in IMMUTABLE_DIRS)
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
-def _unlink_quietly(path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

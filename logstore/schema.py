@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 
 from . import connection
-from .errors import InvalidInputError, SchemaMismatchError
+from .errors import InvalidInputError, SchemaMismatchError, first_line
 
 RESERVED_PREFIX = "_"
 
@@ -46,7 +46,7 @@ def columns_from_ddl(text: str) -> tuple[Column, ...]:
     try:
         con.execute(f"CREATE TABLE schema_probe ({text})")
     except duckdb.Error as e:
-        raise InvalidInputError(text, f"cannot read schema {text!r}: {_first_line(e)}") from None
+        raise InvalidInputError(text, f"cannot read schema {text!r}: {first_line(e)}") from None
     described = con.execute("DESCRIBE schema_probe").fetchall()
     return tuple(Column(name, type_) for name, type_, *_ in described)
 
@@ -158,7 +158,7 @@ def _cast(array: pa.ChunkedArray, field: pa.Field):
     try:
         return array.cast(field.type, safe=True), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-        return None, f"column {field.name!r} ({source}) does not fit {field.type} without loss: {_first_line(e)}"
+        return None, f"column {field.name!r} ({source}) does not fit {field.type} without loss: {first_line(e)}"
 
 
 def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
@@ -189,7 +189,3 @@ def _compatible(source: pa.DataType, target: pa.DataType) -> bool:
                 return False
             return True
     return False
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

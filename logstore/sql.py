@@ -73,6 +73,7 @@ from .errors import (
     TableNotFoundError,
     TimestampError,
     VersionNotFoundError,
+    first_line,
 )
 from .schema import quote
 
@@ -472,11 +473,11 @@ class _Query:
         try:
             return self.con.sql(final) if params is None else self.con.sql(final, params=params)
         except duckdb.ParserException as e:
-            raise SQLSyntaxError(self.query, _first_line(e)) from None
+            raise SQLSyntaxError(self.query, first_line(e)) from None
         except duckdb.PermissionException as e:
-            raise FileAccessError(self.query, _first_line(e)) from None
+            raise FileAccessError(self.query, first_line(e)) from None
         except duckdb.Error as e:
-            raise SQLError(self.query, _first_line(e)) from e
+            raise SQLError(self.query, first_line(e)) from e
 
     def _refuse_non_select(self, parsed: dict):
         if parsed.get("error_type") == "parser":
@@ -485,7 +486,7 @@ class _Query:
         try:
             statements = self.con.extract_statements(self.canonical.decode())
         except duckdb.Error as e:
-            raise SQLSyntaxError(self.query, _first_line(e)) from None
+            raise SQLSyntaxError(self.query, first_line(e)) from None
         for statement in statements:
             category, kind = statement_kind(statement)
             if category in WRITE_STATEMENTS:
@@ -569,9 +570,9 @@ class _Query:
         try:
             return self.con.execute(f"SELECT {text}").fetchall()[0][0]
         except duckdb.PermissionException as e:
-            raise FileAccessError(self.query, _first_line(e)) from None
+            raise FileAccessError(self.query, first_line(e)) from None
         except duckdb.Error as e:
-            raise self._error(f"cannot evaluate {text!r}: {_first_line(e)}", start) from None
+            raise self._error(f"cannot evaluate {text!r}: {first_line(e)}", start) from None
 
     def _param(self, identifier: str, position: int):
         self.consumed.add(identifier)
@@ -708,9 +709,3 @@ def _alias_sql(alias: str, columns: list[str]) -> str:
 def _looks_like_file(name: str) -> bool:
     """A replacement scan such as FROM 'data.csv': DuckDB reads the file; it is not a table name."""
     return any(ch in name for ch in "./\\:*")
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-

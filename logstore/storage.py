@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, first_line
 from .layout import STAGING_DIR
 
 
@@ -235,6 +235,6 @@ def _object_storage(url: str, scheme: str, options: dict):
     try:
         store = from_url(url, config=options or None, client_options=client, retry_config=RETRY)
     except Exception as e:  # obstore's configuration errors (unknown key, bad URL)
-        raise InvalidInputError(url, f"cannot open store {url!r}: {str(e).strip().splitlines()[0]}") from None
+        raise InvalidInputError(url, f"cannot open store {url!r}: {first_line(e)}") from None
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
     return ObjectStorage(url, store, FileCache(default_root() / digest))

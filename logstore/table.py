@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .compaction import CompactionRecord
     from .info import TableInfo
     from .inputs import DataLike
+    from .lazy import PlanFiles
     from .repair import RepairReport
     from .selectors import Moment, Selector, Tag, Version
     from .store import Store
@@ -167,9 +168,7 @@ class Table:
         after vacuum removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
 
-        plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
-        rel = self._store._connection().sql(planner.select_sql(self._files, plan, columns, where))
-        return lazy.lazy_frame(rel, lazy.PlanFiles.of(self._files, plan))
+        return lazy.lazy_frame(*self._planned_relation(version, as_of, tag, columns, where, None))
 
     def to_duckdb(
         self,
@@ -185,9 +184,23 @@ class Table:
         removed files it was planned over raises VersionFilesGoneError (see logstore/lazy.py)."""
         from . import lazy
 
+        return lazy.relation(*self._planned_relation(version, as_of, tag, columns, where, connection))
+
+    def _planned_relation(
+        self,
+        version: Version | None,
+        as_of: Moment | None,
+        tag: Tag | None,
+        columns: Columns,
+        where: str | None,
+        connection: duckdb.DuckDBPyConnection | None,
+    ) -> tuple[duckdb.DuckDBPyRelation, PlanFiles]:
+        """A lazy relation over one version (on `connection`, or the store's own) and the files it was planned over."""
+        from . import lazy
+
         plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
         con = connection if connection is not None else self._store._connection()
-        return lazy.relation(con.sql(planner.select_sql(self._files, plan, columns, where)), lazy.PlanFiles.of(self._files, plan))
+        return con.sql(planner.select_sql(self._files, plan, columns, where)), lazy.PlanFiles.of(self._files, plan)
 
     def _query(
         self,

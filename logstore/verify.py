@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from . import checkpoint, compaction, connection, fingerprint, layout, planner, snapshot, timestamps
-from .errors import CorruptionError, HeadMissingError, LogstoreError
+from .errors import CorruptionError, HeadMissingError, LogstoreError, first_line
 
 if TYPE_CHECKING:
     from .planner import TableFiles
@@ -255,7 +255,7 @@ def _check_checkpoints(report: VerifyReport, files: TableFiles, records: dict, l
             checkpoint.check_identity(seg, files.log.table_id())
             wrong = _checkpoint_disagrees(files, seg, records)
         except (OSError, CorruptionError) as e:
-            report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {_first_line(_reason(e))}")
+            report.add("checkpoint", path, None, f"damaged or foreign log checkpoint (readers ignore it): {first_line(_reason(e))}")
             continue
         if wrong is not None:
             report.add("checkpoint", path, wrong, f"log checkpoint disagrees with the log: its record of version {wrong} differs from _log/ (readers check only the segment's last record)")
@@ -340,7 +340,7 @@ def _check_content(report: VerifyReport, files: TableFiles, con, v: int, record,
         actual = fingerprint.of_plan(con, plan)
         rows = con.sql(f"SELECT count(*) FROM ({plan.relation_sql()}) AS v").fetchall()[0][0]
     except _CHECK_ERRORS as e:
-        report.add("unreadable", path, v, f"version cannot be materialized: {_first_line(e)}")
+        report.add("unreadable", path, v, f"version cannot be materialized: {first_line(e)}")
         return
     report.versions_checked += 1
     if fingerprint.encode(actual) != record.fingerprint:
@@ -356,7 +356,7 @@ def _check_snapshot_content(report: VerifyReport, files: TableFiles, con, v: int
     try:
         actual = fingerprint.of_parquet(con, files.storage.url(path), record.columns)
     except _CHECK_ERRORS as e:
-        report.add("unreadable", path, v, f"snapshot file cannot be read: {_first_line(e)}")
+        report.add("unreadable", path, v, f"snapshot file cannot be read: {first_line(e)}")
         return
     if fingerprint.encode(actual) != snap.fingerprint:
         report.add("fingerprint", path, v, f"snapshot content has fingerprint {fingerprint.encode(actual)}, its record says {snap.fingerprint}")
@@ -369,8 +369,3 @@ def _log_path(prefix: str, version: int) -> str:
 def _reason(error: Exception) -> str:
     """What is wrong, without the path a CorruptionError names (the report names the file)."""
     return error.reason if isinstance(error, CorruptionError) else str(error) or type(error).__name__
-
-
-def _first_line(error: Exception | str) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
