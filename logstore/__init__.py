@@ -6,6 +6,7 @@ from .errors import (
     CommitConflictError,
     CorruptionError,
     DamagedHeadError,
+    DivergedError,
     FileAccessError,
     HeadMissingError,
     HeadUnreadableError,
@@ -19,6 +20,8 @@ from .errors import (
     NotAStoreError,
     OutputExistsError,
     ReadOnlyError,
+    RemoteExistsError,
+    RemoteNotFoundError,
     RepairError,
     SchemaMismatchError,
     SelectorError,
@@ -40,8 +43,10 @@ from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
+from .remote import Remote
 from .repair import RepairReport
-from .store import Store, init, open
+from .store import Store, clone, init, open
+from .sync import SyncProgress, SyncReport, TableSync
 from .table import Table
 from .vacuum import VacuumReport
 from .verify import VerifyReport
@@ -55,6 +60,7 @@ __all__ = [
     "CorruptionError",
     "DamagedHeadError",
     "DiffSummary",
+    "DivergedError",
     "FileAccessError",
     "HeadMissingError",
     "HeadUnreadableError",
@@ -68,6 +74,9 @@ __all__ = [
     "NotAStoreError",
     "OutputExistsError",
     "ReadOnlyError",
+    "Remote",
+    "RemoteExistsError",
+    "RemoteNotFoundError",
     "RepairError",
     "RepairReport",
     "SQLError",
@@ -78,11 +87,14 @@ __all__ = [
     "Store",
     "StoreExistsError",
     "StoreNotFoundError",
+    "SyncProgress",
+    "SyncReport",
     "Table",
     "TableExistsError",
     "TableInfo",
     "TableNameCollisionError",
     "TableNotFoundError",
+    "TableSync",
     "TagExistsError",
     "TagNotFoundError",
     "TimestampError",
@@ -91,6 +103,7 @@ __all__ = [
     "VersionFilesGoneError",
     "VersionNotFoundError",
     "__version__",
+    "clone",
     "init",
     "open",
     "read_arrow",

@@ -314,3 +314,41 @@ class StorageError(LogstoreError):
         self.operation = operation
         self.reason = reason
         super().__init__(f"store {location!r}: {operation} failed: {reason}")
+
+
+class DivergedError(LogstoreError):
+    """Push or pull found the two sides with different histories of one table: different commits (or tags) under the
+    same version number (or tag name). Nothing was changed on either side (or, for a commit that landed on the
+    destination while sending, nothing after it)."""
+
+    def __init__(self, table: str, version: int | None, reason: str, *, tag: str | None = None):
+        self.table = table
+        self.version = version
+        self.tag = tag
+        self.reason = reason
+        where = f"tag {tag!r}" if tag is not None else f"version {version}"
+        super().__init__(
+            f"table {table!r} has diverged at {where}: {reason}; push and pull only fast-forward, so nothing was sent "
+            "(bring one side in line, e.g. clone again, or push the table under another name)"
+        )
+
+
+class RemoteNotFoundError(LogstoreError):
+    """No remote of that name is configured in the store (or none at all, or several and none named)."""
+
+    def __init__(self, name: str | None, known: Iterable[str]):
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        if name is None:
+            how = "none is configured (add one with store.add_remote / `logstore remote add NAME URL`)" if not self.known else "name one"
+            super().__init__(f"no remote given and no 'origin' among the remotes ({listed}): {how}")
+        else:
+            super().__init__(f"no remote {name!r} in this store (known remotes: {listed})")
+
+
+class RemoteExistsError(LogstoreError):
+    def __init__(self, name: str, url: str):
+        self.name = name
+        self.url = url
+        super().__init__(f"remote {name!r} already exists (URL {url!r}); remove it first")

@@ -15,6 +15,7 @@ DIGITS = 20
 MARKER = "logstore.json"
 STAGING_DIR = "_staging"
 TABLES_DIR = "tables"
+REMOTES = "remotes.json"  # the store's remotes (remote.py)
 
 # a table's directory
 LOG_DIR = "_log"  # commit records

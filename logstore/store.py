@@ -35,8 +35,10 @@ from .table import Table
 
 if TYPE_CHECKING:
     from .inputs import DataLike
+    from .remote import Remote
     from .schema import Column
     from .selectors import Moment
+    from .sync import ProgressCallback, SyncReport
 
 Location: TypeAlias = "str | PathLike[str]"
 """Where a store is: a directory path, or an s3://, gs://, az:// or memory:// URL."""
@@ -137,6 +139,56 @@ class Store:
             raise TableExistsError(name)
         return table
 
+    # --- remotes: push, pull (remote.py, sync.py) ----------------------------------------------------------------
+
+    def add_remote(self, name: str, url: Location, *, storage_options: dict[str, Any] | None = None) -> Remote:
+        """Configure remote `name` at `url` (a path or URL, as for open); storage options naming a credential
+        (secret, token, password, key ...) are refused: credentials come from the environment or each call's
+        storage_options, never from the store."""
+        from .remote import Remotes
+
+        return Remotes(self._storage).add(name, url, storage_options)
+
+    def remotes(self) -> dict[str, Remote]:
+        """The configured remotes by name."""
+        from .remote import Remotes
+
+        return Remotes(self._storage).all()
+
+    def remove_remote(self, name: str) -> Remote:
+        """Forget remote `name` (RemoteNotFoundError if there is none); returns what it was. Nothing is deleted there."""
+        from .remote import Remotes
+
+        return Remotes(self._storage).remove(name)
+
+    def push(
+        self,
+        remote: str | None = None,
+        *,
+        tables: Sequence[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Send the remote the versions (files, records, tags) it lacks, fast-forward only (DivergedError, changing
+        nothing, if both sides committed different versions). `remote` defaults to 'origin', or the only remote;
+        `storage_options` (credentials) add to the remote's stored options."""
+        from . import sync
+
+        return sync.push(self, remote, tables, storage_options, progress)
+
+    def pull(
+        self,
+        remote: str | None = None,
+        *,
+        tables: Sequence[str] | None = None,
+        storage_options: dict[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Fetch from the remote the versions this store lacks; the converse of push()."""
+        from . import sync
+
+        return sync.pull(self, remote, tables, storage_options, progress)
+
 
 def _new_connection(root: str | PathLike[str]) -> duckdb.DuckDBPyConnection:
     """A connection of the store's own: it reads and writes (snapshots, via _staging/) files under `root` only."""
@@ -182,3 +234,18 @@ def open(location: Location, *, storage_options: dict[str, Any] | None = None) -
         readable = ", ".join(str(f) for f in READABLE_FORMATS)
         raise NotAStoreError(location, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
     return Store(location, storage)
+
+
+def clone(
+    url: Location,
+    path: Location,
+    *,
+    tables: Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+) -> Store:
+    """A new store at `path` (as for init) holding the tables (all, or `tables`) of the store at `url`, with `url` as
+    its remote 'origin' (and storage_options minus the credentials, which are never stored)."""
+    from . import sync
+
+    return sync.clone(url, path, tables=tables, storage_options=storage_options, progress=progress)[0]
