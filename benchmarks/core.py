@@ -11,6 +11,9 @@ that version's rows (pyarrow zstd, read the same way: DuckDB `SELECT * FROM read
 Read times are the median of --repeat warm reads, both sides measured alternately in the same run. Every read is
 also checked: logstore's rows for that version must equal the expected rows exactly (same order, same values).
 Goals (issue 2): bytes <= 1.3x floor, update median <= 50 ms, append median <= 15 ms, every read <= 1.5x.
+Goals (issue 13): commit medians update <= 25 ms, delete <= 20 ms, append <= Lance's append median in the same run
+(each append is followed by Lance appending the same rows to its own copy of the base rows, so both see the same
+machine; `--no-lance` skips it), and every p95 <= 2x its median.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ import logstore  # noqa: E402
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
 
 GOALS = {"bytes": 1.3, UPDATE: 0.050, APPEND: 0.015, "read": 1.5}
+COMMIT_GOALS = {UPDATE: 0.025, DELETE: 0.020}  # issue 13; append: at most Lance's median, p95 at most 2x the median
+P95_GOAL = 2.0
+LANCE = "lance append"
 
 
 def apply_step(table, step) -> None:
@@ -48,20 +54,35 @@ def apply_step(table, step) -> None:
         table.append(step.rows, timestamp=step.timestamp)
 
 
-def run_logstore(w: Workload, root: str, progress) -> dict:
-    """Create the table and run every commit; return timings and the table."""
+def run_logstore(w: Workload, root: str, progress, *, lance: bool = False) -> dict:
+    """Create the table and run every commit; return timings and the table. With `lance`, each append is followed
+    by Lance appending the same rows to a dataset of the same base rows (timed alike: wall clock of the call)."""
     store = logstore.init(os.path.join(root, "store"))
     t0 = time.perf_counter()
     table = store.create_table("bench", w.base, key="id", timestamp=w.start)
     create = time.perf_counter() - t0
-    latency = {UPDATE: [], DELETE: [], APPEND: []}
+    latency = {UPDATE: [], DELETE: [], APPEND: [], LANCE: []}
+    lance_append = _lance_appender(w, root) if lance else None
     for step in w.steps:
         t0 = time.perf_counter()
         apply_step(table, step)
         latency[step.kind].append(time.perf_counter() - t0)
+        if lance_append is not None and step.kind == APPEND:
+            t0 = time.perf_counter()
+            lance_append(step.rows)
+            latency[LANCE].append(time.perf_counter() - t0)
         if step.version % 50 == 0:
             progress(f"  committed version {step.version}")
     return {"store": store, "table": table, "create": create, "latency": latency}
+
+
+def _lance_appender(w: Workload, root: str):
+    """A Lance dataset of the base rows, and the append compare.py's Lance driver makes (write_dataset, mode append)."""
+    import lance
+
+    path = os.path.join(root, "lance")
+    lance.write_dataset(w.base, path)
+    return lambda rows: lance.write_dataset(rows, path, mode="append")
 
 
 def disk_bytes(path: str) -> int:
@@ -152,13 +173,24 @@ def report(w: Workload, run: dict, on_disk: int, floor: dict, reads: list[dict])
 
     results = {"create_s": run["create"]}
     line("create (version 0)", f"{run['create']:.2f} s")
+    lance = statistics.median(lat[LANCE]) if lat.get(LANCE) else None
+    commit_met = {}
     for kind in (UPDATE, DELETE, APPEND):
         med, p95 = statistics.median(lat[kind]), percentile(lat[kind], 0.95)
-        goal = ""
+        goals = []
         if kind in GOALS:
-            goal = f"median <= {GOALS[kind] * 1000:.0f} ms: {verdict(med <= GOALS[kind])}"
-        line(f"{kind} commit latency median / p95 (ms)", f"{med * 1000:.1f} / {p95 * 1000:.1f}", goal=goal)
+            goals.append(f"median <= {GOALS[kind] * 1000:.0f} ms: {verdict(med <= GOALS[kind])}")
+        limit = COMMIT_GOALS.get(kind, lance)
+        if limit is not None:
+            commit_met[f"{kind} median"] = med <= limit
+            commit_met[f"{kind} p95"] = p95 <= P95_GOAL * med
+            goals.append(f"issue 13: <= {limit * 1000:.1f} ms: {verdict(med <= limit)}, p95 <= {P95_GOAL:g}x: {verdict(p95 <= P95_GOAL * med)}")
+        line(f"{kind} commit latency median / p95 (ms)", f"{med * 1000:.1f} / {p95 * 1000:.1f}", goal="; ".join(goals))
         results[f"{kind}_median_s"], results[f"{kind}_p95_s"] = med, p95
+    if lance is not None:
+        lance_p95 = percentile(lat[LANCE], 0.95)
+        line("Lance append median / p95 (ms), same run", f"{lance * 1000:.1f} / {lance_p95 * 1000:.1f}")
+        results["lance_append_median_s"], results["lance_append_p95_s"] = lance, lance_p95
     before, on_disk = on_disk
     line("bytes on disk before vacuum (MB)", f"{before / 1e6:.1f}", f"{floor_total / 1e6:.1f}", f"{before / floor_total:.2f}x")
     ratio = on_disk / floor_total
@@ -183,7 +215,9 @@ def report(w: Workload, run: dict, on_disk: int, floor: dict, reads: list[dict])
         "reads": worst <= GOALS["read"],
     }
     lines.append("goals: " + ", ".join(f"{k} {verdict(v)}" for k, v in met.items()))
-    results["correct"], results["goals_met"] = correct, met
+    if commit_met:
+        lines.append("commit goals (issue 13): " + ", ".join(f"{k} {verdict(v)}" for k, v in commit_met.items()))
+    results["correct"], results["goals_met"], results["commit_goals_met"] = correct, met, commit_met
     return "\n".join(lines), results
 
 
@@ -195,6 +229,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--keep", help="run in this directory (kept) instead of a temporary one")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-lance", action="store_true", help="do not time Lance's appends next to logstore's")
     args = parser.parse_args()
 
     def progress(msg):
@@ -207,7 +242,7 @@ def main() -> int:
         root = args.keep or tmp
         os.makedirs(root, exist_ok=True)
         progress("running the commits on logstore ...")
-        run = run_logstore(w, root, progress)
+        run = run_logstore(w, root, progress, lance=not args.no_lance)
         on_disk = disk_bytes(os.path.join(root, "store"))
         # vacuum removes only files no version needs (here: the small change files compactions replaced), so
         # every version still reads the same; the reads below run after it and check every row
