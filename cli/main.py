@@ -138,3 +138,9 @@ cli.add_command(repair)
 from .sql_command import sql  # noqa: E402
 
 cli.add_command(sql)
+from .remote_commands import clone, pull, push, remote  # noqa: E402
+
+cli.add_command(remote)
+cli.add_command(push)
+cli.add_command(pull)
+cli.add_command(clone)

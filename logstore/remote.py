@@ -24,6 +24,7 @@ from typing import Any
 
 from . import codec, layout, names
 from .errors import InvalidInputError, InvalidNameError, RemoteExistsError, RemoteNotFoundError
+from .storage import OBJECT_SCHEMES
 
 FORMAT_VERSION = 1
 SECRET_WORDS = frozenset({"secret", "token", "password", "passwd", "key", "credential", "credentials", "sas"})
@@ -60,6 +61,9 @@ def check_url(url: object) -> str:
         raise InvalidInputError(url, f"a remote URL must be a path or a URL string, not {url!r}") from None
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError(url, f"a remote URL must be a non-empty path or URL, not {url!r}")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in ("", "file", *OBJECT_SCHEMES):
+        raise InvalidInputError(url, f"unsupported remote URL {text!r}: give a path, file://, s3://, gs://, az:// or memory://")
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", text):
         raise InvalidInputError(url, "a remote URL must not carry credentials (user:password@): give them through the environment or storage_options")
     return text

@@ -353,12 +353,11 @@ class _Meter:
         self.lock = threading.Lock()
 
     def add(self, files: int, size: int) -> None:
-        with self.lock:
+        with self.lock:  # the callback runs under the lock: a progress bar needs no locking of its own
             self.files += files
             self.size += size
-            state = SyncProgress(self.files, self.files_total, self.size, self.bytes_total)
-        if self.callback is not None:
-            self.callback(state)
+            if self.callback is not None:
+                self.callback(SyncProgress(self.files, self.files_total, self.size, self.bytes_total))
 
 
 def transfer(
