@@ -28,13 +28,14 @@ checkpoint) is left out. Nothing under `_staging/`, `_quarantine/` or `_repairs/
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import checkpoint, codec, layout, names
+from . import checkpoint, codec, integrity, layout, names
 from .errors import CorruptionError, DivergedError, TableNotFoundError
 from .log import CommitRecord, DataFile, Log
 from .snapshot import SnapshotRecord
@@ -161,21 +162,16 @@ def history(storage: Any, table: str) -> History:
     prefix = layout.table_dir(table)
     log = Log(storage, prefix)
     head = log.latest()  # HeadMissingError if the newest record was lost
-    raws = _read_all(storage, [layout.join(prefix, layout.log_record(v)) for v in range(head + 1)])
-    commits: list[dict[str, Any]] = []
+    commits = commit_records(storage, prefix, head)
     records: list[CommitRecord] = []
-    for v, raw in enumerate(raws):
+    for v, obj in enumerate(commits):
         path = layout.join(prefix, layout.log_record(v))
-        if raw is None:
-            raise CorruptionError(path, v, "commit record is missing from the middle of the log")
-        obj = codec.decode(raw, path=path, version=v, what="commit record")
         with codec.reading(path, v, "commit record"):
             record = CommitRecord.from_json(obj)
         if record.version != v:
             raise CorruptionError(path, v, f"record says version {record.version}")
         if v > 0 and record.table_id != records[0].table_id:
             raise CorruptionError(path, v, f"record belongs to another table (table_id {record.table_id}, version 0 says {records[0].table_id})")
-        commits.append(obj)
         records.append(record)
     table_id = records[0].table_id
 
@@ -195,7 +191,7 @@ def history(storage: Any, table: str) -> History:
 
     parts: list[Part] = []
     for v, record in enumerate(records):
-        parts.append(Part(COMMIT, layout.log_record(v), v, raws[v] or b"", record.files))
+        parts.append(Part(COMMIT, layout.log_record(v), v, record_bytes(commits[v]), record.files))
         parts.extend(after.get(v, ()))
     tags: dict[str, int] = {}
     for name in storage.list(layout.join(prefix, layout.TAG_DIR)):
@@ -276,6 +272,34 @@ def _tag_version(data: bytes, path: str, tag: str, table_id: str | None, head: i
     return version
 
 
+def commit_records(storage: Any, prefix: str, head: int) -> list[dict[str, Any]]:
+    """The commit records of versions 0..head of the table under `prefix`, decoded, checksums checked: from the log
+    checkpoints of complete segments (checked as readers check them: identity and last record; one read for 100
+    records) and from `_log/` for the rest (read in parallel). CorruptionError if one is missing or damaged."""
+    found: dict[int, dict[str, Any]] = {}
+    for segment in range(checkpoint.segment_of(head + 1)):  # the segments that end at or before head
+        seg = checkpoint.load(storage, prefix, segment)
+        if seg is not None:
+            for v in range(seg.first, seg.last + 1):
+                found[v] = seg.raw(v)
+    rest = [v for v in range(head + 1) if v not in found]
+    for v, raw in zip(rest, _read_all(storage, [layout.join(prefix, layout.log_record(v)) for v in rest])):
+        path = layout.join(prefix, layout.log_record(v))
+        if raw is None:
+            raise CorruptionError(path, v, f"commit record is missing from the middle of the log at {storage.location}")
+        found[v] = codec.decode(raw, path=path, version=v, what="commit record")
+    for v in range(head + 1):
+        with codec.reading(layout.join(prefix, layout.log_record(v)), v, "commit record"):
+            integrity.check_seal(found[v])  # a record taken from a checkpoint carries its own checksum too
+    return [found[v] for v in range(head + 1)]
+
+
+def record_bytes(obj: dict[str, Any]) -> bytes:
+    """The stored form of a commit record (codec.encode's: sorted keys, indented by one space). For a record read
+    from `_log/` these are its bytes; a record without a checksum (format 1) is written as it is, unsealed."""
+    return json.dumps(obj, sort_keys=True, indent=1).encode()
+
+
 def _read_all(storage: Any, paths: Sequence[str]) -> list[bytes | None]:
     """The bytes of each path (None if it does not exist), read in parallel."""
 
@@ -300,6 +324,7 @@ class TablePlan:
     history: History
     head_before: int | None  # the destination's head (None: no such table there)
     parts: list[Part]  # what to publish, in order
+    skip: set[str] = field(default_factory=set)  # files not sent: replaced by a compaction that is sent (clone)
 
 
 def _plan_table(source: Any, destination: Any, table: str) -> TablePlan:
@@ -310,13 +335,9 @@ def _plan_table(source: Any, destination: Any, table: str) -> TablePlan:
         return TablePlan(table, found, None, list(found.parts))
     head = log.latest()
     shared = min(head, found.head)
-    theirs = _read_all(destination, [layout.join(prefix, layout.log_record(v)) for v in range(shared + 1)])
+    theirs = commit_records(destination, prefix, shared)
     for v in range(shared + 1):
-        path = layout.join(prefix, layout.log_record(v))
-        raw = theirs[v]
-        if raw is None:
-            raise CorruptionError(path, v, f"commit record is missing from the middle of the log at {destination.location}")
-        if not _same_record(raw, found.commits[v], path, v):
+        if theirs[v] != found.commits[v]:
             why = "the table was created separately on each side (another table_id)" if v == 0 else "the two sides hold different commits under this version number"
             raise DivergedError(table, v, why)
     present = _names(destination, prefix, (layout.COMPACTION_DIR, layout.TAG_DIR))
@@ -382,14 +403,27 @@ def transfer(
             if name not in selected:
                 selected.append(name)
     plans = [_plan_table(source, destination, name) for name in selected]  # every table checked before any write
-    report = []
-    jobs = [(plan, f) for plan in plans for f in _files_to_send(plan)]
+    fresh = direction == "clone"  # a new store nobody reads yet: see _publish_new
     present = {plan.table: _names(destination, layout.table_dir(plan.table), (layout.DATA_DIR, layout.SNAPSHOT_DATA_DIR, layout.COMPACTED_DATA_DIR)) for plan in plans}
+    for plan in plans:
+        if fresh and plan.head_before is None:
+            plan.skip = {p for part in plan.parts if part.kind == COMPACTION for p in part.replaced}
+    jobs = [(plan, f) for plan in plans for f in _files_to_send(plan) if f.path not in plan.skip]
     missing = [(plan, f) for plan, f in jobs if f.path not in present[plan.table]]
     meter = _Meter(len(missing), sum(f.size for _, f in missing), progress)
     results = _copy_files(source, destination, jobs, present, meter)
+    # a compaction record whose files did not arrive intact is not published: the files it replaces are needed
+    needed = []
     for plan in plans:
-        report.append(_publish(source, destination, plan, results, meter))
+        if plan.skip:
+            kept = {p for part in plan.parts if part.kind == COMPACTION and _problem(plan, part, results) is None for p in part.replaced}
+            needed += [(plan, f) for f in _files_to_send(plan) if f.path in plan.skip - kept]
+            plan.skip = kept
+    if needed:
+        meter.files_total += len(needed)
+        meter.bytes_total += sum(f.size for _, f in needed)
+        results.update(_copy_files(source, destination, needed, present, meter))
+    report = [(_publish_new if fresh and plan.head_before is None else _publish)(destination, plan, results, meter) for plan in plans]
     return SyncReport(direction, source.location, destination.location, tuple(report))
 
 
@@ -454,55 +488,115 @@ def _check_at(destination: Any, path: str, f: DataFile) -> _Copied:
     return _Copied(False, False, CorruptionError(path, None, f"file vanished from {destination.location} while syncing"))
 
 
-def _publish(source: Any, destination: Any, plan: TablePlan, copied: dict[tuple[str, str], _Copied], meter: _Meter) -> TableSync:
+def _problem(plan: TablePlan, part: Part, copied: dict[tuple[str, str], _Copied]) -> CorruptionError | None:
+    """Why a file of `part` is not at the destination as recorded; None if all are, or are legitimately absent
+    (vacuumed at the source, or not sent because a compaction record sent along stands for them)."""
+    replaced = plan.history.replaced()
+    for f in part.files:
+        if f.path in plan.skip:
+            continue
+        c = copied[(plan.table, f.path)]
+        if not c.ok and not (c.missing and f.path in replaced):
+            return c.problem
+    return None
+
+
+def _check_commits(plan: TablePlan, copied: dict[tuple[str, str], _Copied]) -> None:
+    """CorruptionError if a file of a commit part did not arrive intact: nothing of the table is published then."""
+    for part in plan.parts:
+        found = _problem(plan, part, copied) if part.kind == COMMIT else None
+        if found is not None:
+            raise CorruptionError(found.path, part.version, found.reason)
+
+
+class _Tally:
+    """What a table's publishing sent."""
+
+    def __init__(self, plan: TablePlan, copied: dict[tuple[str, str], _Copied]) -> None:
+        self.plan = plan
+        self.sent = {p for (t, p), c in copied.items() if t == plan.table and c.sent}
+        self.counted: set[str] = set()
+        self.versions = self.files = self.bytes = self.records = 0
+        self.head = plan.head_before if plan.head_before is not None else -1
+        self.lock = threading.Lock()
+
+    def add(self, part: Part) -> None:
+        with self.lock:
+            self.records += 1
+            self.bytes += len(part.data)
+            if part.kind == COMMIT:
+                self.versions += 1
+                self.head = max(self.head, part.version or 0)
+            for f in part.files:
+                if f.path in self.sent and f.path not in self.counted:
+                    self.counted.add(f.path)
+                    self.files += 1
+                    self.bytes += f.size
+
+    def done(self, destination: Any) -> TableSync:
+        """Advance the destination's head hint; the table's entry of the report."""
+        if self.versions:
+            log = Log(destination, layout.table_dir(self.plan.table))
+            hinted = log.hint()
+            if hinted is None or hinted < self.head:
+                log.write_hint(self.head)
+        before = self.plan.head_before
+        final = max(self.head, before if before is not None else -1)
+        return TableSync(self.plan.table, before, final, self.versions, self.files, self.bytes, self.records)
+
+
+def _publish(destination: Any, plan: TablePlan, copied: dict[tuple[str, str], _Copied], meter: _Meter) -> TableSync:
     """Publish the records of `plan` in order; a part whose files did not arrive intact is left out if it is derived,
     else the transfer stops before its record (CorruptionError naming the file)."""
     prefix = layout.table_dir(plan.table)
-    replaced = plan.history.replaced()
-    versions = files = size = records = 0
-    files_sent = {p for (t, p), c in copied.items() if t == plan.table and c.sent}
-    counted: set[str] = set()
-
-    def problem(part: Part) -> CorruptionError | None:
-        """Why a file of `part` is not at the destination as recorded (None if all are, or legitimately vacuumed)."""
-        for f in part.files:
-            c = copied[(plan.table, f.path)]
-            if not c.ok and not (c.missing and f.path in replaced):
-                return c.problem
-        return None
-
-    # every commit part's files first: a damaged source file stops the table before any record is published
+    _check_commits(plan, copied)
+    tally = _Tally(plan, copied)
     for part in plan.parts:
-        found = problem(part) if part.kind == COMMIT else None
-        if found is not None:
-            raise CorruptionError(found.path, part.version, found.reason)
-    head = plan.head_before if plan.head_before is not None else -1
-    for part in plan.parts:
-        if problem(part) is not None:
+        if _problem(plan, part, copied) is not None:
             continue  # a derived part damaged at the source: left out
         path = layout.join(prefix, part.record)
         if not destination.put_if_absent(path, part.data):
             _taken(destination, plan, part, path)
             continue
-        records += 1
-        size += len(part.data)
-        if part.kind == COMMIT:
-            versions += 1
-            head = max(head, part.version or 0)
-        for f in part.files:
-            if f.path in files_sent and f.path not in counted:
-                counted.add(f.path)
-                files += 1
-                size += f.size
+        tally.add(part)
         meter.add(0, 0)
-    if versions:
-        log = Log(destination, prefix)
-        hinted = log.hint()
-        if hinted is None or hinted < head:
-            log.write_hint(head)
-    # a head after the destination's: the source's if the destination was behind, else the destination's
-    final = max(head, plan.head_before if plan.head_before is not None else -1)
-    return TableSync(plan.table, plan.head_before, final, versions, files, size, records)
+    return tally.done(destination)
+
+
+def _publish_new(destination: Any, plan: TablePlan, copied: dict[tuple[str, str], _Copied], meter: _Meter) -> TableSync:
+    """A table new to a store that a clone is creating: its records in parallel, version 0's last.
+
+    A table exists from its version-0 record on (docs/format.md), so before it nobody sees any of the others, and
+    their order does not matter; afterwards all are there. This is what lets a clone leave out the change files a
+    compaction replaced (`plan.skip`), as vacuum would: no reader can see a version of a compacted block before the
+    block's record. An interrupted clone leaves an invisible, partial table that `pull` completes (in order). Should
+    a table of that name be created meanwhile (version 0 taken by other bytes), the records published here are
+    deleted again and the clone fails as diverged."""
+    prefix = layout.table_dir(plan.table)
+    _check_commits(plan, copied)
+    tally = _Tally(plan, copied)
+    first, rest = plan.parts[0], [p for p in plan.parts[1:] if _problem(plan, p, copied) is None]
+    assert first.kind == COMMIT and first.version == 0
+    published: list[str] = []
+
+    def put(part: Part) -> None:
+        path = layout.join(prefix, part.record)
+        if destination.put_if_absent(path, part.data):
+            published.append(path)
+            tally.add(part)
+            meter.add(0, 0)
+        else:
+            _taken(destination, plan, part, path)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        list(pool.map(put, rest))
+    try:
+        put(first)
+    except DivergedError:
+        for path in published:
+            destination.delete(path)
+        raise DivergedError(plan.table, 0, "a table of this name was created on the destination while it was being cloned") from None
+    return tally.done(destination)
 
 
 def _taken(destination: Any, plan: TablePlan, part: Part, path: str) -> None:

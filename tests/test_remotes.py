@@ -188,6 +188,29 @@ def test_vacuumed_change_files_replaced_by_a_compaction(tmp_path, monkeypatch):
     assert clone.table("t").verify(full=True).ok
 
 
+def test_a_clone_leaves_out_what_a_compaction_replaced_unless_the_compaction_is_damaged(tmp_path):
+    origin = logstore.init(tmp_path / "origin")
+    t = build(origin, commits=12)
+    block = testing.prefix(t) + "/_compactions/" + layout.compaction_name(0, 9)
+    replaced = json.loads(open_storage(tmp_path / "origin").read(block))["replaces"]
+    assert replaced
+    clone = logstore.clone(tmp_path / "origin", tmp_path / "clone")
+    assert not any((tmp_path / "clone/tables/t" / p).exists() for p in replaced)  # as if vacuumed
+    same_history(t, clone.table("t"))
+    assert clone.table("t").verify(full=True).ok
+    # a compacted file damaged at the origin: its record is not sent, and the files it replaced are
+    compacted = json.loads(open_storage(tmp_path / "origin").read(block))["files"][0]["path"]
+    victim = tmp_path / "origin/tables/t" / compacted
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        other = logstore.clone(tmp_path / "origin", tmp_path / "other")
+        assert all((tmp_path / "other/tables/t" / p).exists() for p in replaced)
+        assert not (tmp_path / "other/tables/t" / compacted).exists()
+        same_history(t, other.table("t"))
+        assert other.table("t").verify(full=True).ok
+
+
 # --- divergence -------------------------------------------------------------------------------------------------
 
 
@@ -332,6 +355,46 @@ def test_a_push_killed_half_way_completes_when_run_again(tmp_path, when):
     assert check.ok and not check.unreferenced, (check.problems, check.unreferenced)
     same_history(t, remote)
     assert local.push().files == 0
+
+
+@pytest.mark.stress
+def test_a_push_killed_again_and_again_completes(tmp_path, place):
+    """Kill a slow push at random moments, over and over (to disk and to S3), until a run completes by itself;
+    after every kill the destination verifies and reads as the source up to its head, and the final push sends
+    nothing."""
+    import random
+
+    rng = random.Random(14)
+    local = logstore.init(tmp_path / "local")
+    t = build(local, commits=40)
+    remote_url = place("remote")
+    logstore.init(remote_url)
+    local.add_remote("origin", remote_url)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")]))}
+    kills = 0
+    for _ in range(40):
+        child = subprocess.Popen([sys.executable, CHILD, str(tmp_path / "local"), "origin", "0.01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        try:
+            child.wait(timeout=rng.uniform(0.5, 2.5))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            kills += 1
+        out = child.stdout.read()
+        child.stdout.close()
+        child.stderr.close()
+        store = logstore.open(remote_url)
+        if "t" in store.tables():
+            partial = store.table("t")
+            assert partial.verify().ok
+            assert partial.read().equals(t.read(version=partial.version))
+        if b"done" in out:
+            break
+    assert kills >= 1
+    assert local.push().files == 0
+    remote = logstore.open(remote_url).table("t")
+    assert remote.verify(full=True).ok
+    same_history(t, remote)
 
 
 # --- remotes: configuration and errors --------------------------------------------------------------------------
