@@ -16,6 +16,10 @@ One transfer (`transfer`) goes from a source store to a destination store, table
    files, and a writer committing on the destination meanwhile is never overwritten: if record N is taken and its
    bytes differ, the transfer stops with DivergedError. Then the destination's head hint is advanced.
 
+A clone creates the destination store, so nobody reads it yet: each new table's records are published in parallel
+with version 0's last (a table exists from its version-0 record on), and the change files that a compaction record
+being sent replaces are left out, as vacuum would remove them (`_publish_new`).
+
 What is sent: commit records (and their files) above the destination's head; derived records of those versions
 (snapshots, log checkpoints) when they are intact at the source; every intact compaction record the destination
 lacks (it may be the only way to read versions whose change files were vacuumed); tags the destination lacks.
@@ -124,11 +128,16 @@ class Part:
     kind: str  # COMMIT, SNAPSHOT, COMPACTION, CHECKPOINT or TAG
     record: str  # path relative to the table directory
     version: int | None  # the version it belongs to (a tag: the version it names)
-    data: bytes  # the record's bytes at the source
+    content: bytes | dict[str, Any]  # the record's bytes at the source, or (commit records) its decoded JSON
     files: tuple[DataFile, ...] = ()
     when: Literal["above", "absent"] = "above"
     optional: bool = False  # derived: left out (not an error) if damaged at the source
     replaced: frozenset[str] = frozenset()  # compaction: the files it makes unnecessary (may be vacuumed)
+
+    @property
+    def data(self) -> bytes:
+        """The bytes to publish (a commit record is encoded only when it is sent)."""
+        return self.content if isinstance(self.content, bytes) else record_bytes(self.content)
 
 
 @dataclass
@@ -140,11 +149,14 @@ class History:
     commits: list[dict[str, Any]]
     parts: list[Part]
     tags: dict[str, int] = field(default_factory=dict)
+    _replaced: frozenset[str] | None = None
 
-    def replaced(self) -> set[str]:
+    def replaced(self) -> frozenset[str]:
         """Paths (relative to the table directory) some intact compaction record's `replaces` lists: they may have
         been vacuumed at the source, readers take the compacted files instead."""
-        return {p for part in self.parts for p in part.replaced}
+        if self._replaced is None:
+            self._replaced = frozenset(p for part in self.parts for p in part.replaced)
+        return self._replaced
 
 
 def history(storage: Any, table: str) -> History:
@@ -175,23 +187,23 @@ def history(storage: Any, table: str) -> History:
         records.append(record)
     table_id = records[0].table_id
 
+    # the derived records, read in parallel: per directory, how to make a part of one of its files (None: left out)
+    kinds: list[tuple[str, Callable[[str, bytes], Part | None]]] = [
+        (layout.SNAPSHOT_DIR, lambda name, data: _snapshot_part(prefix, name, data, commits, head)),
+        (layout.COMPACTION_DIR, lambda name, data: _compaction_part(prefix, name, data, table_id, head)),
+        (layout.CHECKPOINT_DIR, lambda name, data: _checkpoint_part(prefix, name, data, commits, table_id, head)),
+    ]
+    listed = [(directory, name, make) for directory, make in kinds for name in storage.list(layout.join(prefix, directory))]
+    contents = _read_all(storage, [layout.join(prefix, directory, name) for directory, name, _ in listed])
     after: dict[int, list[Part]] = {}  # derived parts, by the version they are published after
-    for name in storage.list(layout.join(prefix, layout.SNAPSHOT_DIR)):
-        part = _snapshot_part(storage, prefix, name, commits, head)
-        if part is not None:
-            after.setdefault(part.version or 0, []).append(part)
-    for name in storage.list(layout.join(prefix, layout.COMPACTION_DIR)):
-        part = _compaction_part(storage, prefix, name, table_id, head)
-        if part is not None:
-            after.setdefault(part.version or 0, []).append(part)
-    for name in storage.list(layout.join(prefix, layout.CHECKPOINT_DIR)):
-        part = _checkpoint_part(storage, prefix, name, commits, table_id, head)
+    for (_, name, make), data in zip(listed, contents):
+        part = make(name, data) if data is not None else None
         if part is not None:
             after.setdefault(part.version or 0, []).append(part)
 
     parts: list[Part] = []
     for v, record in enumerate(records):
-        parts.append(Part(COMMIT, layout.log_record(v), v, record_bytes(commits[v]), record.files))
+        parts.append(Part(COMMIT, layout.log_record(v), v, commits[v], record.files))
         parts.extend(after.get(v, ()))
     tags: dict[str, int] = {}
     for name in storage.list(layout.join(prefix, layout.TAG_DIR)):
@@ -205,7 +217,7 @@ def history(storage: Any, table: str) -> History:
     return History(table, head, commits, parts, tags)
 
 
-def _snapshot_part(storage: Any, prefix: str, name: str, commits: list[dict[str, Any]], head: int) -> Part | None:
+def _snapshot_part(prefix: str, name: str, data: bytes, commits: list[dict[str, Any]], head: int) -> Part | None:
     from .snapshot import check_against_log
 
     version = layout.record_version(name)
@@ -213,18 +225,17 @@ def _snapshot_part(storage: Any, prefix: str, name: str, commits: list[dict[str,
         return None
     path = layout.join(prefix, layout.SNAPSHOT_DIR, name)
     try:
-        data = storage.read(path)
         record = codec.parse(data, SnapshotRecord.from_json, path=path, version=version, what="snapshot record")
         if record.version != version:
             return None
         check_against_log(record, commits[version], path)
-    except (OSError, CorruptionError):
+    except CorruptionError:
         return None
     snapshot_file = DataFile(record.path, record.rows, record.size, record.sha256, False)
     return Part(SNAPSHOT, layout.snapshot_record(version), version, data, (snapshot_file,), optional=True)
 
 
-def _compaction_part(storage: Any, prefix: str, name: str, table_id: str | None, head: int) -> Part | None:
+def _compaction_part(prefix: str, name: str, data: bytes, table_id: str | None, head: int) -> Part | None:
     from .compaction import CompactionRecord
 
     block = layout.compaction_block(name)
@@ -232,17 +243,16 @@ def _compaction_part(storage: Any, prefix: str, name: str, table_id: str | None,
         return None
     path = layout.join(prefix, layout.COMPACTION_DIR, name)
     try:
-        data = storage.read(path)
         record = codec.parse(data, CompactionRecord.from_json, path=path, version=None, what="compaction record")
         if (record.first, record.last) != block or (record.table_id is not None and record.table_id != table_id):
             return None
-    except (OSError, CorruptionError):
+    except CorruptionError:
         return None
     files = tuple(cf.file for cf in record.files)
     return Part(COMPACTION, layout.join(layout.COMPACTION_DIR, name), block[1], data, files, "absent", True, frozenset(record.replaces))
 
 
-def _checkpoint_part(storage: Any, prefix: str, name: str, commits: list[dict[str, Any]], table_id: str | None, head: int) -> Part | None:
+def _checkpoint_part(prefix: str, name: str, data: bytes, commits: list[dict[str, Any]], table_id: str | None, head: int) -> Part | None:
     last = layout.checkpoint_last(name)
     if last is None or last > head:
         return None
@@ -251,12 +261,11 @@ def _checkpoint_part(storage: Any, prefix: str, name: str, commits: list[dict[st
         return None
     path = layout.join(prefix, layout.CHECKPOINT_DIR, name)
     try:
-        data = storage.read(path)
         seg = checkpoint.decode(segment, data, path)
         checkpoint.check_identity(seg, table_id)
         if any(seg.raw(v) != commits[v] for v in range(seg.first, seg.last + 1)):
             return None
-    except (OSError, CorruptionError):
+    except CorruptionError:
         return None
     return Part(CHECKPOINT, layout.checkpoint_file(last), last, data, optional=True)
 
@@ -520,10 +529,10 @@ class _Tally:
         self.head = plan.head_before if plan.head_before is not None else -1
         self.lock = threading.Lock()
 
-    def add(self, part: Part) -> None:
+    def add(self, part: Part, size: int) -> None:
         with self.lock:
             self.records += 1
-            self.bytes += len(part.data)
+            self.bytes += size
             if part.kind == COMMIT:
                 self.versions += 1
                 self.head = max(self.head, part.version or 0)
@@ -555,10 +564,11 @@ def _publish(destination: Any, plan: TablePlan, copied: dict[tuple[str, str], _C
         if _problem(plan, part, copied) is not None:
             continue  # a derived part damaged at the source: left out
         path = layout.join(prefix, part.record)
-        if not destination.put_if_absent(path, part.data):
+        data = part.data
+        if not destination.put_if_absent(path, data):
             _taken(destination, plan, part, path)
             continue
-        tally.add(part)
+        tally.add(part, len(data))
         meter.add(0, 0)
     return tally.done(destination)
 
@@ -581,9 +591,10 @@ def _publish_new(destination: Any, plan: TablePlan, copied: dict[tuple[str, str]
 
     def put(part: Part) -> None:
         path = layout.join(prefix, part.record)
-        if destination.put_if_absent(path, part.data):
+        data = part.data
+        if destination.put_if_absent(path, data):
             published.append(path)
-            tally.add(part)
+            tally.add(part, len(data))
             meter.add(0, 0)
         else:
             _taken(destination, plan, part, path)
