@@ -60,6 +60,8 @@ class Head:
     con: duckdb.DuckDBPyConnection
     table_name: str
     state: Callable[[], Plan] | None = None
+    # the head's rows whose column holds one of the values (headcache.HeadCache.rows_where_in), None if unknown
+    lookup: Callable[[str, pa.Array], pa.Table | None] | None = None
 
     @cached_property
     def state_plan(self) -> Plan:
@@ -151,8 +153,8 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
     olds = ", ".join(f"t.{quote(c.name)} AS {quote(_OLD_VALUE + str(i))}" for i, c in enumerate(set_columns))
     differs = " OR ".join(f"u.{quote(c.name)} IS DISTINCT FROM u.{quote(_OLD_VALUE + str(i))}" for i, c in enumerate(set_columns))
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
-    with _predicate(head, where) as predicate:
-        changed = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash}, {olds} FROM {head.state_sql()} AS t WHERE {predicate}"
+    with _predicate(head, where) as (predicate, state):
+        changed = f"SELECT {ROW_ID}, '{UPDATE}' AS {OP}, {select}, {old_hash}, {olds} FROM {state} AS t WHERE {predicate}"
         new_hash = f"{fingerprint.row_hash_sql(head.columns, 'u')} AS {NEW_HASH}"  # and the new images, in the same query
         kept = ", ".join([ROW_ID, OP, *(f"u.{quote(c.name)}" for c in head.columns), OLD_HASH])
         sql = f"SELECT {kept}, {new_hash} FROM ({changed}) AS u WHERE {differs} ORDER BY {ROW_ID}"
@@ -163,9 +165,9 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
 def delete(head: Head, where: str | None) -> ChangeSet:
     nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
-    with _predicate(head, where) as predicate:
+    with _predicate(head, where) as (predicate, state):
         no_new = f"0::UBIGINT AS {NEW_HASH}"  # deletes leave no new images
-        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash}, {no_new} FROM {head.state_sql()} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash}, {no_new} FROM {state} AS t WHERE {predicate} ORDER BY {ROW_ID}"
         rows = head.run(sql, expression=where, where=where)
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
@@ -232,23 +234,31 @@ def _conform(head: Head, data: pa.Table, merge: bool):
 
 @contextmanager
 def _predicate(head: Head, where: str | None):
-    """The SQL of a predicate, for the duration of the block (a long IN list is a registered Arrow array).
+    """The SQL of a predicate and of the head rows to apply it to, for the duration of the block.
 
-    Checked for shape here; bound when it runs (Head.run), which saves binding 1,000-constant IN lists twice.
+    Checked for shape here; bound when it runs (Head.run), which saves binding 1,000-constant IN lists twice. A long
+    IN list is a registered Arrow array; if it tests the key, the rows to apply it to are only the head rows holding
+    those keys, found by the head cache's key lookup when there is one (the predicate is still applied to them, so
+    the result is the same as over every row), else the whole head state.
     """
     if where is None:
-        yield "true"
+        yield "true", head.state_sql()
         return
     text, in_list = expressions.predicate(head.con, where, head.columns)
     if in_list is None:
-        yield f"({text})"
+        yield f"({text})", head.state_sql()
         return
     name = f"logstore_in_list_{uuid.uuid4().hex}"
     head.con.register(name, pa.table({"v": in_list.values}))
+    rows = head.lookup(in_list.column, in_list.values) if head.lookup is not None else None
+    if rows is not None:
+        head.con.register(f"{name}_rows", rows)
     try:
-        yield f"({quote(in_list.column)} IN (SELECT v FROM {name}))"
+        yield f"({quote(in_list.column)} IN (SELECT v FROM {name}))", head.state_sql() if rows is None else f"{name}_rows"
     finally:
         head.con.unregister(name)
+        if rows is not None:
+            head.con.unregister(f"{name}_rows")
 
 
 def _names(columns) -> str:

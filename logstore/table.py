@@ -354,7 +354,10 @@ class Table:
         except CorruptionError as e:
             raise HeadUnreadableError(e.path, record.version, e.reason) from None
         cache = self._store._head_cache()
-        return Head(record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self._files, record, files_plan))
+        return Head(
+            record, files_plan, cache.con.cursor(), self.name, lambda: cache.state_plan(self._files, record, files_plan),
+            lookup=lambda column, values: cache.rows_where_in(self._files, record, files_plan, column, values),
+        )
 
     def _record_head(self) -> Head:
         """The head as its commit record alone, for a commit that reads none of its rows (_reset)."""

@@ -220,3 +220,98 @@ def apply(t, kind: str, n: int, model: dict) -> dict:
     keep = sorted(model)[::2]
     t.overwrite(people(keep, names=[model[k][0] for k in keep], scores=[model[k][1] for k in keep]))
     return {k: model[k] for k in keep}
+
+
+# --- key lookups: update/delete with `key IN (<many ids>)` read only the rows holding those keys -------------------
+
+
+def in_list(ids) -> str:
+    ids = sorted(set(ids))
+    return f"id IN ({', '.join(str(i) for i in ids)})"
+
+
+def lookups(store) -> list[str]:
+    return sorted(testing.head_cache(store)._lookups)
+
+
+def test_key_lookup_built_by_the_second_in_list_operation_and_used_after(keyed, store, monkeypatch):
+    keyed.update({"score": "score + 1"}, in_list(range(0, 200, 3)))
+    assert lookups(store) == []
+    keyed.delete(in_list(range(1, 200, 3)))
+    assert lookups(store) == [testing.prefix(keyed)]
+    # from now on the operations read the rows the lookup finds: were the state read, this would fail
+    monkeypatch.setattr(headcache.HeadCache, "state_plan", lambda *a: pytest.fail("read the whole head state"))
+    keyed.update({"name": "name || '!'"}, in_list(range(0, 100)))
+    keyed.delete(in_list(range(5, 300, 2)))
+    model = {i: (f"n{i}!", i / 2 + 1) for i in (0, 3, 6)} | {i: (f"n{i}!", i / 2) for i in (2, 8)}
+    assert state(keyed) == model
+    assert_verified(keyed)
+
+
+def test_key_lookup_never_reads_a_damaged_change_file(keyed, store):
+    """A change file of another writer fails its check: the lookup is dropped (and rebuilt from the head's plan,
+    which reads the snapshot standing in for that version) instead of serving rows from the damaged file."""
+    keyed.update({"score": "0"}, in_list(range(100)))
+    keyed.update({"score": "1"}, in_list(range(100)))
+    assert lookups(store) == [testing.prefix(keyed)]
+    other = logstore.open(store.path).table("p")  # another writer: the lookup reads its change file
+    other.update({"score": "2"}, in_list(range(3, 100)))
+    assert other.snapshots()[-1] == 3  # 97 change rows on 10 rows: due
+    path = testing.log(keyed).read(3).files[0].path
+    with open(testing.storage(keyed).url(testing.files(keyed).path(path)), "ab") as f:
+        f.write(b"XXXX")  # its size is no longer the recorded one
+    keyed.update({"score": "score + 1"}, in_list(range(5, 100)))
+    assert state(keyed) == {i: (f"n{i}", 1.0 if i < 3 else 2.0 if i < 5 else 3.0) for i in range(10)}
+    assert testing.head_cache(store)._lookups[testing.prefix(keyed)].record.version == 3
+
+
+lookup_operation = st.tuples(
+    st.sampled_from(["a", "a", "b"]),  # which writer (two Store objects on one path: each has its own head cache)
+    st.sampled_from(["update", "update", "delete", "delete", "upsert", "append", "overwrite", "restore"]),
+    st.lists(st.integers(0, 90), min_size=1, max_size=80),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=st.lists(lookup_operation, min_size=4, max_size=16), limit=st.sampled_from([0, 40, 100_000]))
+def test_key_lookup_random_operations(tmp_path_factory, ops, limit):
+    """Updates and deletes by long IN lists of keys (found through the lookup once built), interleaved with every
+    other kind of write by two writers, against a dict model; the fingerprints recorded must match the files."""
+    root = tmp_path_factory.mktemp("lookup") / "store"
+    writers = {"a": logstore.init(root)}
+    writers["a"].create_table("p", people(range(60)), key="id")
+    writers["b"] = logstore.open(root)
+    model = {i: (f"n{i}", i / 2) for i in range(60)}
+    versions = [dict(model)]
+    old = headcache.LOOKUP_MAX_CHANGE_ROWS
+    headcache.LOOKUP_MAX_CHANGE_ROWS = limit  # 0: rebuilt at every use; 40: now and then; else never
+    try:
+        for who, kind, ids in ops:
+            t = writers[who].table("p")
+            ids = sorted(set(ids) | set(range(200, 264)))  # always long enough to be an IN list (ids >= 200: absent)
+            if kind == "update":
+                t.update({"score": "score + 1", "name": "name || 'u'"}, in_list(ids))
+                model = {k: (v[0] + "u", v[1] + 1) if k in ids else v for k, v in model.items()}
+            elif kind == "delete":
+                t.delete(in_list(ids))
+                model = {k: v for k, v in model.items() if k not in ids}
+            elif kind == "upsert":
+                t.upsert(people(ids[:5], names=[f"s{i}" for i in ids[:5]], scores=[1.0] * len(ids[:5])))
+                model.update({i: (f"s{i}", 1.0) for i in ids[:5]})
+            elif kind == "append":
+                fresh = [i for i in ids[:3] if i not in model] or [max(model, default=0) + 1000]
+                t.append(people(fresh))
+                model.update({i: (f"n{i}", i / 2) for i in fresh})
+            elif kind == "overwrite":
+                keep = sorted(model)[::2]
+                t.overwrite(people(keep, names=[model[k][0] for k in keep], scores=[model[k][1] for k in keep]))
+                model = {k: model[k] for k in keep}
+            else:
+                back = ids[0] % len(versions)
+                t.restore(version=back)
+                model = dict(versions[back])
+            versions.append(dict(model))
+            assert state(t) == model, (who, kind, ids)
+    finally:
+        headcache.LOOKUP_MAX_CHANGE_ROWS = old
+    assert_verified(writers["a"].table("p"))
