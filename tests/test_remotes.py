@@ -211,6 +211,49 @@ def test_a_clone_leaves_out_what_a_compaction_replaced_unless_the_compaction_is_
         assert other.table("t").verify(full=True).ok
 
 
+def test_pull_completes_a_clone_interrupted_before_version_0(tmp_path):
+    origin = logstore.init(tmp_path / "origin")
+    t = build(origin, commits=12)
+    clone = logstore.clone(tmp_path / "origin", tmp_path / "clone")
+    log_dir = tmp_path / "clone/tables/t/_log"
+    for v in (0, 5, 11):  # as if killed while its records were being published: version 0's comes last
+        (log_dir / layout.log_name(v)).unlink()
+    (tmp_path / "clone/tables/t/_head.json").unlink()
+    assert clone.tables() == []  # the table is invisible without version 0
+    report = clone.pull()
+    assert report.table("t").created and report.table("t").versions == 3
+    same_history(t, clone.table("t"))
+    check = clone.table("t").verify(full=True)
+    assert check.ok, check.problems
+
+
+def test_a_table_created_on_the_destination_during_a_clone_is_left_intact(tmp_path, monkeypatch):
+    from logstore.storage import LocalStorage
+
+    origin = logstore.init(tmp_path / "origin")
+    build(origin, commits=12)
+    original = LocalStorage.put_if_absent
+    target = f"tables/t/_log/{layout.log_name(0)}"
+
+    raced = []
+
+    def racing(self, path, data):
+        if path == target and str(self.root).endswith("clone") and not raced:
+            raced.append(path)
+            logstore.open(self.root).create_table("t", people([42]))  # another writer wins version 0
+        return original(self, path, data)
+
+    monkeypatch.setattr(LocalStorage, "put_if_absent", racing)
+    with pytest.raises(logstore.DivergedError) as e:
+        logstore.clone(tmp_path / "origin", tmp_path / "clone")
+    assert e.value.version == 0
+    theirs = logstore.open(tmp_path / "clone").table("t")
+    assert theirs.version == 0 and theirs.read().column("id").to_pylist() == [42]
+    assert theirs.verify(full=True).ok
+    theirs.append(people([43]))  # and it takes commits
+    assert theirs.version == 1
+
+
 # --- divergence -------------------------------------------------------------------------------------------------
 
 
