@@ -11,10 +11,23 @@ import pyarrow.compute as pc
 
 from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
 
-from .output import count, output_options, render_arrow, render_one, status
+from .options import output_file, output_file_options
+from .output import (
+    TABLE_ROWS,
+    count,
+    output_options,
+    render_arrow,
+    render_one,
+    render_relation,
+    status,
+    table_rows,
+    write_rows,
+)
 
 VERSION_HELP = "A version number, @TIMESTAMP (ISO-8601, UTC unless it has an offset) or a tag name."
-LIMIT = click.option("-n", "--limit", type=click.IntRange(min=0), metavar="N", help="Show at most N rows [default: all].")
+LIMIT = click.option(
+    "-n", "--limit", type=click.IntRange(min=0), metavar="N", help=f"Show at most N rows [default: all; the first {TABLE_ROWS} in the table format]."
+)
 
 
 @click.command()
@@ -24,20 +37,25 @@ LIMIT = click.option("-n", "--limit", type=click.IntRange(min=0), metavar="N", h
 @click.option("--summary", is_flag=True, help="Only the counts per change type, the changed columns and schema changes.")
 @LIMIT
 @output_options
+@output_file_options
 @click.pass_obj
-def diff(state, table, a, b, summary, limit, fmt):
+def diff(state, table, a, b, summary, limit, fmt, output, file_format, force):
     """The net row difference from version A to version B (B before A gives the reverse).
 
     Rows are matched by the table's key (by internal row id without one). Each row is an insert, update or delete;
     an update shows the new value of each column next to its old value in `_old_<column>`, and lists the
     changed columns in `_changed_columns`. A and B are each a version number, @TIMESTAMP or a tag.
+    CSV, JSON and -o FILE are streamed (DuckDB's writers, bounded memory); in CSV, `_changed_columns` and other
+    lists print as DuckDB writes them: `[a, b]`.
 
     \b
     Examples:
       logstore diff events 3 7
       logstore diff events v1.0 @2022-06-01 --summary
       logstore diff events 0 12 --limit 20 --format csv
+      logstore diff events 0 12 -o diff.parquet
     """
+    written = output_file(output, file_format) if output else None
     t = state.table(table)
     if summary:
         s = t.diff_summary(a, b)
@@ -53,18 +71,21 @@ def diff(state, table, a, b, summary, limit, fmt):
         }
         render_one(record, fmt)
         return
-    rows = t.diff(a, b, limit=None if limit is None else limit + 1)
-    rows, more = _cut(rows, limit)
-    if fmt == "table":
-        facts = _facts(rows)
-        notes = [f"columns added: {', '.join(facts['columns_added'])}"] if facts.get("columns_added") else []
-        notes += [f"columns removed: {', '.join(facts['columns_removed'])}"] if facts.get("columns_removed") else []
-        for note in notes:
-            status(note)
-        rows = _readable(rows)
-    render_arrow(rows, fmt, empty="(no differences)")
-    if more and fmt == "table":
-        status(f"(first {count(limit, 'row')} shown; raise --limit to see more)")
+    if output or fmt != "table":
+        relation = t.diff_relation(a, b)
+        _write(state, relation, fmt, limit, output, written, force, "(no differences)")
+        return
+    shown = table_rows(limit)
+    rows = t.diff(a, b, limit=shown + 1)
+    rows, more = _cut(rows, shown)
+    facts = _facts(rows)
+    notes = [f"columns added: {', '.join(facts['columns_added'])}"] if facts.get("columns_added") else []
+    notes += [f"columns removed: {', '.join(facts['columns_removed'])}"] if facts.get("columns_removed") else []
+    for note in notes:
+        status(note)
+    render_arrow(_readable(rows), fmt, empty="(no differences)")
+    if more:
+        status(f"(first {count(shown, 'row')} shown; raise --limit to see more)")
 
 
 @click.command()
@@ -73,29 +94,41 @@ def diff(state, table, a, b, summary, limit, fmt):
 @click.argument("end", metavar="[END]", required=False)
 @LIMIT
 @output_options
+@output_file_options
 @click.pass_obj
-def changes(state, table, start, end, limit, fmt):
+def changes(state, table, start, end, limit, fmt, output, file_format, force):
     """Every row change made by the commits START..END (inclusive; END defaults to the latest version).
 
     Each change is an insert, a delete (with the row's last values), or an update as two rows: update_preimage
     and update_postimage; with the version and commit time that made it. START and END are each a version
     number, @TIMESTAMP or a tag; a START timestamp means the first commit at or after it.
+    CSV, JSON and -o FILE are streamed (DuckDB's writers, bounded memory).
 
     \b
     Examples:
       logstore changes events 5            # what versions 5 to the latest changed
       logstore changes events 5 9 --format json
       logstore changes events @2022-01-01 @2022-02-01
+      logstore changes events 0 -o changes.parquet
     """
-    rows = state.table(table).changes(start, end)
-    rows, more = _cut(rows, limit)
-    render_arrow(rows, fmt, empty="(no changes)")
-    if more and fmt == "table":
-        status(f"(first {count(limit, 'row')} shown; raise --limit to see more)")
+    written = output_file(output, file_format) if output else None
+    relation = state.table(table).changes_relation(start, end)
+    _write(state, relation, fmt, limit, output, written, force, "(no changes)")
 
 
-def _cut(rows: pa.Table, limit: int | None) -> tuple[pa.Table, bool]:
-    if limit is None or rows.num_rows <= limit:
+def _write(state, relation, fmt: str, limit: int | None, output: str | None, written: str | None, force: bool, empty: str) -> None:
+    """The first `limit` rows (all without one) to --output, else printed as --format says (the human table: at most
+    TABLE_ROWS without a limit)."""
+    if output and written:
+        size = write_rows(relation if limit is None else relation.limit(limit), output, written, force=force, store=state.store)
+        if output != "-":
+            status(f"wrote {count(size, 'byte')} ({written}) to {output}")
+        return
+    render_relation(relation, fmt, store=state.store, limit=limit, empty=empty)
+
+
+def _cut(rows: pa.Table, limit: int) -> tuple[pa.Table, bool]:
+    if rows.num_rows <= limit:
         return rows, False
     return rows.slice(0, limit), True
 

@@ -12,6 +12,7 @@ from logstore import selectors
 from .output import progress
 
 INPUT_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
+OUTPUT_FILE_FORMATS = ("parquet", "csv", "json", "ndjson")
 
 
 def selector_options(fn):
@@ -37,6 +38,26 @@ def selector(version, at, tag, *, required: bool = False) -> dict:
     if required and not given:
         raise click.UsageError("give one of --version, --at or --tag")
     return given
+
+
+def output_file_options(fn):
+    """-o/--output FILE, --file-format, --force: write the rows to a data file instead of printing them."""
+    for option in reversed(
+        (
+            click.option("-o", "--output", metavar="FILE", help="Write the rows to FILE (Parquet, CSV, JSON or NDJSON by its extension; .gz/.zst compress text) instead of printing them; '-' is stdout."),
+            click.option("--file-format", type=click.Choice(OUTPUT_FILE_FORMATS), help="The --output file's format [default: from its extension; csv for '-']."),
+            click.option("--force", is_flag=True, help="Replace an existing --output file."),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def output_file(output: str, file_format: str | None) -> str:
+    """The format to write --output in (refusing what cannot be written, e.g. .parquet.gz, before any query runs)."""
+    if output == "-":
+        return file_format or "csv"
+    return logstore.files.output_format(output, file_format)
 
 
 def _meta(ctx, param, values) -> dict:

@@ -13,13 +13,18 @@ How a command uses it (new commands such as `sql`, `diff`, `verify` should do th
         render(records, fmt, fields=["tag", "version"])           # a listing
 
     render_one({"name": ..., "version": 3}, fmt)                  # one object (info, a commit)
-    render_arrow(pyarrow_table, fmt)                              # rows of a pyarrow.Table
+    render_arrow(pyarrow_table, fmt)                              # rows of a small pyarrow.Table
+    render_relation(duckdb_relation, fmt)                         # rows of a query: streamed (csv, json)
     status("tagged events version 3 as v1")                       # a human line (stdout, or stderr with err=True)
     status(f"removed {count(3, 'file')}")                          # counts for people: "1 file", "3 files"
 
 Formats: `table` (aligned columns for people; `key  value` lines for one object), `json` (ONE document: an array
 of objects for a listing, an object for one record; times ISO-8601 UTC with a `Z`), `csv` (a header row, then one
 row per record). Field names are the dict keys, so keep them stable: they are the scripting contract.
+Rows of a table version, a query, the change feed or a diff (`render_relation`) are never Python objects in csv and
+json: DuckDB's writers stream them to stdout (logstore/export.py, which casts times, NaN, blobs, ... in SQL to the
+same contract; nested values print as DuckDB writes them in CSV: `[1, 2]`, `{'a': 1}`), and the human table shows
+at most TABLE_ROWS rows unless the command's --limit says otherwise.
 `columns=[(header, function)]` changes only the human table view (e.g. "+2 ~1 -0" for three counters).
 
 Colour: only when the stream is a terminal and NO_COLOR is unset. Progress bars: `progress(...)` draws on stderr
@@ -35,14 +40,22 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+import duckdb
+import pyarrow as pa
 
+from logstore.errors import first_line
+from logstore.export import write_relation
 from logstore.files import json_value
+
+if TYPE_CHECKING:
+    from logstore import Store
 
 FORMATS = ("table", "json", "csv")
 PROGRESS_MIN_BYTES = 4 * 1024 * 1024  # "more than a few MB"
+TABLE_ROWS = 1000  # the most rows a human table of query results shows when no --limit says otherwise
 UTC = dt.UTC
 
 
@@ -226,6 +239,57 @@ def render_arrow(table, fmt: str, *, empty: str | None = "(no rows)") -> None:
     """Write the rows of a pyarrow.Table as a listing (field names are the column names)."""
     records = table.to_pylist()
     render(records, fmt, fields=table.column_names, empty=empty)
+
+
+def render_relation(
+    relation: duckdb.DuckDBPyRelation,
+    fmt: str,
+    *,
+    store: Store | None = None,
+    limit: int | None = None,
+    empty: str | None = "(no rows)",
+    more: str | None = "raise --limit to see more",
+    readable: Callable[[pa.Table], pa.Table] | None = None,
+) -> None:
+    """Write the rows of a DuckDB relation (at most `limit`): csv and json streamed to stdout by DuckDB (never Python
+    rows); the human table shows at most `limit` rows (TABLE_ROWS without one), then `more` as a note if rows were
+    left out. `readable` reshapes the rows the table shows (e.g. diff's). `store`: the store the relation reads
+    (see write_rows)."""
+    if fmt in ("csv", "json"):
+        write_rows(relation if limit is None else relation.limit(limit), "-", fmt, store=store)
+        return
+    shown = table_rows(limit)
+    rows = relation.limit(shown + 1).to_arrow_table()
+    cut = rows.num_rows > shown
+    rows = rows.slice(0, shown)
+    render_arrow(readable(rows) if readable is not None else rows, fmt, empty=empty)
+    if cut and more:
+        status(f"(first {count(shown, 'row')} shown; {more})")
+
+
+def table_rows(limit: int | None) -> int:
+    """How many rows a human table shows: `limit`, else TABLE_ROWS."""
+    return TABLE_ROWS if limit is None else limit
+
+
+def write_rows(relation: duckdb.DuckDBPyRelation, target: str, fmt: str | None, *, force: bool = False, store: Store | None = None) -> int:
+    """Write the rows of a relation to the file `target` ('-': stdout) with DuckDB's writers (logstore/export.py);
+    the bytes written. `store`: the store whose connection runs the relation (DuckDB writes into a pipe in its
+    staging directory). A query failing part-way is one `error:` line; a file is then not written at all, while
+    what went to stdout stays written."""
+    if target == "-":
+        flush()
+    try:
+        return write_relation(relation, stdout_binary() if target == "-" else target, fmt, force=force, store=store)
+    except duckdb.Error as e:
+        raise CommandError(first_line(e)) from None
+
+
+class CommandError(click.ClickException):
+    """A failure a command reports as the CLI's one `error: ...` line with exit status 1 (not click's `Error:`)."""
+
+    def show(self, file=None) -> None:
+        error(self.format_message())
 
 
 def _is_number(value) -> bool:

@@ -9,10 +9,11 @@ import click
 import logstore
 
 from .options import selector, selector_options
-from .output import count, echo, output_options, progress, render_arrow, render_one, status, stdout_binary
+from .output import count, echo, output_options, progress, render_one, render_relation, status, write_rows
 from .records import info_flat, info_human, info_record
 
 CHECKOUT_FORMATS = ("parquet", "csv", "json", "ndjson")
+ROW_BYTES_ESTIMATE = 100  # how big a checkout is, for deciding on a progress bar before writing it
 
 
 @click.command()
@@ -26,7 +27,7 @@ CHECKOUT_FORMATS = ("parquet", "csv", "json", "ndjson")
 def show(state, table, version, at, tag, limit, columns, where, fmt):
     """Preview rows of one version of TABLE (default: the latest).
 
-    Rows come in the table's stable row order.
+    Rows come in the table's stable row order. CSV and JSON are streamed, so a big --limit costs no memory.
 
     \b
     Example:
@@ -36,8 +37,8 @@ def show(state, table, version, at, tag, limit, columns, where, fmt):
     """
     chosen = selector(version, at, tag)
     picked = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    rows = state.table(table).to_duckdb(**chosen, columns=picked, where=where).limit(limit).to_arrow_table()
-    render_arrow(rows, fmt)
+    relation = state.table(table).to_duckdb(**chosen, columns=picked, where=where)
+    render_relation(relation, fmt, store=state.store, limit=limit, more=None)
 
 
 @click.command()
@@ -50,7 +51,10 @@ def show(state, table, version, at, tag, limit, columns, where, fmt):
 def checkout(state, table, version, at, tag, output, file_format, force):
     """Write one version of TABLE (the latest by default) to a file.
 
-    Two checkouts of the same version give byte-identical files. An existing file is kept unless --force.
+    Two checkouts of the same version give byte-identical files. An existing file is kept unless --force; the
+    file is written next to it under a temporary name and appears complete or not at all. Rows are streamed by
+    DuckDB's writers (any size, bounded memory); CSV and JSON follow the `--format csv|json` conventions (times
+    ISO 8601 with microseconds, UTC ones with a Z).
     The format comes from --file-format, else the output name's extension; without either it is Parquet for a
     file (./TABLE.parquet) and CSV on stdout ('-o -'). An output name ending in .gz or .zst is compressed with gzip
     or zstd (CSV, NDJSON, JSON); Parquet compresses itself, so .parquet.gz is refused, as are other compressions
@@ -71,14 +75,15 @@ def checkout(state, table, version, at, tag, output, file_format, force):
         file_format = "csv" if output == "-" else "parquet"
     target = output or f"{table}.{file_format}"
     t = state.table(table)
-    resolved = t.commit_info(**chosen).version
-    rows = t.read(version=resolved)
-    label = f"writing {table} version {resolved}"
-    with progress(rows.num_rows, label, size_bytes=rows.nbytes) as bar:
-        destination = stdout_binary() if target == "-" else target
-        size = logstore.write_file(rows, destination, file_format, force=force, progress=bar.update)
+    commit = t.commit_info(**chosen)
+    relation = t.to_duckdb(version=commit.version)
+    label = f"writing {table} version {commit.version}"
+    with progress(commit.num_rows, label, size_bytes=commit.num_rows * ROW_BYTES_ESTIMATE) as bar:
+        size = write_rows(relation, target, file_format, force=force, store=state.store)
+        bar.update(commit.num_rows)
     where = "stdout" if target == "-" else target
-    status(f"{table}: wrote version {resolved} ({count(rows.num_rows, 'row')}, {count(size, 'byte')}, {file_format}) to {where}", err=target == "-")
+    rows = count(commit.num_rows, "row")
+    status(f"{table}: wrote version {commit.version} ({rows}, {count(size, 'byte')}, {file_format}) to {where}", err=target == "-")
 
 
 @click.command()

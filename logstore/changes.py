@@ -64,6 +64,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from . import compaction, integrity, planner, selectors, timestamps
@@ -479,3 +480,38 @@ def sql_table_diff(store, table, a, b) -> str:
     files = store.table(table)._files
     va, vb = _two(files, a, b)
     return diff_query(files, va, vb)[0].sql
+
+
+# --- streaming: the change feed and the diff as DuckDB relations (the CLI writes them out with export.py) ---------
+
+
+def changes_relation(files: TableFiles, start, end=None) -> duckdb.DuckDBPyRelation:
+    """The rows `changes` returns, as a lazy DuckDB relation on the store's connection (`_timestamp` is a
+    TIMESTAMPTZ): fetched or written out in batches, never all in memory."""
+    first, last = change_range(files, start, end)
+    return _relation(files, lambda exclude: changes_query(files, first, last, exclude))
+
+
+def diff_relation(files: TableFiles, a, b) -> duckdb.DuckDBPyRelation:
+    """The rows `diff` returns, as a lazy DuckDB relation on the store's connection (without the schema metadata:
+    `diff_summary` has the columns added and removed)."""
+    va, vb = _two(files, a, b)
+    return _relation(files, lambda exclude: diff_query(files, va, vb, exclude)[0])
+
+
+def _relation(files: TableFiles, build: Callable[[frozenset[int]], _Query]) -> duckdb.DuckDBPyRelation:
+    """The query as a relation, over a lookup snapshot DuckDB can open: one it cannot is skipped with a warning
+    (planner.retry), as reads skip it (what fails only once rows are fetched is not retried: planner.checked_plan)."""
+    con = files.connection()
+
+    def attempt(exclude: frozenset[int]) -> planner.Attempt:
+        query = build(exclude)
+
+        def opened() -> duckdb.DuckDBPyRelation:
+            if query.plan is not None and query.plan.snapshot is not None:
+                con.sql(f"SELECT count(*) FROM read_parquet({_lit(query.plan.snapshot.url)})").fetchall()
+            return con.sql(query.sql)
+
+        return planner.Attempt(query.plan, opened)
+
+    return planner.retry(files, attempt)

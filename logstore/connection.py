@@ -1,6 +1,6 @@
 """The one place logstore makes DuckDB connections.
 
-Every connection is in memory and never installs or loads a DuckDB extension by itself
+Every connection is in memory, draws no progress bar, and never installs or loads a DuckDB extension by itself
 (autoinstall_known_extensions and autoload_known_extensions are off): a predicate or query that names a function of
 an extension that is not loaded fails with DuckDB's "... exists in the X extension" error instead of downloading and
 running code. What logstore needs (parquet, json, icu) is built into DuckDB's Python package.
@@ -28,16 +28,24 @@ class Confined:
     paths: tuple[str, ...] = ()
 
 
-def new(*, files: Confined | None = None, cache_parquet_metadata: bool = False) -> duckdb.DuckDBPyConnection:
+def new(
+    *, files: Confined | None = None, cache_parquet_metadata: bool = False, settings: dict[str, object] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection that never installs or loads an extension on its own.
 
     files: None lets DuckDB open any file the process can (logstore reading an input file the user named);
     Confined(...) allows only those directories and files, with the configuration locked.
     cache_parquet_metadata: keep Parquet footers in memory (the store's data files never change under a name).
+    settings: other DuckDB settings (e.g. threads), made before the configuration is locked.
     """
     con = duckdb.connect(config=NO_EXTENSIONS)
+    # DuckDB draws a progress bar for queries over 2 seconds on stdout, even into a file: it would end up inside the
+    # CSV or JSON the CLI prints there (`logstore changes ... -f csv > out.csv`)
+    con.execute("SET enable_progress_bar = false")
     if cache_parquet_metadata:
         _cache_parquet_metadata(con)
+    for name, value in (settings or {}).items():
+        con.execute(f"SET {name} = ?", [value])
     if files is not None:
         _confine(con, files)
     return con

@@ -531,6 +531,19 @@ def write_file(
         return counter.count
     target = os.fspath(path)
     fmt, compression = _output_encoding(target, format)
+
+    def fill(temp: str) -> None:
+        with open(temp, "wb") as f:
+            with _compressed(f, compression) as out:
+                _write(table, out, fmt, progress)
+
+    return publish(target, fill, force=force)
+
+
+def publish(target: str, fill: Callable[[str], None], *, force: bool = False) -> int:
+    """Write `target` through a temporary file next to it (`fill(temp)` writes it), fsynced, then published at once
+    (replacing an existing file only with `force`); return its size. A failed fill leaves nothing behind.
+    OutputExistsError if `target` exists and not `force` (checked before `fill` runs, and again when publishing)."""
     if os.path.lexists(target) and not force:
         raise OutputExistsError(target)
     if os.path.isdir(target):
@@ -540,10 +553,8 @@ def write_file(
         raise InvalidInputError(target, f"cannot write {target!r}: directory {directory!r} does not exist")
     temp = os.path.join(directory, f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(temp, "wb") as f:
-            with _compressed(f, compression) as out:
-                _write(table, out, fmt, progress)
-            f.flush()
+        fill(temp)
+        with open(temp, "rb+") as f:
             os.fsync(f.fileno())
         size = os.path.getsize(temp)
         if force:

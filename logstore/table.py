@@ -469,6 +469,19 @@ class Table:
 
         return table_info(self._files)
 
+    def changes_relation(self, start: Selector, end: Selector | None = None) -> duckdb.DuckDBPyRelation:
+        """changes(start, end) as a lazy DuckDB relation on the store's connection, for results too big for memory
+        (e.g. `logstore.export.write_relation(t.changes_relation(0), "changes.parquet")`); _timestamp is a TIMESTAMPTZ."""
+        from .changes import changes_relation
+
+        return changes_relation(self._files, start, end)
+
+    def diff_relation(self, a: Selector, b: Selector) -> duckdb.DuckDBPyRelation:
+        """diff(a, b) as a lazy DuckDB relation on the store's connection (diff_summary has the schema changes)."""
+        from .changes import diff_relation
+
+        return diff_relation(self._files, a, b)
+
     def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
         """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
         version's fingerprint before it is published)."""

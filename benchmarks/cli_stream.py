@@ -1,0 +1,228 @@
+"""CLI streaming benchmark (issue 13): the CLI's data output against DuckDB's own COPY of the same rows.
+
+    .venv/bin/python benchmarks/cli_stream.py                           # 1M rows, 300 commits
+    .venv/bin/python benchmarks/cli_stream.py --rows 100000 --commits 30 --repeat 1   # a quick run
+    .venv/bin/python benchmarks/cli_stream.py --dir /tmp/cli-stream --keep          # build once, reuse later
+
+Builds the standard workload (benchmarks/workload.py: `--rows` base rows, `--commits` commits in blocks of updates,
+deletes and appends) in a store (reused with --keep), writes plain Parquet files (pyarrow, zstd) holding exactly the
+rows each command outputs, then runs every case below as a FRESH PROCESS, --repeat times, each next to a fresh
+`python -c` process running DuckDB's own `COPY (SELECT * FROM read_parquet(<plain file>)) TO <file> (FORMAT ...)`
+of the same rows to the same format and compression. Wall time is the median of the runs (ours and the baseline
+alternated); memory is the child's peak RSS (os.wait4, in a small launcher process). Commands printing to stdout write into a file (a shell
+redirect). Goals (issue 13): time <= 1.5x the baseline, peak memory <= 2x.
+
+    sql -f csv / -f json           logstore sql "SELECT * FROM bench" > file   (the latest version)
+    sql -o x.parquet               logstore sql "SELECT * FROM bench" -o file
+    checkout parquet / csv / json  logstore checkout bench -o file
+    changes -f csv / -f json       logstore changes bench 0 <last>  (every change: the base rows' inserts and all commits)
+    diff -f csv                    logstore diff bench 0 <last>
+    show -f csv                    logstore show bench --limit <rows> -f csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import logstore  # noqa: E402
+
+from core import run_logstore  # noqa: E402
+from workload import Workload  # noqa: E402
+
+GOALS = {"time": 1.5, "memory": 2.0}
+COPY = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true", "ndjson": "FORMAT json", "parquet": "FORMAT parquet, COMPRESSION zstd"}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: tuple[str, ...]  # logstore arguments; "{out}" is the output file, else stdout goes to it
+    plain: str  # the plain Parquet file of the rows it outputs
+    fmt: str  # the baseline's format
+    rows: int
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    rss_mb: float
+
+
+# A child's ru_maxrss starts at its parent's peak (Linux keeps it across fork and exec), and this process holds whole
+# versions while it prepares the plain files: every measured process is started by a small launcher instead.
+LAUNCH = (
+    "import os, sys\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "os.write(2, b'\\nmaxrss_kb=%d\\n' % usage.ru_maxrss)\n"
+    "sys.exit(os.waitstatus_to_exitcode(status))"
+)
+
+
+def timed(argv: list[str], stdout_path: str | None, cwd: str) -> Run:
+    """Run argv as a fresh process (stdout into stdout_path, if given); its wall time and peak RSS."""
+    out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
+    try:
+        t0 = time.perf_counter()
+        child = subprocess.run([sys.executable, "-S", "-c", LAUNCH, *argv], stdout=out, stderr=subprocess.PIPE, cwd=cwd)
+        seconds = time.perf_counter() - t0
+    finally:
+        if stdout_path:
+            out.close()
+    err = child.stderr.decode(errors="replace")
+    if child.returncode != 0:
+        raise SystemExit(f"failed ({child.returncode}): {' '.join(argv)}\n{err}")
+    rss_kb = int(err.rsplit("maxrss_kb=", 1)[1].split()[0])
+    return Run(seconds, rss_kb / 1024)
+
+
+def baseline_argv(plain: str, target: str, fmt: str) -> list[str]:
+    query = f"COPY (SELECT * FROM read_parquet('{plain}')) TO '{target}' ({COPY[fmt]})"
+    return [sys.executable, "-c", "import sys, duckdb; duckdb.connect().execute(sys.argv[1])", query]
+
+
+def ours_argv(store: str, case: Case, target: str) -> tuple[list[str], str | None]:
+    args = [a.replace("{out}", target) for a in case.args]
+    argv = [sys.executable, "-m", "logstore_cli", "--store", store, *args]
+    return argv, (None if any("{out}" in a for a in case.args) else target)
+
+
+def build(args, root: str, progress) -> logstore.Table:
+    store_dir = os.path.join(root, "store")
+    if os.path.exists(os.path.join(store_dir, "logstore.json")):
+        table = logstore.open(store_dir).table("bench")
+        if table.version == args.commits and table.read(version=0, columns=["id"]).num_rows == args.rows:
+            progress(f"reusing the store in {store_dir}")
+            return table
+        shutil.rmtree(store_dir)
+    progress("generating the workload ...")
+    w = Workload(rows=args.rows, commits=args.commits)
+    progress(f"running {args.commits} commits on logstore ...")
+    return run_logstore(w, root, progress)["table"]
+
+
+def plain_files(table: logstore.Table, root: str, rows: int, progress) -> dict[str, tuple[str, int]]:
+    """The plain Parquet files of each command's rows: (path, rows)."""
+    plain = os.path.join(root, "plain")
+    os.makedirs(plain, exist_ok=True)
+    latest = table.version
+    out = {}
+    wanted = {
+        "latest": lambda: table.read(),
+        "changes": lambda: table.changes(0, latest),
+        "diff": lambda: table.diff(0, latest).replace_schema_metadata(None),
+        "show": lambda: table.read().slice(0, rows),
+    }
+    for name, make in wanted.items():
+        path = os.path.join(plain, f"{name}-{latest}.parquet")
+        if not os.path.exists(path):
+            progress(f"writing {path} ...")
+            pq.write_table(make(), path, compression="zstd")
+        out[name] = (path, pq.read_metadata(path).num_rows)
+    return out
+
+
+def cases(latest: int, rows: int, plain: dict[str, tuple[str, int]], only: list[str] | None) -> list[Case]:
+    def case(name, args, which, fmt):
+        return Case(name, tuple(args), plain[which][0], fmt, plain[which][1])
+
+    every = [
+        case("sql -f csv", ["sql", "SELECT * FROM bench", "-f", "csv"], "latest", "csv"),
+        case("sql -f json", ["sql", "SELECT * FROM bench", "-f", "json"], "latest", "json"),
+        case("sql -o parquet", ["sql", "SELECT * FROM bench", "-o", "{out}", "--force"], "latest", "parquet"),
+        case("checkout parquet", ["checkout", "bench", "-o", "{out}", "--file-format", "parquet", "--force"], "latest", "parquet"),
+        case("checkout csv", ["checkout", "bench", "-o", "{out}", "--file-format", "csv", "--force"], "latest", "csv"),
+        case("checkout json", ["checkout", "bench", "-o", "{out}", "--file-format", "json", "--force"], "latest", "json"),
+        case("changes -f csv", ["changes", "bench", "0", str(latest), "-f", "csv"], "changes", "csv"),
+        case("changes -f json", ["changes", "bench", "0", str(latest), "-f", "json"], "changes", "json"),
+        case("diff -f csv", ["diff", "bench", "0", str(latest), "-f", "csv"], "diff", "csv"),
+        case("show -f csv", ["show", "bench", "--limit", str(rows), "-f", "csv"], "show", "csv"),
+    ]
+    return [c for c in every if not only or any(o in c.name for o in only)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--commits", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", default=None, help="where to build the store and outputs [default: a temporary directory]")
+    parser.add_argument("--keep", action="store_true", help="keep --dir (and reuse a store built there before)")
+    parser.add_argument("--only", action="append", help="run only the cases whose name contains this (repeatable)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
+    args = parser.parse_args()
+
+    def progress(message):
+        print(message, file=sys.stderr, flush=True)
+
+    root = args.dir or os.path.join(os.environ.get("TMPDIR", "/tmp"), f"logstore-cli-stream-{os.getpid()}")
+    os.makedirs(root, exist_ok=True)
+    try:
+        table = build(args, root, progress)
+        latest = table.version
+        plain = plain_files(table, root, args.rows, progress)
+        store = os.path.join(root, "store")
+        outputs = os.path.join(root, "out")
+        os.makedirs(outputs, exist_ok=True)
+        results = []
+        for c in cases(latest, args.rows, plain, args.only):
+            ext = c.fmt if c.fmt != "ndjson" else "ndjson"
+            mine, base = [], []
+            for i in range(args.repeat):
+                target = os.path.join(outputs, f"ours.{ext}")
+                argv, stdout_path = ours_argv(store, c, target)
+                mine.append(timed(argv, stdout_path, root))
+                reference = os.path.join(outputs, f"baseline.{ext}")
+                base.append(timed(baseline_argv(c.plain, reference, c.fmt), None, root))
+                if i == 0:
+                    size, base_size = os.path.getsize(target), os.path.getsize(reference)
+            row = {
+                "case": c.name,
+                "rows": c.rows,
+                "seconds": statistics.median(r.seconds for r in mine),
+                "baseline_seconds": statistics.median(r.seconds for r in base),
+                "rss_mb": statistics.median(r.rss_mb for r in mine),
+                "baseline_rss_mb": statistics.median(r.rss_mb for r in base),
+                "bytes": size,
+                "baseline_bytes": base_size,
+            }
+            row["time_ratio"] = row["seconds"] / row["baseline_seconds"]
+            row["memory_ratio"] = row["rss_mb"] / row["baseline_rss_mb"]
+            results.append(row)
+            progress(f"  {c.name}: {row['time_ratio']:.2f}x time, {row['memory_ratio']:.2f}x memory")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+    print()
+    print(f"logstore CLI output against DuckDB COPY: {args.rows:,} base rows, {args.commits} commits; {os.cpu_count()} CPUs; "
+          f"fresh processes, median of {args.repeat}")
+    print(f"{'case':<18} {'rows':>10} {'logstore':>9} {'COPY':>8} {'time':>6} {'RSS MB':>7} {'COPY MB':>8} {'memory':>7}  goals (<= {GOALS['time']}x, <= {GOALS['memory']}x)")
+    missed = 0
+    for r in results:
+        ok = r["time_ratio"] <= GOALS["time"] and r["memory_ratio"] <= GOALS["memory"]
+        missed += not ok
+        print(f"{r['case']:<18} {r['rows']:>10,} {r['seconds']:>8.2f}s {r['baseline_seconds']:>7.2f}s {r['time_ratio']:>5.2f}x "
+              f"{r['rss_mb']:>7.0f} {r['baseline_rss_mb']:>8.0f} {r['memory_ratio']:>6.2f}x  {'ok' if ok else 'MISSED'}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
