@@ -135,17 +135,21 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
 
 @contextlib.contextmanager
 def _fifo(store: Store | None) -> Iterator[str]:
-    """A new named pipe: in the store's staging directory (which the store's connections may write), else in a
-    private temporary directory; removed afterwards."""
+    """A new named pipe: in the store's staging directory (which the store's connections may write), else (no
+    store, or a store this process cannot write) in a private temporary directory; removed afterwards."""
     if store is not None:
-        path = store._storage.staging_file(".fifo")
-        os.mkfifo(path, 0o600)
         try:
-            yield path
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        return
+            path = store._storage.staging_file(".fifo")
+            os.mkfifo(path, 0o600)
+        except OSError:  # a read-only store: the pipe goes elsewhere, and the rows over Arrow (_write)
+            pass
+        else:
+            try:
+                yield path
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            return
     directory = tempfile.mkdtemp(prefix="logstore-export-")
     try:
         path = os.path.join(directory, "rows.fifo")

@@ -293,3 +293,30 @@ def test_commands_stream_relations_not_tables(events, monkeypatch):
 def test_the_library_relations_equal_the_tables(events):
     assert plain(events.changes_relation(0, 3).to_arrow_table()) == plain(events.changes(0, 3))
     assert plain(events.diff_relation(3, 0).to_arrow_table()) == plain(events.diff(3, 0))
+
+
+def test_relations_of_other_connections_are_written_too(events, home):
+    """A relation on a connection that may not write the store's staging directory (store.connect() reads only
+    its views' files) hands its rows over as an Arrow stream; one on an unconfined connection needs no store."""
+    store = logstore.open(home / ".logstore")
+    con = store.connect()
+    export.write_relation(con.sql("SELECT * FROM events ORDER BY id"), home / "a.csv", store=store)
+    export.write_relation(con.sql("SELECT * FROM events ORDER BY id"), home / "a.parquet")
+    assert parse_csv((home / "a.csv").read_text()) == expected_csv(events.read())
+    assert plain(pq.read_table(home / "a.parquet")) == plain(events.read())
+    buffer = io.BytesIO()
+    assert export.write_relation(logstore.connection.new().sql("SELECT 1 AS x"), buffer, "json") == len(buffer.getvalue())
+    assert json.loads(buffer.getvalue()) == [{"x": 1}]
+    assert not any(name.endswith(".fifo") for name in os.listdir(home / ".logstore" / "_staging"))
+
+
+def test_a_reader_that_goes_away_stops_the_writer(events):
+    """`logstore sql ... | head`: the stream refusing bytes ends the COPY with that error (no hang)."""
+
+    class Closed(io.RawIOBase):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    relation = logstore.connection.new().sql("SELECT range AS id, repeat('x', 100) AS pad FROM range(200000)")
+    with pytest.raises(BrokenPipeError):
+        export.write_relation(relation, Closed(), "csv")
