@@ -54,7 +54,8 @@ def public_options(options: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def check_url(url: object) -> str:
-    """A remote location as a string; InvalidInputError for what cannot be one (empty, not text, credentials in it)."""
+    """A remote location as a string (a local path made absolute); InvalidInputError for what cannot be one (empty,
+    not text, an unknown scheme, credentials in it)."""
     try:
         text = os.fspath(url)  # type: ignore[call-overload]
     except TypeError:
@@ -66,7 +67,7 @@ def check_url(url: object) -> str:
         raise InvalidInputError(url, f"unsupported remote URL {text!r}: give a path, file://, s3://, gs://, az:// or memory://")
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*:[^/@]*@", text):
         raise InvalidInputError(url, "a remote URL must not carry credentials (user:password@): give them through the environment or storage_options")
-    return text
+    return os.path.abspath(text) if scheme == "" else text  # a relative path means the same place from anywhere
 
 
 class Remotes:

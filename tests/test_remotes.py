@@ -443,7 +443,7 @@ def test_a_push_killed_again_and_again_completes(tmp_path, place):
 # --- remotes: configuration and errors --------------------------------------------------------------------------
 
 
-def test_remote_configuration(tmp_path):
+def test_remote_configuration(tmp_path, monkeypatch):
     store = logstore.init(tmp_path / "s")
     assert store.remotes() == {}
     with pytest.raises(logstore.RemoteNotFoundError, match="none is configured"):
@@ -465,6 +465,9 @@ def test_remote_configuration(tmp_path):
     with pytest.raises(logstore.RemoteNotFoundError):
         store.remove_remote("second")
     assert list(store.remotes()) == ["backup"]
+    monkeypatch.chdir(tmp_path)
+    store.add_remote("relative", "elsewhere/store")  # a relative path: the same place from any directory
+    assert store.remotes()["relative"].url == str(tmp_path / "elsewhere" / "store")
     raw = json.loads((tmp_path / "s" / "remotes.json").read_text())
     assert raw["format_version"] == 1 and "checksum" in raw
 
