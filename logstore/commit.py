@@ -86,9 +86,10 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
         attempt += 1
         base = (head or table._head)()
         first_base = base.record.version if first_base is None else first_base
-        record = _publish_once(table._files, operation, base, build(base), info)
-        if record is not None:
-            table._after_commit(record)
+        published = _publish(table._files, operation, base, build(base), info)
+        if published is not None:
+            record, rows = published
+            table._after_commit(record, rows)
             return record.commit
         if attempt >= MAX_ATTEMPTS and time.monotonic() - started >= RETRY_SECONDS:
             raise CommitConflictError(table.name, first_base, table._log.head_version(), attempt)
@@ -97,6 +98,13 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
 
 
 def _publish_once(files: TableFiles, operation: str, head: Head, changes: ChangeSet, info: CommitInfo) -> CommitRecord | None:
+    """Publish `changes` as the version after `head`; None if another writer published that version first."""
+    published = _publish(files, operation, head, changes, info)
+    return None if published is None else published[0]
+
+
+def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, info: CommitInfo) -> tuple[CommitRecord, pa.Table | None] | None:
+    """_publish_once, also returning the change rows as written (with _version, sorted; None if there were none)."""
     base = head.record
     version = base.version + 1
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
@@ -106,7 +114,8 @@ def _publish_once(files: TableFiles, operation: str, head: Head, changes: Change
     if new_fingerprint is None:
         new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     started = time.monotonic()
-    written = (write_change_file(files, version, changes.rows, inserts_only=fresh),) if changes.rows.num_rows else ()
+    rows = _with_version(changes.rows, version) if changes.rows.num_rows else None
+    written = (_write_rows(files, version, rows, inserts_only=fresh),) if rows is not None else ()
     record = CommitRecord(
         commit=Commit(
             version=version,
@@ -141,7 +150,7 @@ def _publish_once(files: TableFiles, operation: str, head: Head, changes: Change
         files.log.write_hint(version)
     except OSError as e:  # the commit stands; without the hint a lost newest record is only harder to detect
         warnings.warn(f"logstore: could not write the head hint of version {version}: {e}", RuntimeWarning, stacklevel=3)
-    return record
+    return record, rows
 
 
 def _base_fingerprint(head: Head) -> int:
@@ -158,22 +167,44 @@ def _min_row_id(rows: pa.Table) -> int:
 
 
 def write_change_file(files: TableFiles, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
-    """Write change rows (with _version) as a Parquet file under a unique name; return its description."""
-    rows = rows.add_column(2, VERSION, pa.array([version] * rows.num_rows, pa.int64())).sort_by(ROW_ID)
+    """Write change rows (without _version) as a Parquet file under a unique name; return its description."""
+    return _write_rows(files, version, _with_version(rows, version), inserts_only=inserts_only)
+
+
+def _with_version(rows: pa.Table, version: int) -> pa.Table:
+    """Change rows as stored: _version third, sorted by _row_id."""
+    return rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)).sort_by(ROW_ID)
+
+
+def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
+    """Write stored change rows as a Parquet file under a unique name; return its description.
+
+    The file is built in memory (a commit's change file is small) and hashed there, then written to a staging
+    file in one write: no second pass over the file to hash it."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    data = sink.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
     staged = files.storage.staging_file(".parquet")
-    pq.write_table(rows, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    try:
+        with open(staged, "wb") as f:
+            f.write(data)
+    except BaseException:
+        files.storage.delete_staged(staged)
+        raise
     relative = layout.new_change_file(version)
-    size, digest = publish_staged(files.storage, files.path(relative), staged)
-    return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
+    publish_staged(files.storage, files.path(relative), staged, known=(data.size, digest))
+    return DataFile(path=relative, rows=rows.num_rows, size=data.size, sha256=digest, inserts_only=inserts_only)
 
 
-def publish_staged(storage, path: str, staged: str) -> tuple[int, str]:
-    """Publish a staged file; return its size and SHA-256."""
-    with open(staged, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    size = os.path.getsize(staged)
+def publish_staged(storage, path: str, staged: str, *, known: tuple[int, str] | None = None) -> tuple[int, str]:
+    """Publish a staged file; return its size and SHA-256 (`known` if the caller computed them from its bytes)."""
+    if known is None:
+        with open(staged, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        known = (os.path.getsize(staged), digest)
     storage.put_staged_if_absent(path, staged)
-    return size, digest
+    return known
 
 
 def _jsonable(value):

@@ -97,18 +97,14 @@ class _Lookup:
     version: int  # `changes` holds the change rows of versions record.version+1 .. version
     changes: list[pa.Table]  # _row_id, _op, _version and the table's columns, in version order
     change_rows: int = 0
-    _joined: pa.Table | None = None
 
     def joined(self) -> pa.Table | None:
-        if self._joined is None and self.changes:
-            self._joined = pa.concat_tables(self.changes).combine_chunks()
-            self.changes = [self._joined]
-        return self._joined
+        """The change rows as one table (chunked: one chunk per version, nothing copied)."""
+        return pa.concat_tables(self.changes) if self.changes else None
 
     def add(self, rows: pa.Table) -> None:
         self.changes.append(rows)
         self.change_rows += rows.num_rows
-        self._joined = None
 
 
 class HeadCache:
@@ -142,6 +138,18 @@ class HeadCache:
                 return None
             self._lookups[key] = lookup
         return _find(lookup, values)
+
+    def note_commit(self, files: TableFiles, record: CommitRecord, rows: pa.Table | None) -> None:
+        """This thread just committed `record` with change rows `rows` (_row_id, _op, _version and the columns, as
+        written to its change file; None if it wrote none): a key lookup at the version before takes them as they
+        are, instead of reading the file back. Any other lookup is left to catch up from the files."""
+        lookup = self._lookups.get(files.prefix)
+        if lookup is None or lookup.version != record.version - 1 or record.columns != lookup.record.columns:
+            return
+        if rows is not None and rows.num_rows:
+            schema = _change_schema(record)
+            lookup.add(rows.select(schema.names).cast(schema))
+        lookup.version = record.version
 
     def _current_lookup(self, files: TableFiles, key: str, record: CommitRecord) -> _Lookup | None:
         """The table's lookup brought up to `record` (reading the change files of the versions it lacks), or None."""
@@ -238,11 +246,15 @@ def _arrow_fields(record: CommitRecord) -> list[pa.Field]:
     return list(arrow_schema(record.columns))
 
 
+def _change_schema(record: CommitRecord) -> pa.Schema:
+    return pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string()), pa.field(VERSION, pa.int64()), *_arrow_fields(record)])
+
+
 def _change_rows(files: TableFiles, record: CommitRecord, lookup: _Lookup) -> pa.Table:
     """The change rows of `record`'s version (its own change files, checked as every read checks them)."""
     if record.columns != lookup.record.columns:
         raise _Stale()
-    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string()), pa.field(VERSION, pa.int64()), *_arrow_fields(record)])
+    schema = _change_schema(record)
     parts = []
     files.storage.prefetch([files.path(f.path) for f in record.files])
     for f in record.files:

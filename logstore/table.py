@@ -364,7 +364,10 @@ class Table:
         record = self._log.head()
         return Head(record, None, self._store._head_cache().con.cursor(), self.name)  # type: ignore[arg-type]  # no plan: nothing reads it
 
-    def _after_commit(self, record: CommitRecord) -> None:
+    def _after_commit(self, record: CommitRecord, rows: pa.Table | None = None) -> None:
+        """What follows a commit of this handle: the head cache takes the change rows it wrote (`rows`, as stored),
+        then the derived data that is due (snapshot, log checkpoint, automatic compaction)."""
+        self._store._head_cache().note_commit(self._files, record, rows)
         last = snapshot.snapshot_versions(self._storage, self._prefix)
         start = last[-1] if last else -1
         before = self._log.read(start).change_rows_total if start >= 0 else 0
