@@ -9,7 +9,17 @@ import click
 import logstore
 
 from .options import selector, selector_options
-from .output import count, echo, output_options, progress, render_one, render_relation, status, write_rows
+from .output import (
+    count,
+    echo,
+    output_options,
+    progress,
+    render_one,
+    render_relation,
+    status,
+    stdout_binary,
+    write_rows,
+)
 from .records import info_flat, info_human, info_record
 
 CHECKOUT_FORMATS = ("parquet", "csv", "json", "ndjson")
@@ -76,10 +86,12 @@ def checkout(state, table, version, at, tag, output, file_format, force):
     target = output or f"{table}.{file_format}"
     t = state.table(table)
     commit = t.commit_info(**chosen)
-    relation = t.to_duckdb(version=commit.version)
     label = f"writing {table} version {commit.version}"
     with progress(commit.num_rows, label, size_bytes=commit.num_rows * ROW_BYTES_ESTIMATE) as bar:
-        size = write_rows(relation, target, file_format, force=force, store=state.store)
+        if len(t.schema(commit.version)) == 0:  # created without columns: DuckDB has no relation of no columns
+            size = logstore.write_file(t.read(version=commit.version), stdout_binary() if target == "-" else target, file_format, force=force)
+        else:
+            size = write_rows(t.to_duckdb(version=commit.version), target, file_format, force=force, store=state.store)
         bar.update(commit.num_rows)
     where = "stdout" if target == "-" else target
     rows = count(commit.num_rows, "row")

@@ -320,3 +320,10 @@ def test_a_reader_that_goes_away_stops_the_writer(events):
     relation = logstore.connection.new().sql("SELECT range AS id, repeat('x', 100) AS pad FROM range(200000)")
     with pytest.raises(BrokenPipeError):
         export.write_relation(relation, Closed(), "csv")
+
+
+def test_checkout_of_a_table_without_columns(home):
+    logstore.init(home / ".logstore").create_table("empty")
+    ok(run("checkout", "empty"))
+    assert pq.read_table(home / "empty.parquet").num_columns == 0
+    assert json.loads(ok(run("checkout", "empty", "-o", "-", "--file-format", "json")).stdout) == []
