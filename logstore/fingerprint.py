@@ -156,7 +156,7 @@ def advance(
 
 
 def _value(con, sql: str) -> int:
-    return int(con.sql(sql).fetchall()[0][0])
+    return int(con.execute(sql).fetchall()[0][0])  # execute: bound once (con.sql binds to describe, then to run)
 
 
 def _literal(text: str) -> str:

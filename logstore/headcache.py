@@ -39,7 +39,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -87,22 +87,29 @@ class _Stale(Exception):
 
 @dataclass
 class _Lookup:
-    """The rows of version `record.version` (the base) with the key column sorted, and the change rows after it."""
+    """The rows of version `record.version` (the base) with the key column sorted, and the change rows after it.
+
+    The change rows are indexed as they come in (a few thousand per commit): `newest` maps each row id they touch
+    to the position (in version order) of its newest change row, `holders` each key value they hold (in a row
+    that is not a delete) to the row ids that held it."""
 
     record: CommitRecord
     column: str
     base: pa.Table  # _row_id and the table's columns, one chunk
-    keys: np.ndarray  # the base's key values, sorted
+    keys: np.ndarray  # the base's key values, sorted (unique: a version holds each key once)
     order: np.ndarray  # the base position of each of `keys`
     version: int  # `changes` holds the change rows of versions record.version+1 .. version
-    changes: list[pa.Table]  # _row_id, _op, _version and the table's columns, in version order
+    changes: list[pa.Table] = field(default_factory=list)  # _row_id, _op, _version and the columns, in version order
     change_rows: int = 0
-
-    def joined(self) -> pa.Table | None:
-        """The change rows as one table (chunked: one chunk per version, nothing copied)."""
-        return pa.concat_tables(self.changes) if self.changes else None
+    newest: dict[int, int] = field(default_factory=dict)
+    holders: dict[int, list[int]] = field(default_factory=dict)
 
     def add(self, rows: pa.Table) -> None:
+        row_ids = rows.column(ROW_ID).to_pylist()
+        self.newest.update(zip(row_ids, range(self.change_rows, self.change_rows + len(row_ids))))
+        live = rows.filter(pc.not_equal(rows.column(OP), DELETE))
+        for key, row_id in zip(live.column(self.column).to_pylist(), live.column(ROW_ID).to_pylist()):
+            self.holders.setdefault(key, []).append(row_id)
         self.changes.append(rows)
         self.change_rows += rows.num_rows
 
@@ -180,7 +187,7 @@ class HeadCache:
         base = base.cast(pa.schema([pa.field(ROW_ID, pa.int64()), *_arrow_fields(record)])).combine_chunks()
         keys = base.column(column).to_numpy()
         order = np.argsort(keys, kind="stable")
-        return _Lookup(record, column, base, keys[order], order, record.version, [])
+        return _Lookup(record, column, base, keys[order], order, record.version)
 
     def state_plan(self, files: TableFiles, record: CommitRecord, files_plan: Plan) -> Plan:
         """The plan of the head `record` to read its rows from: over the cache if there is (or now should be) one."""
@@ -267,29 +274,25 @@ def _change_rows(files: TableFiles, record: CommitRecord, lookup: _Lookup) -> pa
 
 
 def _find(lookup: _Lookup, values: pa.Array) -> pa.Table:
-    """The head rows whose key is one of `values`: base rows by binary search, replaced by their newest change row
-    (gone if that is a delete), plus the newest change rows (not deletes) that hold one of the keys."""
+    """The head rows whose key is one of `values`: the base rows holding them (binary search), except those a change
+    row replaced, plus the newest change row of every row id that held one of them or replaced such a base row,
+    unless it is a delete (a superset of the head rows holding the keys: the predicate is applied to them again)."""
     wanted = np.unique(values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
-    left = np.searchsorted(lookup.keys, wanted, "left")
-    right = np.searchsorted(lookup.keys, wanted, "right")
-    counts = right - left
-    starts = np.repeat(left, counts)
-    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-    base = lookup.base.take(pa.array(lookup.order[starts + offsets]))
-    changes = lookup.joined()
-    if changes is None or changes.num_rows == 0:
+    at = np.minimum(np.searchsorted(lookup.keys, wanted), max(len(lookup.keys) - 1, 0))
+    found = at[lookup.keys[at] == wanted] if len(lookup.keys) else at[:0]
+    base = lookup.base.take(pa.array(lookup.order[found]))
+    if not lookup.newest:
         return base
-    value_set = pa.array(wanted, pa.int64())
-    holding = changes.filter(pc.fill_null(pc.is_in(changes.column(lookup.column).cast(pa.int64()), value_set=value_set), False))
-    candidates = pc.unique(pa.concat_arrays([base.column(ROW_ID).combine_chunks(), holding.column(ROW_ID).combine_chunks()]))
-    touched = changes.filter(pc.is_in(changes.column(ROW_ID), value_set=candidates))
-    if touched.num_rows == 0:
+    newest = lookup.newest
+    base_ids = base.column(ROW_ID).to_pylist()
+    replaced = [row_id in newest for row_id in base_ids]
+    positions = {newest[row_id] for row_id, gone in zip(base_ids, replaced) if gone}
+    for key in wanted.tolist():
+        positions.update(newest[row_id] for row_id in lookup.holders.get(key, ()))
+    if any(replaced):
+        base = base.filter(pa.array([not gone for gone in replaced]))
+    if not positions:
         return base
-    row_ids = touched.column(ROW_ID).to_numpy()
-    versions = touched.column(VERSION).to_numpy()
-    by_row = np.lexsort((versions, row_ids))  # by row id, then version: the last of each row id is its newest change
-    sorted_ids = row_ids[by_row]
-    newest = touched.take(pa.array(by_row[np.append(sorted_ids[1:] != sorted_ids[:-1], True)]))
-    kept = base.filter(pc.invert(pc.is_in(base.column(ROW_ID), value_set=newest.column(ROW_ID))))
-    live = newest.filter(pc.not_equal(newest.column(OP), DELETE)).select(base.column_names)
-    return pa.concat_tables([kept, live])
+    changed = pa.concat_tables(lookup.changes).take(pa.array(sorted(positions), pa.int64()))
+    live = changed.filter(pc.not_equal(changed.column(OP), DELETE)).select(base.column_names)
+    return pa.concat_tables([base, live])
