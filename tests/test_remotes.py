@@ -6,6 +6,7 @@ the origin (equal commit records, fingerprints and rows), and full verify passes
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -52,7 +53,7 @@ def build(store: logstore.Store, name: str = "t", commits: int = 14) -> logstore
     """A table with every kind of commit, a tag, snapshots (every 4 commits) and an automatic compaction (block 0-9)."""
     t = store.create_table(name, people(range(5)), key="id", properties={"snapshot_commits": 4}, timestamp="2021-01-01")
     for v in range(1, commits + 1):
-        stamp = f"2021-01-{1 + v:02d}"
+        stamp = dt.datetime(2021, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=v)
         kind = v % 4
         if kind == 0:
             t.update(set={"score": "score + 1"}, where=f"id % 3 = {v % 3}", timestamp=stamp)
@@ -416,9 +417,9 @@ def test_a_push_killed_again_and_again_completes(tmp_path, place):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent.parent), os.environ.get("PYTHONPATH")]))}
     kills = 0
     for _ in range(40):
-        child = subprocess.Popen([sys.executable, CHILD, str(tmp_path / "local"), "origin", "0.01"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        child = subprocess.Popen([sys.executable, CHILD, str(tmp_path / "local"), "origin", "0.02"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
-            child.wait(timeout=rng.uniform(0.5, 2.5))
+            child.wait(timeout=rng.uniform(0.8, 2.0))
         except subprocess.TimeoutExpired:
             child.send_signal(signal.SIGKILL)
             child.wait()
@@ -434,6 +435,7 @@ def test_a_push_killed_again_and_again_completes(tmp_path, place):
         if b"done" in out:
             break
     assert kills >= 1
+    print(f"[push kills] {kills} kills before a push completed by itself")
     assert local.push().files == 0
     remote = logstore.open(remote_url).table("t")
     assert remote.verify(full=True).ok
