@@ -25,8 +25,9 @@ cache table, the rows of some version c as an Arrow table with its keys sorted (
 versions c+1..head in memory (read from their change files, each checked like every read checks it). The rows of
 the head holding given keys are then found by binary search in the base and a hash lookup in the change rows,
 applying the materialization rule (per row id the newest change wins; a delete removes the row) to those rows
-alone: ~1 ms. Rebuilt from the plan once more than LOOKUP_MAX_CHANGE_ROWS change rows lie beside the base; dropped
-(the operation then reads the head state as usual) when the columns change, when version c's record is no longer
+alone: ~1 ms. Once more than LOOKUP_MAX_CHANGE_ROWS change rows lie beside the base, they are merged into it (the
+same rule, in Arrow: ~0.1 s for 1M rows, against ~1 s to build it from the files); dropped (the operation then
+reads the head state as usual) when the columns change, when version c's record is no longer
 the one it was built from, or when a change file cannot be read or fails its check.
 
 Each thread has its own cache and its own DuckDB connection (which no user query sees), so nothing is shared
@@ -176,8 +177,11 @@ class HeadCache:
             self._lookups.pop(key, None)
             return None
         if lookup.change_rows > LOOKUP_MAX_CHANGE_ROWS:
-            self._lookups.pop(key, None)  # rebuilt by this call, from the plan
-            return None
+            try:
+                lookup = self._lookups[key] = _merged(lookup, record)
+            except (pa.ArrowException, ValueError):
+                self._lookups.pop(key, None)
+                return None
         return lookup
 
     def _build_lookup(self, record: CommitRecord, plan: Plan, column: str) -> _Lookup:
@@ -185,9 +189,7 @@ class HeadCache:
         sql = f"SELECT {', '.join(quote(n) for n in names)} FROM ({plan.relation_sql()}) AS v"
         base = self.con.sql(sql).to_arrow_table()
         base = base.cast(pa.schema([pa.field(ROW_ID, pa.int64()), *_arrow_fields(record)])).combine_chunks()
-        keys = base.column(column).to_numpy()
-        order = np.argsort(keys, kind="stable")
-        return _Lookup(record, column, base, keys[order], order, record.version)
+        return _indexed(record, column, base)
 
     def state_plan(self, files: TableFiles, record: CommitRecord, files_plan: Plan) -> Plan:
         """The plan of the head `record` to read its rows from: over the cache if there is (or now should be) one."""
@@ -242,6 +244,26 @@ class HeadCache:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.con.execute(f"DROP TABLE IF EXISTS {quote(entry.name)}")
+
+
+def _indexed(record: CommitRecord, column: str, base: pa.Table) -> _Lookup:
+    """A lookup whose base is `base`, the rows of `record`'s version (one chunk)."""
+    keys = base.column(column).to_numpy()
+    order = np.argsort(keys, kind="stable")
+    return _Lookup(record, column, base, keys[order], order, record.version)
+
+
+def _merged(lookup: _Lookup, record: CommitRecord) -> _Lookup:
+    """The lookup with its change rows applied to its base (`record` is the version they reach): the base rows no
+    change row replaced, plus the newest change row of each row id unless it is a delete."""
+    base = lookup.base
+    if lookup.newest:
+        replaced = pa.array(list(lookup.newest), pa.int64())
+        kept = base.filter(pc.invert(pc.is_in(base.column(ROW_ID), value_set=replaced)))
+        newest = pa.concat_tables(lookup.changes).take(pa.array(sorted(lookup.newest.values()), pa.int64()))
+        live = newest.filter(pc.not_equal(newest.column(OP), DELETE)).select(base.column_names)
+        base = pa.concat_tables([kept, live]).combine_chunks()
+    return _indexed(record, lookup.column, base)
 
 
 def lookup_type(record: CommitRecord, column: str) -> bool:
