@@ -154,13 +154,15 @@ def pull(state, remote_name, tables, options, fmt):
 @click.argument("url")
 @click.argument("path", type=click.Path(file_okay=False))
 @tables_flag
+@click.option("--lazy", is_flag=True, help="Copy the records only: data files are fetched from origin the first time a read needs them.")
 @CALL_OPTIONS
 @output_options
-def clone(url, path, tables, options, fmt):
+def clone(url, path, tables, lazy, options, fmt):
     """Copy the store at URL into PATH/.logstore, with URL as its remote origin.
 
-    Every table (or only the --table ones) with all its versions and tags. Stored options of origin are the
-    --option ones minus credentials. If it is interrupted, run `logstore pull` in PATH to complete it. A PATH
+    Every table (or only the --table ones) with all its versions and tags; with --lazy only their records, the
+    data files coming from origin when a read first needs them. Stored options of origin are the --option ones
+    minus credentials. If it is interrupted, run `logstore pull` in PATH to complete it. A PATH
     that is a URL (s3://...) is the new store's location itself.
 
     \b
@@ -170,7 +172,7 @@ def clone(url, path, tables, options, fmt):
     """
     target = path if "://" in path else str(Path(path) / STORE_DIR)
     with _Progress("cloning") as bar:
-        _store, report = sync.clone(url, target, tables=list(tables) or None, storage_options=options or None, progress=bar.update)
+        _store, report = sync.clone(url, target, tables=list(tables) or None, storage_options=options or None, progress=bar.update, lazy=lazy)
     _show(report, fmt)
 
 

@@ -78,10 +78,25 @@ class Remotes:
 
     def all(self) -> dict[str, Remote]:
         """Every configured remote by name ({} when the store has none)."""
+        return self._load()[0]
+
+    def lazy(self) -> Remote | None:
+        """The remote a lazy clone fetches its data files from (ondemand.py), None for a store holding its own."""
+        known, lazy = self._load()
+        return known.get(lazy) if lazy is not None else None
+
+    def set_lazy(self, name: str) -> None:
+        """Make this store a lazy clone of remote `name`: data files missing here are fetched from it when needed."""
+        known, _ = self._load()
+        if name not in known:
+            raise RemoteNotFoundError(name, known)
+        self._write(known, name)
+
+    def _load(self) -> tuple[dict[str, Remote], str | None]:
         try:
             raw = self.storage.read(layout.REMOTES)
         except FileNotFoundError:
-            return {}
+            return {}, None
         return codec.parse(raw, _remotes, path=layout.REMOTES, version=None, what="remotes record")
 
     def get(self, name: str | None) -> Remote:
@@ -116,28 +131,32 @@ class Remotes:
                 f"storage option {secret[0]!r} looks like a credential and is never stored in the store: give it "
                 "through the environment (AWS_*, GOOGLE_*, AZURE_*) or as storage_options to push, pull or clone",
             )
-        known = self.all()
+        known, lazy = self._load()
         if name in known:
             raise RemoteExistsError(name, known[name].url)
         remote = Remote(name, text, public_options(given))
-        self._write({**known, name: remote})
+        self._write({**known, name: remote}, lazy)
         return remote
 
     def remove(self, name: str) -> Remote:
         removed = self.get(name)
-        known = self.all()
+        known, lazy = self._load()
+        if lazy == name:
+            raise InvalidInputError(name, f"remote {name!r} holds the data files of this lazy clone; it cannot be removed")
         del known[name]
-        self._write(known)
+        self._write(known, lazy)
         return removed
 
-    def _write(self, remotes: dict[str, Remote]) -> None:
-        body = {"format_version": FORMAT_VERSION, "remotes": {n: r.to_json() for n, r in sorted(remotes.items())}}
+    def _write(self, remotes: dict[str, Remote], lazy: str | None = None) -> None:
+        body: dict[str, Any] = {"format_version": FORMAT_VERSION, "remotes": {n: r.to_json() for n, r in sorted(remotes.items())}}
+        if lazy is not None:
+            body["lazy"] = lazy
         self.storage.put(layout.REMOTES, codec.encode(body))
 
 
-def _remotes(obj: dict[str, Any]) -> dict[str, Remote]:
-    """The remotes of a decoded record (ValueError and the like for a malformed one: codec turns them into
-    CorruptionError naming the file)."""
+def _remotes(obj: dict[str, Any]) -> tuple[dict[str, Remote], str | None]:
+    """The remotes of a decoded record and the remote of a lazy clone (ValueError and the like for a malformed one:
+    codec turns them into CorruptionError naming the file)."""
     if int(obj["format_version"]) != FORMAT_VERSION:
         raise ValueError(f"format_version {obj['format_version']!r} is not supported")
     found = {}
@@ -148,5 +167,8 @@ def _remotes(obj: dict[str, Any]) -> dict[str, Remote]:
         except InvalidNameError as e:
             raise ValueError(str(e)) from None
         found[name] = Remote(name, str(entry["url"]), options)
-    return found
+    lazy = obj.get("lazy")
+    if lazy is not None and lazy not in found:
+        raise ValueError(f"lazy names no remote ({lazy!r})")
+    return found, lazy
 

@@ -233,7 +233,9 @@ def open(location: Location, *, storage_options: dict[str, Any] | None = None) -
     if marker.get("format_version") not in READABLE_FORMATS:
         readable = ", ".join(str(f) for f in READABLE_FORMATS)
         raise NotAStoreError(location, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
-    return Store(location, storage)
+    from . import ondemand
+
+    return Store(location, ondemand.wrap(storage))  # a lazy clone fetches its data files from its origin (ondemand.py)
 
 
 def clone(
@@ -243,9 +245,11 @@ def clone(
     tables: Sequence[str] | None = None,
     storage_options: dict[str, Any] | None = None,
     progress: ProgressCallback | None = None,
+    lazy: bool = False,
 ) -> Store:
     """A new store at `path` (as for init) holding the tables (all, or `tables`) of the store at `url`, with `url` as
-    its remote 'origin' (and storage_options minus the credentials, which are never stored)."""
+    its remote 'origin' (and storage_options minus the credentials, which are never stored). `lazy=True` copies the
+    records only: data files are fetched from origin the first time a read needs them (logstore/ondemand.py)."""
     from . import sync
 
-    return sync.clone(url, path, tables=tables, storage_options=storage_options, progress=progress)[0]
+    return sync.clone(url, path, tables=tables, storage_options=storage_options, progress=progress, lazy=lazy)[0]

@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import checkpoint, codec, integrity, layout, names
+from . import checkpoint, codec, integrity, layout, names, ondemand
 from .errors import CorruptionError, DivergedError, TableNotFoundError
 from .log import CommitRecord, DataFile, Log
 from .snapshot import SnapshotRecord
@@ -414,8 +414,11 @@ def transfer(
     plans = [_plan_table(source, destination, name) for name in selected]  # every table checked before any write
     fresh = direction == "clone"  # a new store nobody reads yet: see _publish_new
     present = {plan.table: _names(destination, layout.table_dir(plan.table), (layout.DATA_DIR, layout.SNAPSHOT_DATA_DIR, layout.COMPACTED_DATA_DIR)) for plan in plans}
+    lazy = isinstance(destination, ondemand.OnDemandStorage)  # a lazy clone: records only, files when needed
     for plan in plans:
-        if fresh and plan.head_before is None:
+        if lazy:
+            plan.skip = {f.path for f in _files_to_send(plan)}
+        elif fresh and plan.head_before is None:
             plan.skip = {p for part in plan.parts if part.kind == COMPACTION for p in part.replaced}
     jobs = [(plan, f) for plan in plans for f in _files_to_send(plan) if f.path not in plan.skip]
     missing = [(plan, f) for plan, f in jobs if f.path not in present[plan.table]]
@@ -424,7 +427,7 @@ def transfer(
     # a compaction record whose files did not arrive intact is not published: the files it replaces are needed
     needed = []
     for plan in plans:
-        if plan.skip:
+        if plan.skip and not lazy:
             kept = {p for part in plan.parts if part.kind == COMPACTION and _problem(plan, part, results) is None for p in part.replaced}
             needed += [(plan, f) for f in _files_to_send(plan) if f.path in plan.skip - kept]
             plan.skip = kept
@@ -651,9 +654,17 @@ def _open_remote(store: Store, name: str | None, storage_options: dict[str, Any]
     return stores.open(remote.url, storage_options=options or None)
 
 
-def clone(url: Any, path: Any, *, tables: Sequence[str] | None = None, storage_options: dict[str, Any] | None = None, progress: ProgressCallback | None = None) -> tuple[Store, SyncReport]:
+def clone(
+    url: Any,
+    path: Any,
+    *,
+    tables: Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    progress: ProgressCallback | None = None,
+    lazy: bool = False,
+) -> tuple[Store, SyncReport]:
     """A new store at `path` holding the tables of the store at `url` (all, or `tables`), with `url` as its remote
-    'origin' (storage options without the secret ones)."""
+    'origin' (storage options without the secret ones); with `lazy`, the records only (ondemand.py)."""
     from . import store as stores
     from .remote import DEFAULT, Remotes, check_url
 
@@ -661,6 +672,9 @@ def clone(url: Any, path: Any, *, tables: Sequence[str] | None = None, storage_o
     stores.open(url, storage_options=storage_options)  # StoreNotFoundError before anything is created
     local = stores.init(path)
     Remotes(local._storage).add(DEFAULT, url, storage_options, drop_secrets=True)
+    if lazy:
+        Remotes(local._storage).set_lazy(DEFAULT)
+        local = stores.Store(path, ondemand.wrap(local._storage, storage_options))
     report = pull(local, DEFAULT, tables, storage_options, progress, direction="clone")
     return local, report
 

@@ -255,6 +255,58 @@ def test_a_table_created_on_the_destination_during_a_clone_is_left_intact(tmp_pa
     assert theirs.version == 1
 
 
+# --- lazy clones ---------------------------------------------------------------------------------------------------
+
+
+def test_a_lazy_clone_fetches_only_the_files_a_read_needs(tmp_path, place):
+    origin = logstore.init(place("origin"))
+    t = build(origin, commits=14)
+    lazy = logstore.clone(place("origin"), tmp_path / "lazy", lazy=True)
+    assert data_files(str(tmp_path / "lazy")) == []  # records only
+    assert lazy.remotes()["origin"].url == place("origin")
+    c = logstore.open(tmp_path / "lazy").table("t")  # opened again: still lazy
+    assert c.read().equals(t.read())
+    fetched = data_files(str(tmp_path / "lazy"))
+    assert 0 < len(fetched) < len(data_files(place("origin")))
+    same_history(t, c)  # every version, timestamp and tag, fetching what each needs
+    assert c.verify(full=True).ok
+    # pull into a lazy clone copies records only; push from it reads its missing files from origin
+    t.append(people([700]))
+    assert lazy.pull().files == 0 and c.read().equals(t.read())
+    copy = logstore.init(tmp_path / "copy")
+    lazy.add_remote("copy", tmp_path / "copy")
+    lazy.push("copy")
+    same_history(t, copy.table("t"))
+    assert copy.table("t").verify(full=True).ok
+    with pytest.raises(logstore.InvalidInputError, match="lazy"):
+        lazy.remove_remote("origin")
+
+
+def test_a_lazy_clone_refuses_a_replaced_file_at_its_origin(tmp_path):
+    origin = logstore.init(tmp_path / "origin")
+    t = build(origin, commits=3)
+    logstore.clone(tmp_path / "origin", tmp_path / "lazy", lazy=True)
+    root = tmp_path / "origin/tables/t"
+    files = [f.path for f in testing.log(t).read(1).files]
+    other = [f.path for f in testing.log(t).read(3).files]
+    (root / files[0]).write_bytes((root / other[0]).read_bytes())
+    c = logstore.open(tmp_path / "lazy").table("t")
+    with pytest.raises(logstore.CorruptionError, match="not fetched"):
+        c.read(version=1)
+    assert not (tmp_path / "lazy/tables/t" / files[0]).exists()  # never landed
+    assert c.read(version=0).equals(logstore.open(tmp_path / "origin").table("t").read(version=0))
+
+
+def test_cli_clone_lazy(tmp_path, monkeypatch):
+    origin = logstore.init(tmp_path / "origin")
+    t = build(origin, commits=3)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["clone", str(tmp_path / "origin"), "w", "--lazy", "-f", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["tables"][0]["files"] == 0
+    assert logstore.open(tmp_path / "w/.logstore").table("t").read().equals(t.read())
+
+
 # --- divergence -------------------------------------------------------------------------------------------------
 
 
