@@ -104,15 +104,24 @@ class _Lookup:
     change_rows: int = 0
     newest: dict[int, int] = field(default_factory=dict)
     holders: dict[int, list[int]] = field(default_factory=dict)
+    pending: list[pa.Table] = field(default_factory=list)  # change rows after `changes`, not indexed yet
+    pending_rows: int = 0
 
     def add(self, rows: pa.Table) -> None:
-        row_ids = rows.column(ROW_ID).to_pylist()
-        self.newest.update(zip(row_ids, range(self.change_rows, self.change_rows + len(row_ids))))
-        live = rows.filter(pc.not_equal(rows.column(OP), DELETE))
-        for key, row_id in zip(live.column(self.column).to_pylist(), live.column(ROW_ID).to_pylist()):
-            self.holders.setdefault(key, []).append(row_id)
-        self.changes.append(rows)
-        self.change_rows += rows.num_rows
+        """Take the change rows of the next version; indexed when a lookup needs them (appends never do)."""
+        self.pending.append(rows)
+        self.pending_rows += rows.num_rows
+
+    def index(self) -> None:
+        for rows in self.pending:
+            row_ids = rows.column(ROW_ID).to_pylist()
+            self.newest.update(zip(row_ids, range(self.change_rows, self.change_rows + len(row_ids))))
+            live = rows.filter(pc.not_equal(rows.column(OP), DELETE))
+            for key, row_id in zip(live.column(self.column).to_pylist(), live.column(ROW_ID).to_pylist()):
+                self.holders.setdefault(key, []).append(row_id)
+            self.changes.append(rows)
+            self.change_rows += rows.num_rows
+        self.pending, self.pending_rows = [], 0
 
 
 class HeadCache:
@@ -158,6 +167,8 @@ class HeadCache:
             schema = _change_schema(record)
             lookup.add(rows.select(schema.names).cast(schema))
         lookup.version = record.version
+        if lookup.change_rows + lookup.pending_rows > 2 * LOOKUP_MAX_CHANGE_ROWS:
+            self._lookups.pop(files.prefix, None)  # a writer that only appends: not worth the memory
 
     def _current_lookup(self, files: TableFiles, key: str, record: CommitRecord) -> _Lookup | None:
         """The table's lookup brought up to `record` (reading the change files of the versions it lacks), or None."""
@@ -173,6 +184,7 @@ class HeadCache:
             for version in range(lookup.version + 1, record.version + 1):
                 lookup.add(_change_rows(files, files.log.read(version), lookup))
                 lookup.version = version
+            lookup.index()
         except (_Stale, CorruptionError, OSError, pa.ArrowException, ValueError, KeyError):
             self._lookups.pop(key, None)
             return None
