@@ -9,7 +9,7 @@
 
 Everything is drawn from one seeded generator, so every run (and every store driven by it: logstore, Delta Lake,
 Lance) sees the same data and the same commits. `Workload.replay()` applies the commits to an in-memory model and
-yields the expected rows of each version (sorted by id, which is also logstore's row-id order), plus the changed
+yields the expected rows of each version (in logstore's row order: by the version that wrote each row, then id), plus the changed
 rows each commit produced, from which the "floor" (the bytes of the data that actually changed) is computed.
 
 A driver only needs: `w.base`, `w.start`, and for each `step` in `w.steps`: step.kind, step.timestamp,
@@ -123,7 +123,7 @@ class Workload:
         return max([0] + [s.version for s in self.steps if s.timestamp <= moment])
 
     def replay(self, versions=None):
-        """Yield (version, expected rows sorted by id, change) for each version (only `versions` if given).
+        """Yield (version, expected rows in the table's row order, change) for each version (only `versions` if given).
 
         change is None for version 0, else a dict: kind, and "rows" (the new images of updated rows, or the
         appended rows) or "ids" (the deleted ids, as a one-column table).
@@ -190,24 +190,36 @@ class _Model:
         self.value = base.column("value").to_numpy().copy()
         self.text = np.array(base.column("text").to_pylist(), dtype=object)
         self.live = np.ones(base.num_rows, dtype=bool)
+        self.written = np.zeros(base.num_rows, dtype=np.int64)  # the version that wrote each row's current values
+        self.version = 0
         self.text_changed = False
 
     def update(self, ids, text: str) -> None:
+        self.version += 1
         self.value[ids] += 1
         self.text[ids] = text
+        self.written[ids] = self.version
 
     def delete(self, ids) -> None:
+        self.version += 1
         self.live[ids] = False
 
     def append(self, rows: pa.Table) -> None:
+        self.version += 1
+        self.written = np.concatenate([self.written, np.full(rows.num_rows, self.version, dtype=np.int64)])
         self.parts.append(rows)
         self.value = np.concatenate([self.value, rows.column("value").to_numpy()])
         self.text = np.concatenate([self.text, np.array(rows.column("text").to_pylist(), dtype=object)])
         self.live = np.concatenate([self.live, np.ones(rows.num_rows, dtype=bool)])
 
     def table(self, ids=None) -> pa.Table:
-        """The live rows (or the rows `ids`), sorted by id."""
-        positions = np.flatnonzero(self.live) if ids is None else np.asarray(ids)
+        """The live rows in the table's row order (by the version that wrote each row's values, then by id), or the
+        rows `ids` in id order."""
+        if ids is None:
+            live = np.flatnonzero(self.live)
+            positions = live[np.lexsort((live, self.written[live]))]
+        else:
+            positions = np.asarray(ids)
         whole = pa.concat_tables(self.parts).combine_chunks()
         taken = whole.take(pa.array(positions))
         return taken.set_column(3, "value", pa.array(self.value[positions])).set_column(

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import polars
 
     from .materialize import Plan
+    from .scan import ScanPlan
     from .planner import TableFiles
 
 
@@ -49,7 +50,7 @@ class PlanFiles:
     paths: tuple[str, ...]
 
     @classmethod
-    def of(cls, files: TableFiles, plan: Plan) -> PlanFiles:
+    def of(cls, files: TableFiles, plan: Plan | ScanPlan) -> PlanFiles:
         return cls(files.name, plan.version, files, tuple(s.url for s in plan.sources() if not s.table))
 
     def gone(self, error: Exception) -> VersionFilesGoneError | None:

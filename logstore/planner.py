@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import duckdb
 
-from . import compaction, expressions, integrity, layout, snapshot
+from . import compaction, expressions, integrity, layout, scan, snapshot
 from .errors import CorruptionError, InvalidInputError, SchemaMismatchError
 from .materialize import Plan, Source
+from .scan import ScanPlan
 
 if TYPE_CHECKING:
     from .log import Log
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from .tags import Tags
 
 T = TypeVar("T")
+P = TypeVar("P", Plan, ScanPlan)
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class TableFiles:
 class Attempt(NamedTuple):
     """What `retry` runs: the plan it reads through (None if it reads no snapshot) and the work itself."""
 
-    plan: Plan | None
+    plan: Plan | ScanPlan | None
     run: Callable[[], object]
 
 
@@ -82,25 +84,68 @@ def plan_over(files: TableFiles, version: int, base: Source | None, start: int) 
     record = files.log.read(version)
     inserts: list[Source] = []
     changes: list[Source] = []
+    for unit in _checked_units(files, start, version):
+        for held in unit.files:
+            source = Source(files.url(held.file.path), held.columns)
+            (inserts if held.file.inserts_only else changes).append(source)
+    return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
+
+
+def _checked_units(files: TableFiles, start: int, version: int) -> list[compaction.Unit]:
+    """The units (compacted blocks, else each version's files) standing for versions start+1..version, their files
+    fetched and checked against their recorded size and SHA-256."""
     head = max(version, files.log.known_head or version)
-    units = compaction.cover(files.log, start + 1, version, head)  # compacted blocks, else each version's files
+    units = compaction.cover(files.log, start + 1, version, head)
     files.storage.prefetch([files.path(held.file.path) for unit in units for held in unit.files])  # in parallel
     for unit in units:
         for held in unit.files:
             f, v = held.file, unit.last if unit.compaction is None else None
             integrity.check_file(files.storage, files.path(f.path), f.size, f.sha256, v, what=f"change file (needed by version {version})")
-            source = Source(files.url(f.path), held.columns)
-            (inserts if f.inserts_only else changes).append(source)
-    return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
+    return units
 
 
-def blame(files: TableFiles, plan: Plan, error: Exception) -> int | None:
+def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> ScanPlan:
+    """The order-preserving read of `version` (scan.py) over the newest usable snapshot at or below it that holds
+    its rows in the table's row order (format 3, or a reset restore's, whose rows one version wrote)."""
+
+    def ordered(record: snapshot.SnapshotRecord) -> bool:
+        return record.ordered or bool(files.log.read(record.version).commit.parameters.get("reset"))
+
+    snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=ordered)
+    base, start = None, -1
+    if snap is not None:
+        start = snap.version
+        source = Source(files.url(snap.path), frozenset(snap.columns))
+        base = scan.File(source, snap.rows, start, start, False, _identity(files, snap.path, snap.size, snap.sha256), None if snap.ordered else start)
+    units = []
+    for unit in _checked_units(files, start, version):
+        held = []
+        for f in unit.files:
+            span = scan.file_span(f.file.path) or (unit.first, unit.last)
+            source = Source(files.url(f.file.path), f.columns)
+            held.append(scan.File(source, f.file.rows, span[0], span[1], f.file.inserts_only, _identity(files, f.file.path, f.file.size, f.file.sha256)))
+        units.append((unit.first, unit.last, held))
+
+    def kind_of(v: int) -> bool | None:
+        own = files.log.read(v).files
+        return own[0].inserts_only if own else None
+
+    return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
+
+
+def _identity(files: TableFiles, relative: str, size: int, sha256: str) -> tuple:
+    return (files.storage.location, files.path(relative), size, sha256)
+
+
+def blame(files: TableFiles, plan: Plan | ScanPlan, error: Exception) -> int | None:
     """After a failed read: the snapshot version to skip if the snapshot was at fault; raise if a change file was."""
     text = str(error)
     if plan.snapshot is not None and plan.snapshot.url in text:
         warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {text.splitlines()[0]}", RuntimeWarning, stacklevel=4)
         return plan.snapshot_version
-    for source in plan.inserts + plan.changes:
+    for source in plan.sources():
+        if source is plan.snapshot:
+            continue
         if source.url in text:
             relative = files.storage.stored_path(source.url).removeprefix(files.prefix + "/")
             raise CorruptionError(relative, plan.version, text.splitlines()[0]) from None
@@ -123,32 +168,33 @@ def retry(files: TableFiles, attempt: Callable[[frozenset[int]], Attempt]) -> T:
             excluded.add(damaged)
 
 
-def read(files: TableFiles, version: int, run: Callable[[Plan], T]) -> T:
-    """`run(plan)` over the plan of `version`, again over a plan without its snapshot if DuckDB fails on that."""
+def read(files: TableFiles, version: int, run: Callable[[P], T], *, build: Callable[..., P] = plan) -> T:  # type: ignore[assignment]
+    """`run(plan)` over the plan of `version` (`build`: the join plan, or scan_plan for reads in row order), again
+    over a plan without its snapshot if DuckDB fails on that."""
 
     def attempt(exclude: frozenset[int]) -> Attempt:
-        planned = plan(files, version, exclude=exclude)
+        planned = build(files, version, exclude=exclude)
         return Attempt(planned, lambda: run(planned))
 
     return retry(files, attempt)
 
 
-def checked_plan(files: TableFiles, version: int) -> Plan:
+def checked_plan(files: TableFiles, version: int, *, build: Callable[..., P] = plan) -> P:  # type: ignore[assignment]
     """A plan whose snapshot DuckDB can open (for writes, lazy relations and SQL views, which have no retry when
     their rows are fetched). A snapshot whose Parquet footer cannot be read is skipped with a RuntimeWarning, as
     reads skip it."""
 
-    def opened(planned: Plan) -> Plan:
+    def opened(planned: P) -> P:
         if planned.snapshot is not None:
             url = planned.snapshot.url.replace("'", "''")
             files.connection().sql(f"SELECT count(*) FROM read_parquet('{url}')").fetchall()
         return planned
 
-    return read(files, version, opened)
+    return read(files, version, opened, build=build)
 
 
-def select_sql(files: TableFiles, plan: Plan, columns=None, where: str | None = None) -> str:
-    """The SQL of a read of `plan`: `columns` (None: all) of the rows matching `where`, in row-id order; the
+def select_sql(files: TableFiles, plan: Plan | ScanPlan, columns=None, where: str | None = None) -> str:
+    """The SQL of a read of `plan`: `columns` (None: all) of the rows matching `where`, in the table's row order; the
     column names and the predicate are checked against the version's columns first."""
     if columns is not None:
         if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from . import checkpoint, codec, fingerprint, integrity, layout
 from .errors import CorruptionError, InvalidInputError
 
+FORMAT_VERSION = 3  # 3: snapshot files carry _version and hold their rows in the table's row order
+
 DEFAULT_PROPERTIES = {
     # a snapshot is due when the change rows since the last one reach this fraction of the table's rows ...
     "snapshot_fraction": 0.5,
@@ -30,6 +32,7 @@ class SnapshotRecord:
     sha256: str
     columns: tuple[str, ...]
     fingerprint: str | None = None  # content fingerprint of the version it materializes (fingerprint.py)
+    ordered: bool = True  # format 3: the file has _version and holds its rows in the table's row order
 
     def to_json(self) -> dict:
         return {
@@ -40,6 +43,7 @@ class SnapshotRecord:
             "sha256": self.sha256,
             "columns": list(self.columns),
             "fingerprint": self.fingerprint,
+            **({"format_version": FORMAT_VERSION} if self.ordered else {}),
         }
 
     @classmethod
@@ -52,6 +56,7 @@ class SnapshotRecord:
             sha256=obj["sha256"],
             columns=tuple(obj["columns"]),
             fingerprint=_fingerprint(obj.get("fingerprint")),
+            ordered=int(obj.get("format_version", 2)) >= FORMAT_VERSION,
         )
 
 
@@ -108,13 +113,14 @@ def read_record(storage, prefix: str, version: int) -> SnapshotRecord:
     return record
 
 
-def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset()) -> SnapshotRecord | None:
-    """The newest intact snapshot at or below `version`, skipping versions in `exclude`."""
+def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset(), accept=None) -> SnapshotRecord | None:
+    """The newest intact snapshot at or below `version`, skipping versions in `exclude` (and records `accept`
+    refuses)."""
     for candidate in reversed(snapshot_versions(storage, prefix)):
         if candidate > version or candidate in exclude:
             continue
         record = load(storage, prefix, candidate)
-        if record is not None:
+        if record is not None and (accept is None or accept(record)):
             return record
     return None
 

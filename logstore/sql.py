@@ -25,7 +25,7 @@ are single tokens, so nothing inside them is ever matched or changed):
 2. Parse, with DuckDB (`json_serialize_sql`): the statement JSON lists every BASE_TABLE (name, alias, at_clause and
    its byte span), TABLE_FUNCTION, PARAMETER and CTE name, so DuckDB decides what is a table reference.
 3. Bind, on a private cursor of the store's connection: each pinned (table, version) the query names becomes a
-   TEMP VIEW `"t@vN"` over the materialization plan's SQL (`Plan.relation_sql()`), and its BASE_TABLE span is
+   TEMP VIEW `"t@vN"` over the materialization plan's SQL (`ScanPlan.select_sql()`), and its BASE_TABLE span is
    replaced by `"t@vN" AS alias`; each bare logstore name becomes a TEMP VIEW of that name at the latest version,
    so DuckDB's binder lets CTEs shadow it. Views are inlined by DuckDB, so projections and filters reach the
    Parquet scans. Only the versions a query names are planned.
@@ -112,11 +112,12 @@ def version_sql(table, version: int) -> str:
 
 
 def _version_sql(files: planner.TableFiles, version: int) -> str:
-    return _plan_sql(planner.checked_plan(files, version))
+    return _plan_sql(planner.checked_plan(files, version, build=planner.scan_plan))
 
 
 def _plan_sql(plan) -> str:
-    return f"SELECT * EXCLUDE (_row_id) FROM ({plan.relation_sql()}) AS v"
+    """The rows of a version in the table's row order (scan.py), the table's columns only."""
+    return plan.select_sql()
 
 
 # --- public entry points -----------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ def connect(store, *, allow_files: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 def _latest_plan(files: planner.TableFiles):
-    return planner.checked_plan(files, files.log.latest())
+    return planner.checked_plan(files, files.log.latest(), build=planner.scan_plan)
 
 
 def _files_of(plans) -> connection.Confined:

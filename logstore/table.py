@@ -27,6 +27,7 @@ from .log import Commit, CommitRecord, Log
 from .materialize import Plan
 from .operations import Head
 from .planner import TableFiles
+from .scan import ScanPlan
 from .schema import arrow_schema
 from .snapshot import SnapshotRecord
 from .tags import Tags
@@ -128,7 +129,7 @@ class Table:
         columns: Columns = None,
         where: str | None = None,
     ) -> pa.Table:
-        """The rows of one version (the latest by default) as a pyarrow Table, in row-id order."""
+        """The rows of one version (the latest by default) as a pyarrow Table, in the table's row order."""
         return self._query(version, as_of, tag, columns, where, lambda rel: rel.to_arrow_table())
 
     def to_pandas(
@@ -198,7 +199,7 @@ class Table:
         """A lazy relation over one version (on `connection`, or the store's own) and the files it was planned over."""
         from . import lazy
 
-        plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
+        plan = planner.checked_plan(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag), build=planner.scan_plan)
         con = connection if connection is not None else self._store._connection()
         return con.sql(planner.select_sql(self._files, plan, columns, where)), lazy.PlanFiles.of(self._files, plan)
 
@@ -214,12 +215,12 @@ class Table:
         """resolve -> plan -> run -> wrap: `fetch` the rows of the selected version (planner.read skips a damaged
         snapshot)."""
 
-        def run(plan: Plan) -> _T:
+        def run(plan: ScanPlan) -> _T:
             if not plan.columns:  # created without data or schema: no columns yet, and SQL cannot select none
                 return fetch(_NoColumns())
             return fetch(self._store._connection().sql(planner.select_sql(self._files, plan, columns, where)))
 
-        return planner.read(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag), run)
+        return planner.read(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag), run, build=planner.scan_plan)
 
     # --- writes --------------------------------------------------------------------------------------------
 
@@ -488,11 +489,17 @@ class Table:
     def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
         """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
         version's fingerprint before it is published)."""
-        plan = source if source is not None else planner.checked_plan(self._files, version)
+        plan: Plan | ScanPlan
+        if source is not None:  # a reset restore: version `version` wrote every row, so row-id order is row order
+            plan = source
+            rows_sql = f"SELECT _row_id, CAST({version} AS BIGINT) AS _version, * EXCLUDE (_row_id) FROM ({source.relation_sql()}) AS v ORDER BY _row_id"
+        else:
+            plan = planner.checked_plan(self._files, version, build=planner.scan_plan)
+            rows_sql = plan.select_sql(row_id=True, version=True)
         staged = self._storage.staging_file(".parquet")
         target = staged.replace("'", "''")
         con = self._store._connection().cursor()
-        con.execute(f"COPY ({plan.select_sql(row_id=True)}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({rows_sql}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
         rows = con.sql(f"SELECT count(*) FROM read_parquet('{target}')").fetchall()[0][0]
         expected = self._log.read(version).fingerprint
         actual = fingerprint.encode(fingerprint.of_parquet(con, staged, plan.columns))

@@ -351,8 +351,8 @@ def test_upsert(run, people):
     result = ok(run("upsert", "people", "-", input="id,name,score\n2,BOB,2.5\n4,dee,4.5\n"))
     assert "+1 ~1 -0" in result.output
     assert rows(people.read(columns=["id", "name"])) == [
-        {"id": 1, "name": "ann"}, {"id": 2, "name": "BOB"}, {"id": 3, "name": "cy"}, {"id": 4, "name": "dee"},
-    ]  # fmt: skip
+        {"id": 1, "name": "ann"}, {"id": 3, "name": "cy"}, {"id": 2, "name": "BOB"}, {"id": 4, "name": "dee"},
+    ]  # fmt: skip  (row order: a changed row moves to its commit's place)
 
 
 def test_upsert_without_key_fails(run, people, home):
@@ -374,8 +374,8 @@ def test_update(run, people):
     result = ok(run("update", "people", "--set", "name=upper(name)", "--set", "score = score * 2", "--where", "id <= 2"))
     assert "people: version 1 UPDATE +0 ~2 -0 (3 rows)" in result.output
     assert rows(people.read(columns=["name", "score"])) == [
-        {"name": "ANN", "score": 3.0}, {"name": "BOB", "score": 5.0}, {"name": "cy", "score": 3.5},
-    ]  # fmt: skip
+        {"name": "cy", "score": 3.5}, {"name": "ANN", "score": 3.0}, {"name": "BOB", "score": 5.0},
+    ]  # fmt: skip  (the updated rows come after the row version 0 wrote)
 
 
 def test_update_errors(run, people):
@@ -405,9 +405,9 @@ def test_restore_by_version_time_and_tag(run, people):
     ok(run("delete", "people", "--where", "id = 2", "--timestamp", "2021-07-01"))
     ok(run("tag", "people", "start", "--version", "0"))
     ok(run("restore", "people", "--version", "1", "-m", "back to one"))
-    assert [r["id"] for r in rows(people.read())] == [2, 3]
+    assert [r["id"] for r in rows(people.read())] == [3, 2]  # id 2 is back, written by the restore
     ok(run("restore", "people", "--at", "2021-01-15"))
-    assert [r["id"] for r in rows(people.read())] == [1, 2, 3]
+    assert [r["id"] for r in rows(people.read())] == [3, 2, 1]
     ok(run("delete", "people", "--where", "true"))
     result = ok(run("restore", "people", "--tag", "start"))
     assert "RESTORE +3" in result.output and people.read().num_rows == 3
@@ -523,17 +523,17 @@ def test_log_unknown_table(run, people):
 
 def test_show(run, history):
     lines = ok(run("show", "people")).output.splitlines()
-    assert lines[0].split() == ["id", "name", "score"] and lines[2].split() == ["1", "ANN", "1.5"] and len(lines) == 4
+    assert lines[0].split() == ["id", "name", "score"] and lines[2].split() == ["2", "bob", "2.5"] and lines[3].split() == ["1", "ANN", "1.5"] and len(lines) == 4
 
 
 def test_show_selectors(run, history):
     def ids(*args):
         return [r["id"] for r in json.loads(ok(run("show", "people", "-f", "json", *args)).stdout)]
 
-    assert ids("--version", "2") == [1, 2]
-    assert ids("--at", "2022-01-01") == [1, 2, 3]
-    assert ids("--tag", "v1") == [1, 2, 3]
-    assert ids("--limit", "1") == [1]
+    assert ids("--version", "2") == [2, 1]  # id 1 was changed by version 1: after the rows of version 0
+    assert ids("--at", "2022-01-01") == [2, 3, 1]
+    assert ids("--tag", "v1") == [2, 3, 1]
+    assert ids("--limit", "1") == [2]
     assert ids("--where", "score > 2", "--version", "0") == [2, 3]
 
 

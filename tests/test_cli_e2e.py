@@ -41,12 +41,13 @@ def test_checkout_at_a_date_gives_the_last_commit_before_it(tmp_path):
 
     out = logstore("checkout", "events", "--at", "2022-01-01", "-o", "new-year.parquet")
     assert "wrote version 3 " in out
-    # version 3 (2021-12-31T23:59:59): clicks doubled, id 2 deleted; nothing of 2022
+    # version 3 (2021-12-31T23:59:59): clicks doubled, id 2 deleted; nothing of 2022 (in row order: the rows
+    # version 1 appended, then those version 2 changed)
     assert pq.read_table(tmp_path / "new-year.parquet").to_pylist() == [
-        {"id": 1, "kind": "click", "amount": 20},
-        {"id": 3, "kind": "click", "amount": 60},
         {"id": 4, "kind": "buy", "amount": 40},
         {"id": 5, "kind": "view", "amount": 50},
+        {"id": 1, "kind": "click", "amount": 20},
+        {"id": 3, "kind": "click", "amount": 60},
     ]
 
 

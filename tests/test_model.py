@@ -1,8 +1,9 @@
 """The backbone: random operation sequences applied to a logstore table and to an in-memory model.
 
 After every step, every version so far must read back exactly as the model recorded it (rows and order) by
-version, by timestamp (the commit's own and a moment between commits) and by tag. Reads are in internal row-id
-order: insertion order, with updated rows keeping their place and restored rows regaining theirs.
+version, by timestamp (the commit's own and a moment between commits) and by tag. Reads are in the table's row
+order (docs/format.md, format 3): by the version that wrote each row's current values, then by internal row id; a
+row whose values a commit changes (or re-inserts) moves to that commit's place, a row it leaves as it was stays.
 """
 
 from __future__ import annotations
@@ -123,15 +124,27 @@ class Model:
     keyed: bool
     columns: tuple[str, ...]
     rows: dict = field(default_factory=dict)  # row id -> row dict (current state)
+    written: dict = field(default_factory=dict)  # row id -> the version that wrote its current values
     next_id: int = 0
     states: list = field(default_factory=list)  # per version: dict row id -> row
+    writes: list = field(default_factory=list)  # per version: dict row id -> the version that wrote its values
     timestamps: list = field(default_factory=list)  # per version: commit timestamp
     tags: dict = field(default_factory=dict)
     deleted_tags: set = field(default_factory=set)
 
     def expected(self, version: int) -> list[dict]:
-        state = self.states[version]
-        return [dict(state[i]) for i in sorted(state)]
+        state, writes = self.states[version], self.writes[version]
+        return [dict(state[i]) for i in sorted(state, key=lambda i: (writes[i], i))]
+
+    @property
+    def pending(self) -> int:
+        """The version the next commit makes."""
+        return len(self.states)
+
+    def set_rows(self, rows: dict) -> None:
+        """The state after an operation: a row id whose values change (or that comes back) is written now."""
+        self.written = {i: (self.written[i] if i in self.rows and self.rows[i] == r else self.pending) for i, r in rows.items()}
+        self.rows = {i: dict(r) for i, r in rows.items()}
 
     def commit(self, c: logstore.Commit) -> None:
         assert c.version == len(self.states), f"commit made version {c.version}, expected {len(self.states)}"
@@ -140,10 +153,12 @@ class Model:
             assert c.timestamp > self.timestamps[-1], "commit timestamps must strictly increase"
         assert c.num_rows == len(self.rows), f"commit says {c.num_rows} rows, model has {len(self.rows)}"
         self.states.append({i: dict(r) for i, r in self.rows.items()})
+        self.writes.append(dict(self.written))
         self.timestamps.append(c.timestamp)
 
     def insert(self, row: dict) -> None:
         self.rows[self.next_id] = dict(row)
+        self.written[self.next_id] = self.pending
         self.next_id += 1
 
     def key_index(self) -> dict:
@@ -165,17 +180,15 @@ class Model:
         index = self.key_index()
         for r in batch:
             if r["k"] in index:
-                self.rows[index[r["k"]]] = dict(r)
+                self.set_rows({**self.rows, index[r["k"]]: dict(r)})
             else:
                 self.insert(r)
 
     def update(self, sets: dict, pred) -> None:
-        for i, r in list(self.rows.items()):
-            if pred(r):
-                self.rows[i] = {**r, **{c: fn(r) for c, (_sql, fn) in sets.items()}}
+        self.set_rows({i: ({**r, **{c: fn(r) for c, (_sql, fn) in sets.items()}} if pred(r) else r) for i, r in self.rows.items()})
 
     def delete(self, pred) -> None:
-        self.rows = {i: r for i, r in self.rows.items() if not pred(r)}
+        self.set_rows({i: r for i, r in self.rows.items() if not pred(r)})
 
     def overwrite(self, batch: list[dict]) -> None:
         if self.keyed:
@@ -187,7 +200,7 @@ class Model:
                     new[index[r["k"]]] = dict(r)
                 else:
                     fresh.append(r)
-            self.rows = new
+            self.set_rows(new)
             for r in fresh:
                 self.insert(r)
             return
@@ -206,12 +219,12 @@ class Model:
         for v, ids in old_by_value.items():
             for i in ids[: new_count.get(v, 0)]:
                 keep[i] = self.rows[i]
-        self.rows = keep
+        self.set_rows(keep)
         for r in fresh:
             self.insert(r)
 
     def restore(self, version: int) -> None:
-        self.rows = {i: dict(r) for i, r in self.states[version].items()}
+        self.set_rows({i: dict(r) for i, r in self.states[version].items()})
 
     def _value(self, row: dict) -> tuple:
         return tuple(row[c] for c in self.columns)
@@ -485,13 +498,16 @@ def test_keyless_table_matches_model_stress(no_fsync, data):
 
 
 def test_model_example_by_hand(store):
-    """A readable fixed sequence: order is row-id order (insertion, updates keep place, restores regain place)."""
+    """A readable fixed sequence: rows in the order their current values were written (version, then row id)."""
     t = store.create_table("t", pa.table({"k": [3, 1], "x": [30, 10]}), key="k")
-    t.upsert(pa.table({"k": [2, 1], "x": [20, 11]}))
+    t.upsert(pa.table({"k": [2, 1], "x": [20, 11]}))  # k=1 changed: written by version 1, after k=3
     assert t.read().to_pylist() == [{"k": 3, "x": 30}, {"k": 1, "x": 11}, {"k": 2, "x": 20}]
+    t.upsert(pa.table({"k": [3], "x": [30]}))  # the same values: no change, k=3 keeps its place
+    assert [r["k"] for r in t.read().to_pylist()] == [3, 1, 2]
     t.delete(where="k = 3")
     t.append(pa.table({"k": [3], "x": [33]}))  # a new row: goes to the end
     assert [r["k"] for r in t.read().to_pylist()] == [1, 2, 3]
-    t.restore(0)  # k=3 regains its original place, k=2 goes away
+    t.restore(0)  # k=3 (its old row id) and k=1 get version 0's values back: written by the restore
     assert t.read().to_pylist() == [{"k": 3, "x": 30}, {"k": 1, "x": 10}]
-    assert [c.num_rows for c in reversed(t.history())] == [2, 3, 2, 3, 2]
+    assert [r["k"] for r in t.read(version=1).to_pylist()] == [3, 1, 2]  # old versions keep their order
+    assert [c.num_rows for c in reversed(t.history())] == [2, 3, 3, 2, 3, 2]

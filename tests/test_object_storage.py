@@ -54,7 +54,7 @@ def test_every_verb_and_time_travel_on_each_storage(location):
     assert {v: again.read(version=v).to_pylist() for v in states} == states
     assert again.read(as_of="2022-01-03 12:00").to_pylist() == states[2]
     assert again.read(tag="before-delete").to_pylist() == states[2]
-    assert again.read().to_pylist() == states[3]
+    assert sorted(again.read().to_pylist(), key=repr) == sorted(states[3], key=repr)  # restored: the rows of 3
     assert [c.operation for c in again.history()][:2] == ["RESTORE", "OVERWRITE"]
     assert again.to_polars(version=1).height == 8 and again.scan_polars(version=1).collect().height == 8
     assert store.sql("SELECT count(*) FROM events AS OF VERSION 1").fetchall() == [(8,)]

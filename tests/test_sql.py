@@ -203,13 +203,13 @@ def test_relation_outlives_its_cursor_and_later_commits(fresh):
 
 def test_only_named_versions_are_planned(db, monkeypatch):
     planned = []
-    original = planner.plan
+    original = planner.scan_plan
 
     def spy(files, version, **kw):
         planned.append((files.name, version))
         return original(files, version, **kw)
 
-    monkeypatch.setattr(planner, "plan", spy)
+    monkeypatch.setattr(planner, "scan_plan", spy)
     rows(db, "SELECT count(*) FROM t AS OF VERSION 0 a JOIN t AS OF VERSION 0 b USING (id) JOIN t AT (VERSION => 2) c USING (id)")
     assert sorted(planned) == [("t", 0), ("t", 2)]
     planned.clear()
