@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     import polars
 
     from .materialize import Plan
-    from .scan import ScanPlan
     from .planner import TableFiles
+    from .scan import ScanPlan
 
 
 @dataclass(frozen=True)
