@@ -10,7 +10,11 @@ One process, one system after another, each in a fresh temporary directory, the 
 so they get none); reads as of versions 0, 1/6,
 1/2, 5/6 and all of the commits and as of a timestamp (median of --repeat reads; each read opens the version and
 materializes every column to an Arrow table); the GROUP BY category query as of version 1/2 (DuckDB over each
-system's relation/dataset). The last columns are the ratios logstore/peer (below 1 means logstore is faster/smaller).
+system's relation/dataset); the change feed of the middle third of the commits (versions c/3+1 .. 2c/3, the delete
+block of the standard workload) against Delta Lake's change data feed (`load_cdf`, the table created with
+`delta.enableChangeDataFeed`, so Delta writes its CDF files in every commit of the run and their bytes count in its
+bytes on disk); diff(0, c) against the obvious way to compute it: DuckDB's full outer join of the two versions stored
+as plain Parquet files. The last columns are the ratios logstore/peer (below 1 means logstore is faster/smaller).
 
 Versions: logstore and Delta number the creation 0 and each commit +1; Lance numbers the creation 1, so Lance
 version v+1 is compared with version v. The timestamp read asks for "the time of version 1/2 plus a moment": for
@@ -19,7 +23,10 @@ commit (neither can backdate a commit). Every read's row count and sum(value) ar
 expected state, and the GROUP BY answers must agree across systems.
 
 Goals (issue 7): bytes below Lance's and at least 50x below Delta's; update and delete commits at least 2x faster
-than Lance's; reads no slower than Delta's.
+than Lance's; reads no slower than Delta's. Goals (issue 13), printed as ratios below the table (median wall time
+and median CPU time, user + system of every thread of this process): changes(c/3+1 .. 2c/3) at most 0.5x Delta's
+change data feed of the same range, diff(0, c) at most 0.25x the full outer join; the append commit median against
+Lance's is in the table.
 """
 
 from __future__ import annotations
@@ -51,6 +58,8 @@ from core import timed as median_of  # noqa: E402
 from workload import APPEND, DELETE, UPDATE, Workload  # noqa: E402
 
 KINDS = (UPDATE, DELETE, APPEND)
+CHANGES_GOAL = 0.5  # changes(c/3+1 .. 2c/3) / Delta's change data feed of the same range (issue 13)
+DIFF_GOAL = 0.25  # diff(0, c) / full outer join of the two versions (issue 13)
 GROUP_BY = "SELECT category, count(*) AS n, round(sum(value), 2) AS total FROM x GROUP BY category ORDER BY category"
 
 
@@ -86,6 +95,30 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+def wall_and_cpu(fn, repeat: int):
+    """(median wall time, median CPU time of this process, the last result) of `repeat` runs after one warm-up."""
+    out = fn()
+    walls, cpus = [], []
+    for _ in range(repeat):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus), out
+
+
+def feed_range(commits: int) -> tuple[int, int]:
+    """The versions of the change-feed goal: the middle third of the commits (the delete block)."""
+    return commits // 3 + 1, 2 * commits // 3
+
+
+def feed_rows(w: Workload, first: int, last: int) -> int:
+    """Rows a change feed of versions first..last holds: an update's pre- and post-image, a delete, an insert."""
+    sizes = {UPDATE: lambda s: 2 * len(s.ids), DELETE: lambda s: len(s.ids), APPEND: lambda s: s.rows.num_rows}
+    return sum(sizes[s.kind](s) for s in w.steps if first <= s.version <= last)
+
+
 # --- the three systems: each returns a dict of measurements -----------------------------------------------------
 
 
@@ -95,6 +128,10 @@ class System:
 
     def __init__(self, root: str):
         self.root = root
+
+    def changes(self, first: int, last: int):
+        """The row changes of versions first..last as an Arrow table (None: the system has no change feed)."""
+        return None
 
     def run(self, w: Workload, read_versions, ts_version: int, repeat: int, expected) -> dict:
         result = {"latency": {k: [] for k in KINDS}}
@@ -111,6 +148,7 @@ class System:
         result["bytes_before"] = dir_bytes(self.path)
         self.maintain()
         result["bytes"] = dir_bytes(self.path)
+        result["feed_bytes"] = self.feed_bytes()
         result["files"] = sum(len(f) for _d, _s, f in os.walk(self.path))
         reads = {}
         for v in read_versions:
@@ -121,7 +159,20 @@ class System:
         check(self.name, "timestamp", table, expected[ts_version])
         reads[f"GROUP BY as of v{ts_version}"], answer = median_of(lambda: self.group_by(ts_version), repeat)
         result["reads"], result["group_by"] = reads, answer
+        first, last = feed_range(w.commits)
+        if self.changes(first, last) is not None:
+            wall, cpu, feed = wall_and_cpu(lambda: self.changes(first, last), repeat)
+            if feed.num_rows != feed_rows(w, first, last):
+                raise AssertionError(f"{self.name} changes({first}, {last}): {feed.num_rows} rows, expected {feed_rows(w, first, last)}")
+            result["changes"] = (wall, cpu)
+        if hasattr(self, "diff"):
+            wall, cpu, got = wall_and_cpu(lambda: self.diff(0, w.commits), repeat)
+            result["diff"] = (wall, cpu, got.num_rows)
         return result
+
+    def feed_bytes(self) -> int | None:
+        """Bytes of files kept only for the change feed (None: none)."""
+        return None
 
     def moment(self, w, version, wall):
         return wall
@@ -165,6 +216,12 @@ class Logstore(System):
         rel = self._open().to_duckdb(version=v)
         return rel.query("x", GROUP_BY).fetchall()
 
+    def changes(self, first, last):
+        return self._open().changes(first, last)
+
+    def diff(self, a, b):
+        return self._open().diff(a, b)
+
 
 class Delta(System):
     name = "delta"
@@ -173,7 +230,8 @@ class Delta(System):
         from deltalake import DeltaTable, write_deltalake
 
         self.path = os.path.join(self.root, "delta")
-        write_deltalake(self.path, w.base)
+        # the change data feed on from the start, so every commit of the run writes its CDF files (_change_data/)
+        write_deltalake(self.path, w.base, configuration={"delta.enableChangeDataFeed": "true"})
         self.dt = DeltaTable(self.path)
 
     def commit(self, step):
@@ -203,6 +261,14 @@ class Delta(System):
 
         x = DeltaTable(self.path, version=v).to_pyarrow_dataset()  # noqa: F841 - DuckDB scans it by name
         return duckdb.sql(GROUP_BY).fetchall()
+
+    def changes(self, first, last):
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path).load_cdf(starting_version=first, ending_version=last).read_all()
+
+    def feed_bytes(self):
+        return dir_bytes(os.path.join(self.path, "_change_data"))
 
 
 class Lance(System):
@@ -270,6 +336,49 @@ def p95(values):
     return ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
 
 
+def full_join(old_path: str, new_path: str, columns) -> str:
+    """diff(0, c) computed the obvious way: a full outer join of the two versions (plain Parquet files) on the key,
+    IS DISTINCT FROM on every other column, the same output columns as logstore's diff, in key order."""
+    old, new = f"read_parquet('{old_path}')", f"read_parquet('{new_path}')"
+    values = [c for c in columns if c != "id"]
+    changed = " OR ".join(f"o.{c} IS DISTINCT FROM n.{c}" for c in values)
+    kind = "CASE WHEN o.id IS NULL THEN 'insert' WHEN n.id IS NULL THEN 'delete' ELSE 'update' END"
+    cols = ", ".join(
+        f"CASE WHEN n.id IS NULL THEN o.{c} ELSE n.{c} END AS {c}, "
+        f"CASE WHEN o.id IS NOT NULL AND n.id IS NOT NULL AND o.{c} IS DISTINCT FROM n.{c} THEN o.{c} END AS _old_{c}"
+        for c in values
+    )
+    changed_list = "list_filter([" + ", ".join(f"CASE WHEN o.{c} IS DISTINCT FROM n.{c} THEN '{c}' END" for c in values) + "], lambda x: x IS NOT NULL)"
+    return (
+        f"SELECT {kind} AS _change_type, coalesce(o.id, n.id) AS id, {cols}, "
+        f"CASE WHEN o.id IS NOT NULL AND n.id IS NOT NULL THEN {changed_list} ELSE CAST([] AS VARCHAR[]) END AS _changed_columns "
+        f"FROM {old} o FULL OUTER JOIN {new} n ON o.id = n.id WHERE o.id IS NULL OR n.id IS NULL OR {changed} ORDER BY id"
+    )
+
+
+def goals(results: dict, join: tuple[float, float, int], first: int, last: int, commits: int) -> str:
+    """The issue-13 goals as ratios: wall time (median) and CPU time (median)."""
+    out = ["", f"{'goal (issue 13)':<44} {'logstore':>22} {'baseline':>22} {'ratio wall / cpu':>17}  target"]
+
+    def line(what, ours, theirs, target):
+        ratio = (ours[0] / theirs[0], ours[1] / theirs[1])
+        met = "met" if max(ratio) <= target else ("met by CPU time" if ratio[1] <= target else "MISSED")
+        out.append(
+            f"{what:<44} {fmt_time(ours[0]):>10} / {fmt_time(ours[1]):>9} {fmt_time(theirs[0]):>10} / {fmt_time(theirs[1]):>9} "
+            f"{ratio[0]:>7.2f} / {ratio[1]:.2f}  <= {target}: {met}"
+        )
+
+    ours = results.get("logstore", {})
+    if "changes" in ours and "changes" in results.get("delta", {}):
+        line(f"changes({first} .. {last}) vs Delta's change data feed", ours["changes"], results["delta"]["changes"], CHANGES_GOAL)
+    if "diff" in ours:
+        if ours["diff"][2] != join[2]:
+            raise AssertionError(f"diff(0, {commits}): {ours['diff'][2]} rows, the full join {join[2]}")
+        line(f"diff(0, {commits}) vs full outer join ({join[2]:,} rows)", ours["diff"], join, DIFF_GOAL)
+    out.append("(wall / CPU: medians; CPU is user + system time of every thread of the process)")
+    return "\n".join(out)
+
+
 def report(results: dict, floor: int, names) -> str:
     rows = []
 
@@ -290,9 +399,14 @@ def report(results: dict, floor: int, names) -> str:
     add("bytes on disk, no clean-up", {n: r["bytes_before"] for n, r in results.items()}, fmt_bytes)
     add("bytes on disk", {n: r["bytes"] for n, r in results.items()}, fmt_bytes)
     add("  x floor", {n: r["bytes"] / floor for n, r in results.items()}, lambda x: f"{x:.2f}x")
+    add("  of which change-feed files", {n: r["feed_bytes"] for n, r in results.items() if r["feed_bytes"] is not None}, fmt_bytes)
     add("files on disk", {n: r["files"] for n, r in results.items()}, lambda x: f"{x:,}")
     for metric in next(iter(results.values()))["reads"]:
         add(metric, {n: r["reads"][metric] for n, r in results.items()}, fmt_time)
+    commits = next(iter(results.values()))["commits"]
+    first, last = feed_range(commits)
+    add(f"changes({first} .. {last})", {n: r["changes"][0] for n, r in results.items() if "changes" in r}, fmt_time)
+    add(f"diff(0, {commits})", {n: r["diff"][0] for n, r in results.items() if "diff" in r}, fmt_time)
     header = ["metric"] + list(names) + [f"{names[0]}/{p}" for p in names[1:]]
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
     line = lambda row: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"  # noqa: E731
@@ -317,19 +431,32 @@ def main(argv=None) -> None:
     ts_version = c // 2
     log(f"workload: {w.describe()}")
     expected = {}
+    ends = {}  # versions 0 and c, for the full join diff(0, c) is compared with
     for v, rows, _change in w.replay(read_versions):
         expected[v] = (rows.num_rows, round(pc.sum(rows.column("value")).as_py(), 2))
+        if v in (0, c):
+            ends[v] = rows
 
     classes = {"logstore": Logstore, "delta": Delta, "lance": Lance}
     names = [n.strip() for n in args.systems.split(",") if n.strip()]
     results = {}
     with tempfile.TemporaryDirectory(prefix="logstore-compare-") as scratch:
         floor = floor_bytes(w, scratch)
+        paths = {}
+        for v, rows in ends.items():
+            paths[v] = os.path.join(scratch, f"version-{v}.parquet")
+            pq.write_table(rows, paths[v], compression="zstd")
+        con = duckdb.connect()
+        join_sql = full_join(paths[0], paths[c], ends[0].column_names)
+        wall, cpu, joined = wall_and_cpu(lambda: con.sql(join_sql).to_arrow_table(), args.repeat)
+        join = (wall, cpu, joined.num_rows)
+        del ends, joined
         for name in names:
             root = tempfile.mkdtemp(prefix=f"{name}-", dir=scratch)
             log(f"{name}: running in {root}")
             gc.collect()
             results[name] = classes[name](root).run(w, read_versions, ts_version, args.repeat, expected)
+            results[name]["commits"] = c
             if args.keep:
                 kept = tempfile.mkdtemp(prefix=f"logstore-compare-{name}-")
                 shutil.copytree(root, kept, dirs_exist_ok=True)
@@ -340,6 +467,7 @@ def main(argv=None) -> None:
         raise AssertionError(f"GROUP BY answers differ: {answers}")
     print(f"compare: {w.describe()}; reads are the median of {args.repeat}")
     print(report(results, floor, names))
+    print(goals(results, join, *feed_range(c), c))
 
 
 if __name__ == "__main__":

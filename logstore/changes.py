@@ -3,8 +3,9 @@
 The change log already stores every commit's changes as rows, so the feed is always on. What the log does not
 store is the old image of a row (an update row holds the new image, a delete row only the row id). Old images come
 from the row's previous change inside the range, or, for a row's first change in the range, from the state as of
-the version before the range: that lookup is the materialization rule restricted to the row ids the range touched
-(`Plan.relation_sql(row_ids=...)`, materialize.py), never a full materialization of two versions.
+the version before the range: that lookup is the read plan of that version restricted to the row ids the range
+touched, found by their positions in its files (`ScanPlan.restricted`, scan.py; the ids come from a narrow read of
+the range's change files), never a join against the whole table and never a full materialization of two versions.
 
 Every function here takes a table's TableFiles (planner.py), not the Table.
 
@@ -60,18 +61,21 @@ updated rows changed each column, and the added and removed columns.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from . import compaction, integrity, planner, selectors, timestamps
+from . import compaction, integrity, planner, scan, selectors, timestamps
 from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
-from .materialize import Plan
 from .planner import TableFiles
+from .scan import ScanPlan
 from .schema import Column, quote
 
 CHANGE_TYPE = "_change_type"
@@ -118,6 +122,7 @@ class _File:
     version: int
     inserts_only: bool
     schema: tuple | None = None  # the exact (ordered, typed) columns the file was written with, when known
+    key: tuple = ()  # the file's identity (store, path, size, SHA-256): the cache key of its narrow columns (scan.py)
 
 
 class _Range:
@@ -131,7 +136,8 @@ class _Range:
         self.changed_versions = [v for v, r in self.records.items() if r.files]
         for path, size, sha256, held, version, inserts_only, schema in _range_files(files, max(first, 0), last, self.records):
             integrity.check_file(files.storage, files.path(path), size, sha256, version, what="change file")
-            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema))
+            key = (files.storage.location, files.path(path), size, sha256)
+            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema, key))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
@@ -152,6 +158,21 @@ class _Range:
     def touches_old_rows(self) -> bool:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
         return any(not f.inserts_only for f in self.change_files)
+
+    def old_row_ids(self) -> np.ndarray:
+        """The sorted row ids the range changes that may have existed before it: those of its rows in files that are
+        not insert-only (an insert-only file inserts fresh row ids only), below the next row id of the version before
+        it. A superset of the rows whose first change in the range is not an insert; an extra id finds no row."""
+        parts = []
+        for f in self.change_files:
+            if f.inserts_only:
+                continue
+            rid, ver, _ = scan.change_rows(f.url, f.key)  # cached per process, as reads cache them
+            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
+        ids = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        if self.first >= 1:
+            ids = ids[ids < self.log.read(self.first - 1).next_row_id]
+        return ids
 
 
 def _range_files(files: TableFiles, first: int, last: int, records: dict):
@@ -224,12 +245,33 @@ def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
     return " UNION ALL ".join(f"({p})" for p in parts)
 
 
-def _state_of_ids_sql(plan: Plan, ids: str, columns) -> str:
-    """The rows of `plan`'s version whose _row_id is in the CTE `ids`, as _row_id and `columns` (NULL where the
-    version lacks a column): the one materialization rule, restricted to those ids (Plan.relation_sql)."""
+def _state_of_ids(files: TableFiles, version: int, ids: np.ndarray, columns, exclude: frozenset[int]) -> tuple[str, ScanPlan]:
+    """SQL for the rows of `version` whose _row_id is in `ids` (sorted), as _row_id and `columns` (NULL where the
+    version lacks a column), and the plan it reads: the read plan of the version restricted to those ids by their
+    positions in its files (ScanPlan.restricted), no join. A snapshot whose row ids cannot be read while planning is
+    skipped with a warning, as planner.retry skips one DuckDB cannot read."""
+    excluded = set(exclude)
+    while True:
+        plan = planner.scan_plan(files, version, exclude=frozenset(excluded))
+        try:
+            wanted = plan.restricted(ids)
+            break
+        except (OSError, pa.ArrowException) as e:
+            if plan.snapshot is None or _readable(plan.snapshot.url):
+                raise
+            warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {str(e).splitlines()[0]}", RuntimeWarning, stacklevel=3)
+            excluded.add(plan.snapshot_version)
     present = {c.name for c in plan.columns}
     values = [quote(c.name) if c.name in present else _null(c) for c in columns]
-    return f"SELECT {', '.join([ROW_ID] + values)} FROM ({plan.relation_sql(row_ids=ids)}) AS s"
+    return f"SELECT {', '.join([ROW_ID] + values)} FROM ({wanted.relation_sql(row_id=True)}) AS s", wanted
+
+
+def _readable(url: str) -> bool:
+    try:
+        pq.read_metadata(url)
+        return True
+    except (OSError, pa.ArrowException):
+        return False
 
 
 def _ranges(versions: list[int]) -> list[tuple[int, int]]:
@@ -257,7 +299,7 @@ def _with(ctes: list[str]) -> str:
 @dataclass(frozen=True)
 class _Query:
     sql: str
-    plan: Plan | None  # the plan of the lookup state (to blame a damaged snapshot), if any
+    plan: ScanPlan | None  # the plan of the lookup state (to blame a damaged snapshot), if any
 
     def within(self, head: str, tail: str) -> _Query:
         """This query as a subquery: `head` + its SQL + `tail`."""
@@ -269,7 +311,7 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
 
     Post-images are the change rows themselves. The pre-image of a change at version v is the row's previous
     change inside the range (found with a window over narrow columns only), or for its first change in the range
-    the row as of start - 1 (looked up for just those row ids); both are fetched with one equi-join.
+    the row as of start - 1 (looked up by position for just those row ids); both are fetched with one equi-join.
     """
     span = _Range(files, start_version, end_version)
     before = start_version - 1
@@ -279,9 +321,7 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
     plan = None
     images = [f"SELECT {ROW_ID}, {VERSION}, {', '.join(names + [''])}true AS _found FROM _ch WHERE {OP} <> '{DELETE}'"]
     if before >= 0 and span.touches_old_rows():
-        plan = planner.plan(files, before, exclude=exclude)
-        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _ch GROUP BY {ROW_ID} HAVING min({CODE}) % 4 <> 0)")
-        state = _state_of_ids_sql(plan, "_need", columns)
+        state, plan = _state_of_ids(files, before, span.old_row_ids(), columns, exclude)
         images.append(f"SELECT {ROW_ID}, {before} AS {VERSION}, {', '.join(names + [''])}true AS _found FROM ({state})")
     ctes.append(
         f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
@@ -368,9 +408,8 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
     )
     plan = None
     if lo >= 0 and span.touches_old_rows() and columns:
-        plan = planner.plan(files, lo, exclude=exclude)
-        ctes.append(f"_need AS MATERIALIZED (SELECT {ROW_ID} FROM _last WHERE _first % 4 <> 0)")
-        ctes.append(f"_lo AS ({_state_of_ids_sql(plan, '_need', columns)})")
+        state, plan = _state_of_ids(files, lo, span.old_row_ids(), columns, exclude)
+        ctes.append(f"_lo AS ({state})")
     else:
         ctes.append(f"_lo AS ({_typed_empty(columns, op=False)})")
     old, new = ("_lo", "_hi") if a <= b else ("_hi", "_lo")  # each image is projected to its version's columns

@@ -125,8 +125,9 @@ class ScanPlan:
             wanted = np.zeros(f.rows, dtype=bool)
             if f.inserts_only or f.source is self.snapshot:
                 wanted[_positions(f, ids)] = True
-            else:
-                wanted[np.isin(_change_rows(f)[0], ids)] = True
+            elif len(ids):
+                rid = _change_rows(f)[0]
+                wanted[ids[np.minimum(np.searchsorted(ids, rid), len(ids) - 1)] == rid] = True
             if url in self.dead:
                 wanted &= ~np.unpackbits(np.frombuffer(self.dead[url], dtype=np.uint8), count=f.rows).astype(bool)
             if wanted.any():
@@ -281,12 +282,19 @@ def _compute_dead_rows(files: Sequence[File], snapshot: File | None, lo: int, hi
 
 def _change_rows(f: File) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The _row_id, _version and "is a delete" of every row of a change file, in file order (cached)."""
+    return change_rows(f.source.url, f.key)
+
+
+def change_rows(url: str, key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The _row_id, _version and "is a delete" of every row of the change file at `url`, in file order, cached per
+    process by `key` (the file's identity: store, path, size, SHA-256; planner._identity)."""
+
     def load():
-        t = pq.read_table(f.source.url, columns=[ROW_ID, VERSION, OP])
+        t = pq.read_table(url, columns=[ROW_ID, VERSION, OP])
         deleted = pc.equal(t.column(OP), DELETE).to_numpy()
         return t.column(ROW_ID).to_numpy(), t.column(VERSION).to_numpy(), deleted
 
-    return _cached(("changes",) + f.key, load)
+    return _cached(("changes",) + key, load)
 
 
 def _bitmap(rows: int, positions: np.ndarray) -> bytes:
