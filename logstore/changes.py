@@ -159,20 +159,24 @@ class _Range:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
         return any(not f.inserts_only for f in self.change_files)
 
-    def old_row_ids(self) -> np.ndarray:
-        """The sorted row ids the range changes that may have existed before it: those of its rows in files that are
-        not insert-only (an insert-only file inserts fresh row ids only), below the next row id of the version before
-        it. A superset of the rows whose first change in the range is not an insert; an extra id finds no row."""
+    def old_row_ids(self) -> tuple[np.ndarray, bool]:
+        """The sorted row ids the range changes that may have existed before it, and whether every row id the range
+        changes is changed by one change row only (then each old image is the row as of the version before the
+        range). The ids are those of its rows in files that are not insert-only (an insert-only file inserts fresh row
+        ids only, at or above the next row id of the version before the range) below that next row id: a superset of
+        the rows whose first change in the range is not an insert (an extra id finds no row)."""
         parts = []
         for f in self.change_files:
             if f.inserts_only:
                 continue
             rid, ver, _ = scan.change_rows(f.url, f.key)  # cached per process, as reads cache them
             parts.append(rid[(ver >= self.first) & (ver <= self.last)])
-        ids = np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
-        if self.first >= 1:
-            ids = ids[ids < self.log.read(self.first - 1).next_row_id]
-        return ids
+        ids = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        repeated = ids[1:] == ids[:-1]
+        limit = self.log.read(self.first - 1).next_row_id if self.first >= 1 else 0
+        once = not repeated.any() and (not len(ids) or int(ids[-1]) < limit)
+        ids = ids[np.concatenate([[True], ~repeated])] if len(ids) else ids
+        return ids[ids < limit], once
 
 
 def _range_files(files: TableFiles, first: int, last: int, records: dict):
@@ -319,14 +323,21 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
     names = [quote(c.name) for c in columns]
     ctes = [f"_ch AS MATERIALIZED ({_change_rows_sql(span.change_files, columns, start_version, end_version)})"]
     plan = None
-    images = [f"SELECT {ROW_ID}, {VERSION}, {', '.join(names + [''])}true AS _found FROM _ch WHERE {OP} <> '{DELETE}'"]
+    values = "".join(", " + n for n in names)
+    images = [f"SELECT {ROW_ID}, {VERSION}{values} FROM _ch WHERE {OP} <> '{DELETE}'"]
+    once = False  # every row id the range changes is changed once: its old image is the lookup's, no window
     if before >= 0 and span.touches_old_rows():
-        state, plan = _state_of_ids(files, before, span.old_row_ids(), columns, exclude)
-        images.append(f"SELECT {ROW_ID}, {before} AS {VERSION}, {', '.join(names + [''])}true AS _found FROM ({state})")
-    ctes.append(
-        f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
-        f"FROM _ch QUALIFY {OP} <> '{INSERT}')"
-    )
+        ids, once = span.old_row_ids()
+        state, plan = _state_of_ids(files, before, ids, columns, exclude)
+        looked_up = f"SELECT {ROW_ID}, {before} AS {VERSION}{values} FROM ({state})"
+        images = [looked_up] if once else images + [looked_up]
+    if once:
+        ctes.append(f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, {before} AS _pv FROM _ch WHERE {OP} <> '{INSERT}')")
+    else:
+        ctes.append(
+            f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
+            f"FROM _ch QUALIFY {OP} <> '{INSERT}')"
+        )
     ctes.append(f"_img AS ({' UNION ALL '.join(images)})")
     times = [(v, span.records[v].commit.timestamp) for v in span.changed_versions]
     # a pre-image is the row as of version - 1: NULL for the columns that version lacks
@@ -408,7 +419,7 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
     )
     plan = None
     if lo >= 0 and span.touches_old_rows() and columns:
-        state, plan = _state_of_ids(files, lo, span.old_row_ids(), columns, exclude)
+        state, plan = _state_of_ids(files, lo, span.old_row_ids()[0], columns, exclude)
         ctes.append(f"_lo AS ({state})")
     else:
         ctes.append(f"_lo AS ({_typed_empty(columns, op=False)})")
