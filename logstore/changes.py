@@ -159,6 +159,14 @@ class _Range:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
         return any(not f.inserts_only for f in self.change_files)
 
+    def changed_row_ids(self) -> np.ndarray:
+        """The sorted row ids of every change row of the range."""
+        parts = []
+        for f in self.change_files:
+            rid, ver, _ = scan.change_rows(f.url, f.key)
+            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
+        return _distinct(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
     def old_row_ids(self) -> tuple[np.ndarray, bool]:
         """The sorted row ids the range changes that may have existed before it, and whether every row id the range
         changes is changed by one change row only (then each old image is the row as of the version before the
@@ -177,6 +185,12 @@ class _Range:
         once = not repeated.any() and (not len(ids) or int(ids[-1]) < limit)
         ids = ids[np.concatenate([[True], ~repeated])] if len(ids) else ids
         return ids[ids < limit], once
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """The distinct values of `ids`, sorted (np.unique hashes first, several times slower on these arrays)."""
+    ids = np.sort(ids)
+    return ids[np.concatenate([[True], ids[1:] != ids[:-1]])] if len(ids) else ids
 
 
 def _range_files(files: TableFiles, first: int, last: int, records: dict):
@@ -256,15 +270,16 @@ def _state_of_ids(files: TableFiles, version: int, ids: np.ndarray, columns, exc
     skipped with a warning, as planner.retry skips one DuckDB cannot read."""
     excluded = set(exclude)
     while True:
-        plan = planner.scan_plan(files, version, exclude=frozenset(excluded))
-        try:
+        try:  # the plan reads row ids of the snapshot (its dead rows), and so does the restriction
+            plan = planner.scan_plan(files, version, exclude=frozenset(excluded))
             wanted = plan.restricted(ids)
             break
         except (OSError, pa.ArrowException) as e:
-            if plan.snapshot is None or _readable(plan.snapshot.url):
+            snap = planner.scan_snapshot(files, version, exclude=frozenset(excluded))
+            if snap is None or _readable(files.url(snap.path)):
                 raise
-            warnings.warn(f"logstore: snapshot of version {plan.snapshot_version} is unreadable, reading from the log instead: {str(e).splitlines()[0]}", RuntimeWarning, stacklevel=3)
-            excluded.add(plan.snapshot_version)
+            warnings.warn(f"logstore: snapshot of version {snap.version} is unreadable, reading from the log instead: {str(e).splitlines()[0]}", RuntimeWarning, stacklevel=3)
+            excluded.add(snap.version)
     present = {c.name for c in plan.columns}
     values = [quote(c.name) if c.name in present else _null(c) for c in columns]
     return f"SELECT {', '.join([ROW_ID] + values)} FROM ({wanted.relation_sql(row_id=True)}) AS s", wanted
@@ -405,21 +420,13 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
     columns = tuple(types[c.name] for c in columns)
     added = [c.name for c in cols_b if c.name not in names_a]
     removed = [c.name for c in cols_a if c.name not in names_b]
-    names_hi = {c.name for c in span.columns_at(hi)}
-    scan_cols = columns
-
-    ctes = [
-        f"_ch AS MATERIALIZED ({_change_rows_sql(span.change_files, scan_cols, lo + 1, hi)})",
-        f"_last AS MATERIALIZED (SELECT {ROW_ID}, min({CODE}) AS _first, max({CODE}) AS _final FROM _ch GROUP BY {ROW_ID})",
-    ]
-    hi_values = ", ".join(f"c.{quote(c.name)}" if c.name in names_hi else _null(c) for c in columns)
-    ctes.append(
-        f"_hi AS (SELECT c.{ROW_ID}{', ' + hi_values if hi_values else ''} FROM _ch c JOIN _last l "
-        f"ON c.{ROW_ID} = l.{ROW_ID} AND c.{CODE} = l._final WHERE l._final % 4 <> 2)"
-    )
-    plan = None
+    ctes = []
+    # the rows of hi the range changed (by position, like _lo), over the snapshot _lo reads: snapshots above lo are
+    # excluded, so one plan's snapshot is blamed if DuckDB cannot read it (the changed rows are never in it anyway)
+    state, plan = _state_of_ids(files, hi, span.changed_row_ids(), columns, exclude | frozenset(range(lo + 1, hi + 1)))
+    ctes.append(f"_hi AS ({state})")
     if lo >= 0 and span.touches_old_rows() and columns:
-        state, plan = _state_of_ids(files, lo, span.old_row_ids()[0], columns, exclude)
+        state, plan = _state_of_ids(files, lo, span.old_row_ids()[0], columns, exclude)  # the same snapshot as _hi's
         ctes.append(f"_lo AS ({state})")
     else:
         ctes.append(f"_lo AS ({_typed_empty(columns, op=False)})")

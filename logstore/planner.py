@@ -108,10 +108,7 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
     """The order-preserving read of `version` (scan.py) over the newest usable snapshot at or below it that holds
     its rows in the table's row order (format 3, or a reset restore's, whose rows one version wrote)."""
 
-    def ordered(record: snapshot.SnapshotRecord) -> bool:
-        return record.ordered or bool(files.log.read(record.version).commit.parameters.get("reset"))
-
-    snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=ordered)
+    snap = scan_snapshot(files, version, exclude=exclude)
     base, start = None, -1
     if snap is not None:
         start = snap.version
@@ -131,6 +128,16 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
         return own[0].inserts_only if own else None
 
     return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
+
+
+def scan_snapshot(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> snapshot.SnapshotRecord | None:
+    """The snapshot scan_plan(files, version, exclude=exclude) reads: the newest usable one at or below `version` that
+    holds its rows in the table's row order."""
+
+    def ordered(record: snapshot.SnapshotRecord) -> bool:
+        return record.ordered or bool(files.log.read(record.version).commit.parameters.get("reset"))
+
+    return snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=ordered)
 
 
 def _identity(files: TableFiles, relative: str, size: int, sha256: str) -> tuple:
