@@ -321,8 +321,11 @@ def _find(lookup: _Lookup, values: pa.Array) -> pa.Table:
     base_ids = base.column(ROW_ID).to_pylist()
     replaced = [row_id in newest for row_id in base_ids]
     positions = {newest[row_id] for row_id, gone in zip(base_ids, replaced) if gone}
+    holders = lookup.holders
     for key in wanted.tolist():
-        positions.update(newest[row_id] for row_id in lookup.holders.get(key, ()))
+        held = holders.get(key)
+        if held:  # few keys have change rows: no generator for the others
+            positions.update(newest[row_id] for row_id in held)
     if any(replaced):
         base = base.filter(pa.array([not gone for gone in replaced]))
     if not positions:
