@@ -35,7 +35,8 @@ releases the level-1 compacted files it merged). Nothing a damaged record might 
 compaction record while any original of its versions is gone: vacuum removes no compaction record at all.
 
 Automatic compaction: after a commit completes a block (version + 1 is a multiple of F**L), the committer compacts
-it, level by level, if the block's files are small (mean size under AUTO_MAX_MEAN_BYTES): with F = 10 a table of n
+it, level by level, if the block's files it would merge are small (mean size under AUTO_MAX_MEAN_BYTES * F**(L-1),
+not counting a big file it carries over unchanged, such as a table's first 1M rows): with F = 10 a table of n
 small commits keeps about 9 * log10(n) files per kind instead of n. Set LOGSTORE_AUTO_COMPACT=0 to turn it off.
 """
 
@@ -68,7 +69,7 @@ ROW_GROUP_ROWS = 65_536
 CARRY_MIN_BYTES = 1 << 20  # an input at least this big, and bigger than all other inputs together, is kept as is
 CARRY_ALWAYS_BYTES = 64 << 20  # an input this big is always kept as is
 MAX_MERGE_BYTES = 512 << 20  # a block whose files to rewrite exceed this is not compacted
-AUTO_MAX_MEAN_BYTES = 256 << 10  # automatic compaction only merges small files
+AUTO_MAX_MEAN_BYTES = 256 << 10  # automatic compaction only merges small files (this, times FANOUT per level above 1)
 
 
 def auto_enabled() -> bool:
@@ -377,10 +378,10 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
         replaces: tuple[str, ...] = ()
     else:
         total = sum(f.file.size for f in inputs)
-        if only_small and total / len(inputs) > AUTO_MAX_MEAN_BYTES:
-            return None
         carried = [f for f in inputs if f.file.size >= CARRY_ALWAYS_BYTES or (f.file.size >= CARRY_MIN_BYTES and 2 * f.file.size > total)]
         rest = [f for f in inputs if f not in carried]
+        if only_small and (not rest or sum(f.file.size for f in rest) / len(rest) > AUTO_MAX_MEAN_BYTES * FANOUT ** (level - 1)):
+            return None  # automatic compaction merges small files (a level's inputs are the blocks of the level below; a big file it would carry over does not count)
         if sum(f.file.size for f in rest) > MAX_MERGE_BYTES:
             return None
         replaces_list: list[str] = []

@@ -43,6 +43,7 @@ from .schema import Column, quote
 
 CACHE_MAX_BYTES = 256 << 20  # row-id arrays of base files kept per process
 JOIN_MAX_ROWS = 1 << 16  # files with dead rows read in one scan with others only up to this size
+JOIN_MAX_BITS = 1 << 21  # and only while the scan's joined bitmap stays this small
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,10 @@ class ScanPlan:
         bitmaps = [self.dead.get(u) for u in urls]
         if any(b is not None for b in bitmaps):
             bits = base64.b64encode(_joined(part, bitmaps)).decode("ascii")
-            position = "file_row_number"
-            if len(part) > 1:  # one bitmap for the files of the scan, one after the other
-                offsets = np.cumsum([0] + [s.file.rows for s in part[:-1]])
-                position = f"[{', '.join(str(int(o)) for o in offsets)}][CAST(file_index AS BIGINT) + 1] + file_row_number"
-            conditions.append(f"get_bit(from_base64('{bits}')::BIT, CAST({position} AS INTEGER)) = 0")
+            position = "CAST(file_row_number AS INTEGER)"
+            if len(part) > 1:  # one bitmap for the files of the scan, each file's bits STRIDE apart
+                position = f"CAST(file_index AS INTEGER) * {_stride(part)} + {position}"
+            conditions.append(f"get_bit(from_base64('{bits}')::BIT, {position}) = 0")
         numbered = ", file_row_number = true" if any(b is not None for b in bitmaps) else ""
         files = _literal(urls[0]) if len(urls) == 1 else f"[{', '.join(_literal(u) for u in urls)}]"
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
@@ -149,12 +149,20 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _stride(part: Sequence[Slice]) -> int:
+    return max(s.file.rows for s in part)
+
+
 def _joined(part: Sequence[Slice], bitmaps: Sequence[bytes | None]) -> bytes:
-    """The bitmaps of the files of one scan as one bitmap over their rows, one file after the other."""
+    """The bitmaps of the files of one scan as one bitmap: file i's bit p at i * stride + p."""
     if len(part) == 1:
         return bitmaps[0]  # type: ignore[return-value]
-    bits = [np.zeros(s.file.rows, dtype=bool) if b is None else np.unpackbits(np.frombuffer(b, dtype=np.uint8), count=s.file.rows).astype(bool) for s, b in zip(part, bitmaps)]
-    return np.packbits(np.concatenate(bits), bitorder="big").tobytes()
+    stride = _stride(part)
+    bits = np.zeros(stride * len(part), dtype=bool)
+    for i, (s, b) in enumerate(zip(part, bitmaps)):
+        if b is not None:
+            bits[i * stride : i * stride + s.file.rows] = np.unpackbits(np.frombuffer(b, dtype=np.uint8), count=s.file.rows).astype(bool)
+    return np.packbits(bits, bitorder="big").tobytes()
 
 
 def _grouped(slices: Sequence[Slice], dead: dict) -> list[list[Slice]]:
@@ -166,10 +174,13 @@ def _grouped(slices: Sequence[Slice], dead: dict) -> list[list[Slice]]:
     def joinable(s: Slice) -> bool:  # a big file scans alone: a position computed per row costs more than a scan
         return not s.ranged and s.file.version is None and counts[s.file.source.url] == 1 and (s.file.rows <= JOIN_MAX_ROWS or s.file.source.url not in dead)
 
+    def fits(part: list[Slice], s: Slice) -> bool:  # the joined bitmap stays small: (files) * (largest file) bits
+        return (len(part) + 1) * max(_stride(part), s.file.rows) <= JOIN_MAX_BITS
+
     parts: list[list[Slice]] = []
     for s in slices:
         last = parts[-1] if parts else None
-        if last and joinable(s) and all(joinable(x) for x in last) and last[-1].file.source.columns == s.file.source.columns:
+        if last and joinable(s) and all(joinable(x) for x in last) and last[-1].file.source.columns == s.file.source.columns and fits(last, s):
             last.append(s)
         else:
             parts.append([s])
@@ -194,7 +205,13 @@ def build(version: int, columns: tuple[Column, ...], snapshot: File | None, snap
     slices = [Slice(s.file, s.first, s.last, folded=not s.file.inserts_only and s.file is not snapshot and counts[s.file.source.url] == 1) for s in slices]
     files_read = list({s.file.source.url: s.file for s in slices}.values())
     dead = _dead_rows(files_read, snapshot, lo, version)
+    slices = [s for s in slices if not _all_dead(s.file, dead)]  # e.g. a block of deletes: nothing to read
     return ScanPlan(version, columns, snapshot.source if snapshot else None, snapshot_version, tuple(slices), dead)
+
+
+def _all_dead(f: File, dead: dict) -> bool:
+    bits = dead.get(f.source.url)
+    return bits is not None and bool(np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=f.rows).all())
 
 
 def _slices(files: Sequence[File], first: int, last: int, kind_of) -> list[Slice]:
