@@ -5,8 +5,8 @@ the insert-only files with snapshot_version < _version <= v; the change rows are
 files in that version range. Per _row_id the change row with the highest _version wins: a base row with any change
 row is replaced by it, and a row whose winning change is a delete ('D') is gone. Rows come in _row_id order.
 
-The rule is written once, here: `Plan.relation_sql(row_ids=...)` is the same rule for only the rows whose ids a
-query names (the change feed's lookup of old images, changes.py). planner.py decides which files a Plan reads.
+Writers and verify use this Plan; readers (and the change feed's lookup of old images, changes.py) use scan.py's
+ScanPlan, which gives the same rows in the table's row order without a join. planner.py decides which files both read.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ class Plan:
     inserts: tuple[Source, ...]  # files holding only inserts of fresh row ids
     changes: tuple[Source, ...]  # every other change file
 
-    def relation_sql(self, row_ids: str | None = None) -> str:
-        """SQL for the rows of this version, with _row_id first, in no particular order; with `row_ids` (the name of
-        a table or CTE with a _row_id column, or a query in parentheses), only the rows whose ids it holds.
+    def relation_sql(self) -> str:
+        """SQL for the rows of this version, with _row_id first, in no particular order.
 
         Shaped so that DuckDB can push projections and filters into every Parquet scan:
           winners  (_row_id, _version) of the newest change per row id: a narrow scan of the change files
@@ -46,15 +45,12 @@ class Plan:
         No window runs over full rows and no CTE holds full rows, so a query reading two columns (a count, a
         key check, a predicate) reads two columns of each file, and `WHERE col ...` on the result reaches the
         scans of both branches (a filter on a change row before the SEMI JOIN keeps the same rows as after it).
-        The row-id restriction (the change feed's lookup of old images) is a filter on every scan; its winners are
-        few, so they are materialized once instead of scanned twice.
         """
-        wanted = [] if row_ids is None else [f"{ROW_ID} IN (SELECT {ROW_ID} FROM {row_ids})"]
         base = []
         if self.snapshot is not None:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}{_where(wanted)}")
+            base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}")
         if self.inserts:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(self.inserts))} FROM {_scan(self.inserts)}{_where([self._in_range()] + wanted)}")
+            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(self.inserts))} FROM {_scan(self.inserts)}{_where([self._in_range()])}")
         parts = []
         if base:
             rows = " UNION ALL ".join(f"({b})" for b in base)
@@ -62,26 +58,23 @@ class Plan:
                 rows = f"SELECT * FROM ({rows}) AS base ANTI JOIN (SELECT {ROW_ID} FROM winners) AS changed USING ({ROW_ID})"
             parts.append(rows)
         if self.changes:
-            kept = [f"{OP} <> '{DELETE}'", self._in_range()] + wanted
+            kept = [f"{OP} <> '{DELETE}'", self._in_range()]
             parts.append(
                 f"SELECT {ROW_ID}, {_project(self.columns, _held(self.changes))} FROM {_scan(self.changes)} "
                 f"SEMI JOIN winners USING ({ROW_ID}, {VERSION}){_where(kept)}"
             )
         if not parts:
             return f"SELECT CAST(NULL AS BIGINT) AS {ROW_ID}, {_project(self.columns, frozenset())} WHERE false"
-        return self._with_clause(wanted) + " UNION ALL ".join(f"({p})" for p in parts)
+        return self._with_clause() + " UNION ALL ".join(f"({p})" for p in parts)
 
     def _in_range(self) -> str:
         return f"{VERSION} > {self.snapshot_version} AND {VERSION} <= {self.version}"
 
-    def _with_clause(self, wanted: list[str]) -> str:
+    def _with_clause(self) -> str:
         if not self.changes:
             return ""
-        winners = (
-            f"SELECT {ROW_ID}, max({VERSION}) AS {VERSION} FROM {_scan(self.changes)}"
-            f"{_where([self._in_range()] + wanted)} GROUP BY {ROW_ID}"
-        )
-        return f"WITH winners AS {'MATERIALIZED' if wanted else 'NOT MATERIALIZED'} ({winners}) "
+        winners = f"SELECT {ROW_ID}, max({VERSION}) AS {VERSION} FROM {_scan(self.changes)}{_where([self._in_range()])} GROUP BY {ROW_ID}"
+        return f"WITH winners AS NOT MATERIALIZED ({winners}) "
 
     def select_sql(self, columns=None, where: str | None = None, *, row_id: bool = False) -> str:
         """The rows of this version in _row_id order, optionally projected and filtered."""

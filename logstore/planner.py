@@ -2,7 +2,7 @@
 
 Every read of a version plans here: Table.read/to_pandas/to_polars (`read`), lazy relations and SQL views
 (`checked_plan`), the writer's head (`checked_plan`, `plan_over` over its decoded cache), the change feed's lookup
-state (`plan`, `retry`) and verify (`plan`). They work on a TableFiles, the small typed context of one table,
+of old images (`scan_plan` restricted to row ids, `scan_snapshot`, `retry`) and verify (`plan`). They work on a TableFiles, the small typed context of one table,
 never on the Table itself.
 
     plan(files, v)               the newest usable snapshot at or below v (snapshot.py), then the change files of the
