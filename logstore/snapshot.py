@@ -125,6 +125,25 @@ def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset(
     return None
 
 
+_ordered: dict[tuple, bool] = {}  # (store, table, version) -> whether its snapshot record is an ordered one
+
+
+def newest_ordered(storage, prefix: str, versions, reset) -> int:
+    """The newest of `versions` (snapshot versions, ascending) whose snapshot reads can use (format 3, or a reset
+    restore's: `reset(v)`), -1 if none: the snapshot policy counts from it, so the first commits on a store written
+    by format 2 snapshot it anew in format 3. An unreadable record counts as none."""
+    for v in reversed(versions):
+        key = (storage.location, prefix, v)
+        if key not in _ordered:
+            try:
+                _ordered[key] = read_record(storage, prefix, v).ordered or bool(reset(v))
+            except (OSError, CorruptionError):
+                continue
+        if _ordered[key]:
+            return v
+    return -1
+
+
 def check_properties(properties: dict) -> dict:
     for name, value in properties.items():
         if name not in DEFAULT_PROPERTIES:

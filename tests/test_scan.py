@@ -167,3 +167,20 @@ def test_restricted_plan_reads_only_the_rows_asked_for(store, no_fsync, monkeypa
         asked = sorted(set(present[::3]) | {10_000, 19})  # some rows, one never used, one maybe deleted
         got = con.sql(plan.restricted(np.array(asked)).select_sql(row_id=True)).to_arrow_table()
         assert got == everything.filter(pc.is_in(everything.column("_row_id"), pa.array(asked, pa.int64())))
+
+
+def test_a_store_with_only_old_snapshots_gets_an_ordered_one_when_due(store, no_fsync):
+    """The snapshot policy counts from the newest snapshot reads can use: old ones do not hold back a new one."""
+    t = store.create_table("t", people(range(4)), key="id", timestamp=START, properties={"snapshot_commits": 3})
+    t.update(set={"score": "score + 1"}, where="id = 1")
+    version = t.snapshot()
+    record_path = os.path.join(store.path, "tables", "t", "_snapshots", f"{version:020d}.json")
+    record = json.loads(open(record_path).read())
+    del record["format_version"]  # as if format 2 had written it (reads then ignore it)
+    os.unlink(record_path)
+    with open(record_path, "w") as f:
+        json.dump(integrity.seal({k: v for k, v in record.items() if k != "checksum"}), f)
+    fresh = logstore.open(store.path).table("t")
+    fresh.append(people([10]))
+    assert fresh.snapshots() == [1, 2]  # 3 commits since the start (no usable snapshot): due; before, 1 since version 1
+    assert planner.scan_plan(testing.files(fresh), 2).snapshot is not None
