@@ -358,13 +358,13 @@ def full_join(old_path: str, new_path: str, columns) -> str:
 
 def goals(results: dict, join: tuple[float, float, int], first: int, last: int, commits: int) -> str:
     """The issue-13 goals as ratios: wall time (median) and CPU time (median)."""
-    out = ["", f"{'goal (issue 13)':<44} {'logstore':>22} {'baseline':>22} {'ratio wall / cpu':>17}  target"]
+    out = ["", f"{'goal (issue 13)':<50} {'logstore':>22} {'baseline':>22} {'ratio wall / cpu':>17}  target"]
 
     def line(what, ours, theirs, target):
         ratio = (ours[0] / theirs[0], ours[1] / theirs[1])
         met = "met" if max(ratio) <= target else ("met by CPU time" if ratio[1] <= target else "MISSED")
         out.append(
-            f"{what:<44} {fmt_time(ours[0]):>10} / {fmt_time(ours[1]):>9} {fmt_time(theirs[0]):>10} / {fmt_time(theirs[1]):>9} "
+            f"{what:<50} {fmt_time(ours[0]):>10} / {fmt_time(ours[1]):>9} {fmt_time(theirs[0]):>10} / {fmt_time(theirs[1]):>9} "
             f"{ratio[0]:>7.2f} / {ratio[1]:.2f}  <= {target}: {met}"
         )
 
