@@ -248,10 +248,11 @@ def _dead_rows(files: Sequence[File], snapshot: File | None, lo: int, hi: int) -
             _plans.move_to_end(key)
             return _plans[key]
     dead = _compute_dead_rows(files, snapshot, lo, hi)
-    with _lock:
-        _plans[key] = dead
-        while len(_plans) > PLANS_CACHED:
-            _plans.popitem(last=False)
+    if sum(len(b) for b in dead.values()) <= PLAN_CACHE_MAX_BYTES:
+        with _lock:
+            _plans[key] = dead
+            while len(_plans) > PLANS_CACHED:
+                _plans.popitem(last=False)
     return dead
 
 
@@ -335,7 +336,8 @@ def _positions(f: File, ids: np.ndarray) -> np.ndarray:
     return at if order is None else order[at]
 
 
-PLANS_CACHED = 16  # dead-row bitmaps of the last plans read, per process
+PLANS_CACHED = 16  # dead-row bitmaps of the last plans read, per process ...
+PLAN_CACHE_MAX_BYTES = 8 << 20  # ... each at most this big (a bit per row of the files it reads)
 _cache: OrderedDict = OrderedDict()  # (kind, file identity) -> arrays derived from the file's bytes
 _cache_bytes = 0
 _plans: OrderedDict = OrderedDict()
