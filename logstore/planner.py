@@ -127,7 +127,14 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
         own = files.log.read(v).files
         return own[0].inserts_only if own else None
 
-    return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
+    try:
+        return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
+    except scan.Unreadable as e:  # found unreadable by position, before DuckDB reads it: as blame() does
+        if base is not None and e.url == base.source.url:
+            warnings.warn(f"logstore: snapshot of version {start} is unreadable, reading from the log instead: {e.reason}", RuntimeWarning, stacklevel=2)
+            return scan_plan(files, version, exclude=exclude | {start})
+        relative = files.storage.stored_path(e.url).removeprefix(files.prefix + "/")
+        raise CorruptionError(relative, version, e.reason) from None
 
 
 def scan_snapshot(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> snapshot.SnapshotRecord | None:

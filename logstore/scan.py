@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -312,7 +313,7 @@ def change_rows(url: str, key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarra
         deleted = pc.equal(t.column(OP), DELETE).to_numpy()
         return t.column(ROW_ID).to_numpy(), t.column(VERSION).to_numpy(), deleted
 
-    return _cached(("changes",) + key, load)
+    return _cached(("changes",) + key, load, url)
 
 
 def _bitmap(rows: int, positions: np.ndarray) -> bytes:
@@ -344,14 +345,27 @@ _plans: OrderedDict = OrderedDict()
 _lock = threading.Lock()
 
 
-def _cached(key: tuple, load):
-    """load(), cached per process by `key` (a file's identity: its bytes never change), within CACHE_MAX_BYTES."""
+class Unreadable(Exception):
+    """A file a plan reads by position cannot be read as Parquet (planner.scan_plan skips a snapshot that is, and
+    reports a change file as damaged)."""
+
+    def __init__(self, url: str, reason: str):
+        super().__init__(f"{url}: {reason}")
+        self.url, self.reason = url, reason
+
+
+def _cached(key: tuple, load, url: str):
+    """load(), cached per process by `key` (a file's identity: its bytes never change), within CACHE_MAX_BYTES;
+    Unreadable if the file at `url` cannot be read."""
     global _cache_bytes
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    value = load()
+    try:
+        value = load()
+    except (pa.ArrowException, OSError, ValueError, KeyError) as e:
+        raise Unreadable(url, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
     size = _nbytes(value)
     with _lock:
         _cache[key] = value
@@ -382,7 +396,7 @@ def _row_ids(f: File):
         order = np.argsort(ids, kind="stable")
         return (ids[order], order)
 
-    return _cached(("ids",) + f.key, load)
+    return _cached(("ids",) + f.key, load, f.source.url)
 
 
 def _dense_from_statistics(f: File) -> tuple[int, int] | None:
