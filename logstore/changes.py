@@ -274,7 +274,7 @@ def _state_of_ids(files: TableFiles, version: int, ids: np.ndarray, columns, exc
             plan = planner.scan_plan(files, version, exclude=frozenset(excluded))
             wanted = plan.restricted(ids)
             break
-        except (OSError, pa.ArrowException) as e:
+        except (OSError, pa.ArrowException, scan.Unreadable) as e:
             snap = planner.scan_snapshot(files, version, exclude=frozenset(excluded))
             if snap is None or _readable(files.url(snap.path)):
                 raise
