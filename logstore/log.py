@@ -288,10 +288,12 @@ class Log:
         """The latest version: the newest record, checked against the head hint (a record lost from the top of the
         log is detected, not silently read as an older head). HeadMissingError if the hint names a version whose
         record is gone."""
+        hinted = self.hint()
+        if hinted is not None and (self._known_head is None or hinted > self._known_head) and self.storage.exists(self._path(hinted)):
+            self._known_head = hinted  # a version known to exist: the probes start there, not at 0 (~4 instead of ~2 log2 n)
         visible = self.head_version()
         if visible is None:
             raise CorruptionError(layout.join(self.prefix, layout.LOG_DIR), None, "the log has no commits")
-        hinted = self.hint()
         if hinted is not None and hinted > visible:
             if not self.storage.exists(self._path(hinted)):
                 raise HeadMissingError(self._path(visible + 1), visible, hinted)
