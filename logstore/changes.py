@@ -61,7 +61,6 @@ updated rows changed each column, and the added and removed columns.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -69,7 +68,6 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import compaction, integrity, planner, scan, selectors, timestamps
 from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
@@ -266,31 +264,12 @@ def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
 def _state_of_ids(files: TableFiles, version: int, ids: np.ndarray, columns, exclude: frozenset[int]) -> tuple[str, ScanPlan]:
     """SQL for the rows of `version` whose _row_id is in `ids` (sorted), as _row_id and `columns` (NULL where the
     version lacks a column), and the plan it reads: the read plan of the version restricted to those ids by their
-    positions in its files (ScanPlan.restricted), no join. A snapshot whose row ids cannot be read while planning is
-    skipped with a warning, as planner.retry skips one DuckDB cannot read."""
-    excluded = set(exclude)
-    while True:
-        try:  # the plan reads row ids of the snapshot (its dead rows), and so does the restriction
-            plan = planner.scan_plan(files, version, exclude=frozenset(excluded))
-            wanted = plan.restricted(ids)
-            break
-        except (OSError, pa.ArrowException, scan.Unreadable) as e:
-            snap = planner.scan_snapshot(files, version, exclude=frozenset(excluded))
-            if snap is None or _readable(files.url(snap.path)):
-                raise
-            warnings.warn(f"logstore: snapshot of version {snap.version} is unreadable, reading from the log instead: {str(e).splitlines()[0]}", RuntimeWarning, stacklevel=3)
-            excluded.add(snap.version)
-    present = {c.name for c in plan.columns}
+    positions in its files (planner.lookup_plan), no join; a snapshot unreadable while planning is skipped with a
+    warning, as planner.retry skips one DuckDB cannot read."""
+    wanted = planner.lookup_plan(files, version, ids, exclude=exclude)
+    present = {c.name for c in wanted.columns}
     values = [quote(c.name) if c.name in present else _null(c) for c in columns]
     return f"SELECT {', '.join([ROW_ID] + values)} FROM ({wanted.relation_sql(row_id=True)}) AS s", wanted
-
-
-def _readable(url: str) -> bool:
-    try:
-        pq.read_metadata(url)
-        return True
-    except (OSError, pa.ArrowException):
-        return False
 
 
 def _ranges(versions: list[int]) -> list[tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 Every read of a version plans here: Table.read/to_pandas/to_polars (`read`), lazy relations and SQL views
 (`checked_plan`), the writer's head (`checked_plan`, `plan_over` over its decoded cache), the change feed's lookup
-of old images (`scan_plan` restricted to row ids, `scan_snapshot`, `retry`) and verify (`plan`). They work on a TableFiles, the small typed context of one table,
+of old images (`lookup_plan`, `retry`) and verify (`plan`). They work on a TableFiles, the small typed context of one table,
 never on the Table itself.
 
     plan(files, v)               the newest usable snapshot at or below v (snapshot.py), then the change files of the
@@ -108,7 +108,7 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
     """The order-preserving read of `version` (scan.py) over the newest usable snapshot at or below it that holds
     its rows in the table's row order (format 3, or a reset restore's, whose rows one version wrote)."""
 
-    snap = scan_snapshot(files, version, exclude=exclude)
+    snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=lambda r: snapshot.in_row_order(r, files.log))
     base, start = None, -1
     if snap is not None:
         start = snap.version
@@ -129,22 +129,29 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
 
     try:
         return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
-    except scan.Unreadable as e:  # found unreadable by position, before DuckDB reads it: as blame() does
-        if base is not None and e.url == base.source.url:
-            warnings.warn(f"logstore: snapshot of version {start} is unreadable, reading from the log instead: {e.reason}", RuntimeWarning, stacklevel=2)
-            return scan_plan(files, version, exclude=exclude | {start})
-        relative = files.storage.stored_path(e.url).removeprefix(files.prefix + "/")
-        raise CorruptionError(relative, version, e.reason) from None
+    except scan.Unreadable as e:
+        return scan_plan(files, version, exclude=exclude | {_skipped(files, version, start, base.source.url if base else None, e)})
 
 
-def scan_snapshot(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> snapshot.SnapshotRecord | None:
-    """The snapshot scan_plan(files, version, exclude=exclude) reads: the newest usable one at or below `version` that
-    holds its rows in the table's row order."""
+def lookup_plan(files: TableFiles, version: int, ids, *, exclude: frozenset[int] = frozenset()) -> ScanPlan:
+    """scan_plan(files, version) restricted to the rows whose _row_id is in `ids` (sorted), by position
+    (ScanPlan.restricted: the change feed's old images); a snapshot found unreadable is skipped as scan_plan does."""
+    planned = scan_plan(files, version, exclude=exclude)
+    try:
+        return planned.restricted(ids)
+    except scan.Unreadable as e:
+        skipped = _skipped(files, version, planned.snapshot_version, planned.snapshot.url if planned.snapshot else None, e)
+        return lookup_plan(files, version, ids, exclude=exclude | {skipped})
 
-    def ordered(record: snapshot.SnapshotRecord) -> bool:
-        return record.ordered or bool(files.log.read(record.version).commit.parameters.get("reset"))
 
-    return snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=ordered)
+def _skipped(files: TableFiles, version: int, snapshot_version: int, snapshot_url: str | None, error: scan.Unreadable) -> int:
+    """A file found unreadable by position, before DuckDB reads it, handled as blame() handles DuckDB's failures:
+    the snapshot's version to skip (with a warning) if it was the snapshot, else CorruptionError naming the file."""
+    if error.url == snapshot_url:
+        warnings.warn(f"logstore: snapshot of version {snapshot_version} is unreadable, reading from the log instead: {error.reason}", RuntimeWarning, stacklevel=3)
+        return snapshot_version
+    relative = files.storage.stored_path(error.url).removeprefix(files.prefix + "/")
+    raise CorruptionError(relative, version, error.reason) from None
 
 
 def _identity(files: TableFiles, relative: str, size: int, sha256: str) -> tuple:

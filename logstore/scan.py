@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -130,7 +130,7 @@ class ScanPlan:
                 rid = _change_rows(f)[0]
                 wanted[ids[np.minimum(np.searchsorted(ids, rid), len(ids) - 1)] == rid] = True
             if url in self.dead:
-                wanted &= ~np.unpackbits(np.frombuffer(self.dead[url], dtype=np.uint8), count=f.rows).astype(bool)
+                wanted &= ~_bits(self.dead[url], f.rows)
             if wanted.any():
                 dead[url] = np.packbits(~wanted, bitorder="big").tobytes()
         slices = tuple(s for s in self.slices if s.file.source.url in dead)
@@ -162,16 +162,20 @@ def _joined(part: Sequence[Slice], bitmaps: Sequence[bytes | None]) -> bytes:
     bits = np.zeros(stride * len(part), dtype=bool)
     for i, (s, b) in enumerate(zip(part, bitmaps)):
         if b is not None:
-            bits[i * stride : i * stride + s.file.rows] = np.unpackbits(np.frombuffer(b, dtype=np.uint8), count=s.file.rows).astype(bool)
+            bits[i * stride : i * stride + s.file.rows] = _bits(b, s.file.rows)
     return np.packbits(bits, bitorder="big").tobytes()
+
+
+def _reads_per_file(slices: Sequence[Slice]) -> Counter[str]:
+    """How many slices read each file (a file cut around a carried-over one is read in several)."""
+    return Counter(s.file.source.url for s in slices)
 
 
 def _grouped(slices: Sequence[Slice], dead: dict) -> list[list[Slice]]:
     """Consecutive slices that each read a whole file (no version filter), of the same columns, each file once,
     as one multi-file scan (DuckDB reads the files of a list in order)."""
-    counts: dict[str, int] = {}
-    for s in slices:
-        counts[s.file.source.url] = counts.get(s.file.source.url, 0) + 1
+    counts = _reads_per_file(slices)
+
     def joinable(s: Slice) -> bool:  # a big file scans alone: a position computed per row costs more than a scan
         return not s.ranged and s.file.version is None and counts[s.file.source.url] == 1 and (s.file.rows <= JOIN_MAX_ROWS or s.file.source.url not in dead)
 
@@ -181,7 +185,7 @@ def _grouped(slices: Sequence[Slice], dead: dict) -> list[list[Slice]]:
     parts: list[list[Slice]] = []
     for s in slices:
         last = parts[-1] if parts else None
-        if last and joinable(s) and all(joinable(x) for x in last) and last[-1].file.source.columns == s.file.source.columns and fits(last, s):
+        if last and joinable(s) and joinable(last[0]) and last[-1].file.source.columns == s.file.source.columns and fits(last, s):  # a part grows by joinable slices only
             last.append(s)
         else:
             parts.append([s])
@@ -199,9 +203,7 @@ def build(version: int, columns: tuple[Column, ...], snapshot: File | None, snap
     lo = snapshot_version + 1
     for first, last, files in units:
         slices.extend(_slices(files, max(first, lo), min(last, version), kind_of))
-    counts: dict[str, int] = {}
-    for s in slices:
-        counts[s.file.source.url] = counts.get(s.file.source.url, 0) + 1
+    counts = _reads_per_file(slices)
     # a change file read in one slice has its rows outside lo..version marked dead instead of a version filter
     slices = [Slice(s.file, s.first, s.last, folded=not s.file.inserts_only and s.file is not snapshot and counts[s.file.source.url] == 1) for s in slices]
     files_read = list({s.file.source.url: s.file for s in slices}.values())
@@ -212,7 +214,7 @@ def build(version: int, columns: tuple[Column, ...], snapshot: File | None, snap
 
 def _all_dead(f: File, dead: dict) -> bool:
     bits = dead.get(f.source.url)
-    return bits is not None and bool(np.unpackbits(np.frombuffer(bits, dtype=np.uint8), count=f.rows).all())
+    return bits is not None and bool(_bits(bits, f.rows).all())
 
 
 def _slices(files: Sequence[File], first: int, last: int, kind_of) -> list[Slice]:
@@ -320,6 +322,11 @@ def _bitmap(rows: int, positions: np.ndarray) -> bytes:
     bits = np.zeros(rows, dtype=bool)
     bits[positions] = True
     return np.packbits(bits, bitorder="big").tobytes()
+
+
+def _bits(bitmap: bytes, rows: int) -> np.ndarray:
+    """A packed bitmap (_bitmap) back as one bool per row."""
+    return np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), count=rows).astype(bool)
 
 
 def _positions(f: File, ids: np.ndarray) -> np.ndarray:

@@ -128,15 +128,21 @@ def usable_at_or_below(storage, prefix: str, version: int, *, exclude=frozenset(
 _ordered: dict[tuple, bool] = {}  # (store, table, version) -> whether its snapshot record is an ordered one
 
 
-def newest_ordered(storage, prefix: str, versions, reset) -> int:
-    """The newest of `versions` (snapshot versions, ascending) whose snapshot reads can use (format 3, or a reset
-    restore's: `reset(v)`), -1 if none: the snapshot policy counts from it, so the first commits on a store written
-    by format 2 snapshot it anew in format 3. An unreadable record counts as none."""
+def in_row_order(record: SnapshotRecord, log) -> bool:
+    """Whether reads in row order (scan.py) can use this snapshot: format 3, or one of a reset restore (whose rows
+    that version wrote, so row-id order is row order)."""
+    return record.ordered or bool(log.read(record.version).commit.parameters.get("reset"))
+
+
+def newest_ordered(storage, prefix: str, versions, log) -> int:
+    """The newest of `versions` (snapshot versions, ascending) whose snapshot is in_row_order, -1 if none: the
+    snapshot policy counts from it, so the first commits on a store written by format 2 snapshot it anew in format 3.
+    An unreadable record counts as none."""
     for v in reversed(versions):
         key = (storage.location, prefix, v)
         if key not in _ordered:
             try:
-                _ordered[key] = read_record(storage, prefix, v).ordered or bool(reset(v))
+                _ordered[key] = in_row_order(read_record(storage, prefix, v), log)
             except (OSError, CorruptionError):
                 continue
         if _ordered[key]:

@@ -370,7 +370,7 @@ class Table:
         then the derived data that is due (snapshot, log checkpoint, automatic compaction)."""
         self._store._head_cache().note_commit(self._files, record, rows)
         last = snapshot.snapshot_versions(self._storage, self._prefix)
-        start = snapshot.newest_ordered(self._storage, self._prefix, last, lambda v: self._log.read(v).commit.parameters.get("reset"))
+        start = snapshot.newest_ordered(self._storage, self._prefix, last, self._log)
         before = self._log.read(start).change_rows_total if start >= 0 else 0
         if not record.commit.parameters.get("reset") and snapshot.due(  # _reset snapshots from its target itself
             record.properties,
