@@ -27,6 +27,14 @@ def no_fsync(monkeypatch):
     monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
 
 
+@pytest.fixture
+def cli_env(no_fsync, monkeypatch):
+    """What the CLI tests run in: no fsync, a fixed author independent of the machine, no store found from the
+    environment."""
+    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
+    monkeypatch.delenv("LOGSTORE_DIR", raising=False)
+
+
 def file_state(root) -> dict[str, str]:
     """Every file under `root` (relative path -> SHA-256 of its bytes); directories are ignored."""
     root = Path(root)

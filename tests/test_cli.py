@@ -24,13 +24,8 @@ COMMANDS = sorted(cli.commands)  # every command the CLI has: a new one without 
 
 
 @pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    """No fsync (durability is not under test here) and a fixed author, independent of the machine."""
-    import logstore.storage
-
-    monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
-    monkeypatch.delenv("LOGSTORE_DIR", raising=False)
+def _fast(cli_env, monkeypatch):
+    """The CLI tests' environment (conftest.cli_env), with colour decided by the terminal alone."""
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 

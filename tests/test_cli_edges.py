@@ -24,13 +24,7 @@ from logstore_cli.output import FORMATS
 CSV = "id,name,score\n1,ann,1.5\n2,bob,2.5\n3,cy,3.5\n"
 
 
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    import logstore.storage
-
-    monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
-    monkeypatch.delenv("LOGSTORE_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture

@@ -22,14 +22,7 @@ import logstore
 from logstore import export
 from logstore_cli.main import cli
 
-
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    import logstore.storage
-
-    monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
-    monkeypatch.delenv("LOGSTORE_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture

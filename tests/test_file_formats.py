@@ -21,13 +21,7 @@ from logstore_cli.main import cli
 OCT_1, DEC_1 = dt.date(2024, 10, 1), dt.date(2024, 12, 1)
 
 
-@pytest.fixture(autouse=True)
-def _fast(monkeypatch):
-    import logstore.storage
-
-    monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
-    monkeypatch.setenv("LOGSTORE_AUTHOR", "tester")
-    monkeypatch.delenv("LOGSTORE_DIR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_env")
 
 
 @pytest.fixture
