@@ -60,7 +60,8 @@ def output_file(output: str, file_format: str | None) -> str:
     return logstore.files.output_format(output, file_format)
 
 
-def _meta(ctx, param, values) -> dict:
+def key_values(ctx, param, values) -> dict:
+    """Click callback: repeated KEY=VALUE options (--meta, --option) as a dict; BadParameter naming a malformed one."""
     parsed = {}
     for item in values:
         key, sep, value = item.partition("=")
@@ -85,7 +86,7 @@ def write_options(fn):
             click.option("-m", "--message", help="The commit message."),
             click.option("--author", help="Who made the commit [default: $LOGSTORE_AUTHOR, else git config user.name, else the login name]."),
             click.option("--timestamp", metavar="TS", callback=_timestamp, help="Backdate the commit (ISO-8601); must be after the previous commit and not in the future."),
-            click.option("--meta", multiple=True, metavar="KEY=VALUE", callback=_meta, help="Metadata to record with the commit (repeatable)."),
+            click.option("--meta", multiple=True, metavar="KEY=VALUE", callback=key_values, help="Metadata to record with the commit (repeatable)."),
         )
     ):
         fn = option(fn)

@@ -11,23 +11,14 @@ from logstore import sync
 from logstore.sync import SyncProgress, SyncReport, describe
 
 from .context import STORE_DIR
+from .options import key_values
 from .output import count, human_bytes, output_options, progress, render, render_one, status
 
 REPORT_FIELDS = ["table", "head_before", "head", "versions", "files", "bytes", "records", "created"]
 
 
-def _options(ctx, param, values) -> dict:
-    parsed: dict = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", ctx=ctx, param=param)
-        parsed[key.strip()] = value
-    return parsed
-
-
 def option_flag(help_text: str):
-    return click.option("--option", "options", multiple=True, metavar="KEY=VALUE", callback=_options, help=help_text)
+    return click.option("--option", "options", multiple=True, metavar="KEY=VALUE", callback=key_values, help=help_text)
 
 
 CALL_OPTIONS = option_flag(
