@@ -159,11 +159,7 @@ class _Range:
 
     def changed_row_ids(self) -> np.ndarray:
         """The sorted row ids of every change row of the range."""
-        parts = []
-        for f in self.change_files:
-            rid, ver, _ = scan.change_rows(f.url, f.key)
-            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
-        return _distinct(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        return _distinct(self._row_ids(self.change_files))
 
     def old_row_ids(self) -> tuple[np.ndarray, bool]:
         """The sorted row ids the range changes that may have existed before it, and whether every row id the range
@@ -171,18 +167,21 @@ class _Range:
         range). The ids are those of its rows in files that are not insert-only (an insert-only file inserts fresh row
         ids only, at or above the next row id of the version before the range) below that next row id: a superset of
         the rows whose first change in the range is not an insert (an extra id finds no row)."""
-        parts = []
-        for f in self.change_files:
-            if f.inserts_only:
-                continue
-            rid, ver, _ = scan.change_rows(f.url, f.key)  # cached per process, as reads cache them
-            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
-        ids = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        ids = np.sort(self._row_ids([f for f in self.change_files if not f.inserts_only]))
         repeated = ids[1:] == ids[:-1]
         limit = self.log.read(self.first - 1).next_row_id if self.first >= 1 else 0
         once = not repeated.any() and (not len(ids) or int(ids[-1]) < limit)
         ids = ids[np.concatenate([[True], ~repeated])] if len(ids) else ids
         return ids[ids < limit], once
+
+    def _row_ids(self, change_files: list[_File]) -> np.ndarray:
+        """The row ids of the rows of versions first..last in `change_files` (narrow columns, cached per process as
+        reads cache them), unsorted."""
+        parts = []
+        for f in change_files:
+            rid, ver, _ = scan.change_rows(f.url, f.key)
+            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 def _distinct(ids: np.ndarray) -> np.ndarray:
