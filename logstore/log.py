@@ -16,8 +16,8 @@ from .errors import CorruptionError, DamagedHeadError, HeadMissingError, Timesta
 from .layout import log_name  # noqa: F401 - the file name of a commit record, known by this name here too
 from .schema import Column
 
-FORMAT_VERSION = 3  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); 3: the row order, snapshots carry `_version`; see docs/format.md
-READABLE_FORMATS = (1, 2, 3)
+FORMAT_VERSION = 4  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); 3: the row order, snapshots carry `_version`; 4: file tables, retention, schema evolution (marker.py); see docs/format.md
+READABLE_FORMATS = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import duckdb
 import pyarrow as pa
 
-from . import connection, layout, names, operations, snapshot
+from . import connection, layout, marker, names, operations, snapshot
 from .commit import CommitInfo, _publish_once
 from .errors import (
     InvalidInputError,
@@ -26,7 +25,7 @@ from .errors import (
 from .headcache import HeadCache
 from .inputs import to_arrow
 from .layout import MARKER, TABLES_DIR
-from .log import FORMAT_VERSION, READABLE_FORMATS, Commit, CommitRecord, new_table_id
+from .log import READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan
 from .operations import Head
 from .schema import arrow_schema, check_names, columns_from_any
@@ -42,9 +41,6 @@ if TYPE_CHECKING:
 
 Location: TypeAlias = "str | PathLike[str]"
 """Where a store is: a directory path, or an s3://, gs://, az:// or memory:// URL."""
-
-STORE_FORMAT = {"format": "logstore", "format_version": FORMAT_VERSION}
-
 
 class Store:
     def __init__(self, path: Location, storage: LocalStorage) -> None:
@@ -214,7 +210,7 @@ def init(location: Location, *, storage_options: dict[str, Any] | None = None) -
     storage = open_storage(location, storage_options=storage_options)
     if isinstance(storage, LocalStorage):
         os.makedirs(storage.root, exist_ok=True)
-    if not storage.put_if_absent(MARKER, json.dumps(STORE_FORMAT, sort_keys=True).encode()):
+    if not storage.put_if_absent(MARKER, marker.body()):
         raise StoreExistsError(location)
     return Store(location, storage)
 
@@ -223,16 +219,16 @@ def open(location: Location, *, storage_options: dict[str, Any] | None = None) -
     """Open the store at `location` (a path or URL, as for init); StoreNotFoundError if there is none."""
     storage = open_storage(location, storage_options=storage_options)
     try:
-        marker = json.loads(storage.read(MARKER))
+        found = marker.read(storage)
     except (FileNotFoundError, NotADirectoryError):
         raise StoreNotFoundError(location) from None
     except ValueError as e:
         raise NotAStoreError(location, f"{MARKER} is not valid JSON ({e})") from None
-    if not isinstance(marker, dict) or marker.get("format") != STORE_FORMAT["format"]:
+    if not isinstance(found, dict) or found.get("format") != marker.FORMAT_NAME:
         raise NotAStoreError(location, f"{MARKER} does not describe a logstore store")
-    if marker.get("format_version") not in READABLE_FORMATS:
+    if found.get("format_version") not in READABLE_FORMATS:
         readable = ", ".join(str(f) for f in READABLE_FORMATS)
-        raise NotAStoreError(location, f"format_version {marker.get('format_version')!r} is not supported (this logstore reads {readable})")
+        raise NotAStoreError(location, f"format_version {found.get('format_version')!r} is not supported (this logstore reads {readable})")
     from . import ondemand
 
     return Store(location, ondemand.wrap(storage))  # a lazy clone fetches its data files from its origin (ondemand.py)
