@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
+# the test extra and the optional integrations the suite exercises (Dask, Ray, MLflow, W&B, Hugging Face datasets);
+# test-lowest runs without them (their tests skip) to keep the floors those of the core install
 $(VENV)/.installed-test: pyproject.toml | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,dask,ray,mlflow,wandb,hf]'
 	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-lint: pyproject.toml | $(VENV)/bin/python
