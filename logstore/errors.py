@@ -379,8 +379,10 @@ class RunInputNotFoundError(LogstoreError):
         self.name = name
         self.known = sorted(known)
         listed = ", ".join(self.known) if self.known else "none"
-        if name is not None:
+        if not self.known:
+            what = "no logstore input"
+        elif name is not None and name not in self.known:
             what = f"no logstore input named {name!r}"
         else:
-            what = "several logstore inputs and no name given" if self.known else "no logstore input"
+            what = f"several logstore inputs named {name!r}" if name is not None else "several logstore inputs and no name was given"
         super().__init__(f"run {run!r} has {what} (its logstore inputs: {listed})")
