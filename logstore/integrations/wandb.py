@@ -6,7 +6,7 @@
     lw.use_version(run, events, tag="v1.0")     # a reference artifact named after the table, type "dataset"
     ...
     lw.load_version(api.artifact("me/churn/events:v0"))   # online: exactly the rows the run used
-    lw.load_version("wandb/offline-run-.../")             # offline: from the run directory itself
+    lw.load_version(run.dir)                              # offline: from the run's own directory
 
 The artifact holds one reference, the version's dataset URI (logstore/uri.py; no checksum: the URI carries the
 fingerprint), and its metadata `logstore_uri`, `fingerprint`, `num_rows`, `table`, `version` and `used_as: input`.
@@ -16,8 +16,9 @@ is what marks it as the data the run used (after `wandb sync` it shows as an art
 
 `logged_versions(path)` reads the versions a run recorded straight from an offline run's transaction log (the
 `.wandb` file, LevelDB's log format: 32 KiB blocks of records with a CRC-32 each, holding protobuf records), so an
-offline run needs no server to answer "which data did it see?". A run still being written (run.finish() may return
-before the W&B service has flushed the file) reads as far as it is complete.
+offline run needs no server to answer "which data did it see?". A log still being written reads as far as it is
+complete; since run.finish() may return before the W&B service has flushed the file, load_version reads a log that
+has no exit record yet again (for up to `timeout` seconds) until the version it looks for is there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,20 +84,27 @@ def use_version(
 
 
 def logged_versions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The metadata of each logstore version a run recorded (use_version), read from an offline run directory (or
-    its `.wandb` file), in the order they were logged."""
+    """The metadata of each logstore version a run recorded (use_version), read from an offline run directory (its
+    `files/` directory, `run.dir`, too) or its `.wandb` file, in the order they were logged."""
+    return _scan(Path(path))[0]
+
+
+def _scan(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """(the metadata of the logstore versions recorded, whether the log is complete: it has the run's exit record)."""
     from wandb.proto import wandb_internal_pb2
 
-    found = []
-    for data in _records(_transaction_log(Path(path))):
+    found, finished = [], False
+    for data in _records(_transaction_log(path)):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(data)
-        if record.WhichOneof("record_type") != "artifact" or record.artifact.type != ARTIFACT_TYPE:
+        kind = record.WhichOneof("record_type")
+        finished = finished or kind == "exit"
+        if kind != "artifact" or record.artifact.type != ARTIFACT_TYPE:
             continue
         metadata = json.loads(record.artifact.metadata or "{}")
         if isinstance(metadata, dict) and metadata.get("used_as") == USED_AS and "logstore_uri" in metadata:
             found.append(metadata)
-    return found
+    return found, finished
 
 
 def load_version(
@@ -104,17 +113,15 @@ def load_version(
     *,
     store: Store | Location | None = None,
     storage_options: dict[str, Any] | None = None,
+    timeout: float = 10.0,
 ) -> pa.Table:
     """Exactly the rows a run recorded with use_version, read through their dataset URI (fingerprint checked).
     `source` is a wandb Artifact (e.g. `wandb.Api().artifact("entity/project/events:v0")`) or an offline run
-    directory / `.wandb` file, where `name` picks the table (the only one recorded if None). `store=` reads from
-    where the store is now if it moved (see logstore.read_uri)."""
+    directory (or `run.dir`, or the `.wandb` file), where `name` picks the table (the only one recorded if None; a
+    log without the version and without its exit record yet is read again for up to `timeout` seconds). `store=` reads from where the store
+    is now if it moved (see logstore.read_uri)."""
     if isinstance(source, (str, os.PathLike)):
-        logged = logged_versions(source)
-        matching = {m["logstore_uri"] for m in logged if name is None or m.get("table") == name}
-        if len(matching) != 1:
-            raise RunInputNotFoundError(os.fspath(source), name, [str(m.get("table")) for m in logged])
-        uri = matching.pop()
+        uri = _recorded(Path(source), name, timeout)
     else:
         uri = dict(source.metadata or {}).get("logstore_uri")
         if uri is None:
@@ -122,8 +129,24 @@ def load_version(
     return read_uri(uri, store=store, storage_options=storage_options)
 
 
+def _recorded(path: Path, name: str | None, timeout: float) -> str:
+    """The URI of the one version named `name` (any, if None) that the offline run at `path` recorded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        logged, finished = _scan(path)
+        matching = {m["logstore_uri"] for m in logged if name is None or m.get("table") == name}
+        if len(matching) == 1:
+            return matching.pop()
+        if finished or len(matching) > 1 or time.monotonic() >= deadline:
+            raise RunInputNotFoundError(os.fspath(path), name, [str(m.get("table")) for m in logged])
+        time.sleep(0.05)
+
+
 def _transaction_log(path: Path) -> Path:
-    """The `.wandb` file of a run directory (or `path` itself if it is one)."""
+    """The `.wandb` file of a run directory, or of the run directory holding `path` (its `files/`, which is
+    `run.dir`), or `path` itself if it is one."""
+    if path.is_dir() and not any(path.glob("*.wandb")) and any(path.parent.glob("*.wandb")):
+        path = path.parent
     if path.is_dir():
         logs = sorted(path.glob("*.wandb"))
         if len(logs) != 1:
