@@ -195,7 +195,8 @@ def _check_rows(con: Any, files: TableFiles, version: int, plan: ScanPlan, rows:
 
 
 def _open(parsed: DatasetURI, store: Store | Location | None, storage_options: dict[str, Any] | None) -> Store:
-    from .store import Store, open as open_store
+    from .store import Store
+    from .store import open as open_store
 
     if isinstance(store, Store):
         return store

@@ -30,7 +30,7 @@ def to_hf(
 ) -> Any:
     """`table`'s rows of one version as a datasets.Dataset whose info.description names its dataset URI."""
     datasets = require("datasets", "hf")
-    from datasets.table import InMemoryTable
+    in_memory = require("datasets.table", "hf").InMemoryTable
 
     uri = table.uri(version=version, as_of=as_of, tag=tag)
     rows = table.read(version=parse(uri).version, columns=columns, where=where)
@@ -41,4 +41,4 @@ def to_hf(
         description += f"\nwhere: {where}"
     info = datasets.DatasetInfo(description=description)
     key = hashlib.sha256(description.encode()).hexdigest()[:32]
-    return datasets.Dataset(InMemoryTable(rows), info=info, fingerprint=f"logstore-{key}")
+    return datasets.Dataset(in_memory(rows), info=info, fingerprint=f"logstore-{key}")

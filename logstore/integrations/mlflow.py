@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 SOURCE_TYPE = "logstore"
 
 
-class LogstoreDatasetSource(DatasetSource):  # type: ignore[misc]  # mlflow is untyped here
+class LogstoreDatasetSource(DatasetSource):
     """The source of a logstore dataset: its dataset URI. `load()` reads exactly that version (fingerprint checked)."""
 
     def __init__(self, uri: str) -> None:
@@ -75,7 +75,7 @@ class LogstoreDatasetSource(DatasetSource):  # type: ignore[misc]  # mlflow is u
         return cls(source_dict["uri"])
 
 
-class LogstoreDataset(Dataset):  # type: ignore[misc]
+class LogstoreDataset(Dataset):
     """One version of a logstore table as an MLflow dataset: name = table, digest = fingerprint, source = its URI."""
 
     def __init__(self, uri: str, *, name: str, num_rows: int, schema: pa.Schema) -> None:
@@ -96,7 +96,7 @@ class LogstoreDataset(Dataset):  # type: ignore[misc]
     def schema(self) -> Schema | None:
         """The columns as an MLflow Schema, or None if a column's type has no MLflow counterpart (lists, structs,
         decimals, dates...: `logstore_schema` in the logged schema has every column)."""
-        specs = []
+        specs: list[Any] = []
         for f in self.arrow_schema:
             kind = _mlflow_type(f.type)
             if kind is None:
@@ -116,7 +116,7 @@ class LogstoreDataset(Dataset):  # type: ignore[misc]
         return config
 
     def load(self, **kwargs: Any) -> pa.Table:
-        return self.source.load(**kwargs)  # type: ignore[no-any-return]
+        return self.source.load(**kwargs)
 
 
 def _mlflow_type(arrow_type: pa.DataType) -> DataType | None:
@@ -133,7 +133,7 @@ def _mlflow_type(arrow_type: pa.DataType) -> DataType | None:
     return next((kind for check, kind in checks if check(arrow_type)), None)
 
 
-register_dataset_source(LogstoreDatasetSource)
+register_dataset_source(LogstoreDatasetSource)  # type: ignore[arg-type]  # MLflow registers classes (its annotation says instance)
 
 
 def dataset(table: Table, *, version: Version | None = None, as_of: Moment | None = None, tag: Tag | None = None) -> LogstoreDataset:
@@ -167,11 +167,11 @@ def inputs(run_id: str) -> list[tuple[str, str, str | None]]:
     """The logstore inputs of a run: (name, dataset URI, context) of each, in the order MLflow lists them."""
     run = mlflow.MlflowClient().get_run(run_id)
     found = []
-    for item in run.inputs.dataset_inputs:
+    for item in run.inputs.dataset_inputs if run.inputs is not None else []:
         if item.dataset.source_type != SOURCE_TYPE:
             continue
         context = next((t.value for t in item.tags if t.key == MLFLOW_DATASET_CONTEXT), None)
-        found.append((item.dataset.name, LogstoreDatasetSource.from_json(item.dataset.source).uri, context))
+        found.append((item.dataset.name, LogstoreDatasetSource.from_dict(json.loads(item.dataset.source)).uri, context))
     return found
 
 

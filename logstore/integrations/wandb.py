@@ -95,7 +95,7 @@ def _scan(path: Path) -> tuple[list[dict[str, Any]], bool]:
 
     found, finished = [], False
     for data in _records(_transaction_log(path)):
-        record = wandb_internal_pb2.Record()
+        record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # generated protobuf code
         record.ParseFromString(data)
         kind = record.WhichOneof("record_type")
         finished = finished or kind == "exit"
@@ -121,11 +121,10 @@ def load_version(
     log without the version and without its exit record yet is read again for up to `timeout` seconds). `store=` reads from where the store
     is now if it moved (see logstore.read_uri)."""
     if isinstance(source, (str, os.PathLike)):
-        uri = _recorded(Path(source), name, timeout)
-    else:
-        uri = dict(source.metadata or {}).get("logstore_uri")
-        if uri is None:
-            raise RunInputNotFoundError(str(getattr(source, "name", source)), name, [])
+        return read_uri(_recorded(Path(source), name, timeout), store=store, storage_options=storage_options)
+    uri = dict(source.metadata or {}).get("logstore_uri")
+    if not isinstance(uri, str):
+        raise RunInputNotFoundError(str(getattr(source, "name", source)), name, [])
     return read_uri(uri, store=store, storage_options=storage_options)
 
 
