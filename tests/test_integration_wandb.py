@@ -3,6 +3,7 @@ transaction log (the .wandb file in the offline run directory); no server, no mo
 
 from __future__ import annotations
 
+import bisect
 import re
 import shutil
 import struct
@@ -101,7 +102,7 @@ def test_a_torn_log_reads_as_far_as_it_is_complete(store, tmp_path):
         torn.write_bytes(data[:cut])
         seen.append(len(lw.logged_versions(torn)))
     assert seen == sorted(seen) and seen[0] == 0 and seen[-1] in (0, 1)
-    first = next(cut for cut in range(len(data) + 1) if lw.logged_versions(_cut(torn, data, cut)))
+    first = bisect.bisect_left(range(len(data) + 1), True, key=lambda cut: bool(lw.logged_versions(_cut(torn, data, cut))))
     _cut(torn, data, first - 1)  # the artifact record lacks its last byte, and the exit record is not there yet
     assert lw._scan(torn) == ([], False)
     with pytest.raises(logstore.RunInputNotFoundError):
