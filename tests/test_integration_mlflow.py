@@ -139,3 +139,31 @@ def test_the_readme_example(tmp_path, monkeypatch):
     assert len(mlflow_block.strip().splitlines()) <= 10
     exec(mlflow_block, namespace)
     assert namespace["seen"].equals(namespace["events"].read(tag="v1.0"))
+
+
+def test_mlflow_finds_the_source_type_through_the_entry_point(store, tmp_path):
+    """The entry point pyproject.toml declares, installed as a distribution's metadata: a fresh MLflow resolves the
+    'logstore' source type and loads the rows without anyone importing logstore.integrations.mlflow."""
+    import os
+    import subprocess
+    import sys
+    import tomllib
+
+    declared = tomllib.loads((README.parent / "pyproject.toml").read_text())["project"]["entry-points"]["mlflow.dataset_source"]
+    site = tmp_path / "site"
+    info = site / "logstore_entry_point_test-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: logstore-entry-point-test\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[mlflow.dataset_source]\n" + "".join(f"{k} = {v}\n" for k, v in declared.items()))
+    t = events(store)
+    code = (
+        "import json, sys\n"
+        "from mlflow.data.dataset_source_registry import get_dataset_source_from_json\n"
+        "assert 'logstore.integrations.mlflow' in sys.modules  # imported by MLflow's registry, through the entry point\n"
+        f"source = get_dataset_source_from_json(json.dumps({{'uri': {t.uri(version=1)!r}}}), 'logstore')\n"
+        "print(source.load().num_rows)\n"
+    )
+    path = os.pathsep.join([str(site), str(README.parent), os.environ.get("PYTHONPATH", "")])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": path})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "6"
