@@ -6,7 +6,9 @@ from .errors import (
     CommitConflictError,
     CorruptionError,
     DamagedHeadError,
+    DatasetURIError,
     DivergedError,
+    ExtraNotInstalledError,
     FileAccessError,
     HeadMissingError,
     HeadUnreadableError,
@@ -23,6 +25,7 @@ from .errors import (
     RemoteExistsError,
     RemoteNotFoundError,
     RepairError,
+    RunInputNotFoundError,
     SchemaMismatchError,
     SelectorError,
     SQLError,
@@ -48,6 +51,8 @@ from .repair import RepairReport
 from .store import Store, clone, init, open
 from .sync import SyncProgress, SyncReport, TableSync
 from .table import Table
+from .uri import read as read_uri
+from .uri import resolve as resolve_uri
 from .vacuum import VacuumReport
 from .verify import VerifyReport
 
@@ -59,8 +64,10 @@ __all__ = [
     "CommitConflictError",
     "CorruptionError",
     "DamagedHeadError",
+    "DatasetURIError",
     "DiffSummary",
     "DivergedError",
+    "ExtraNotInstalledError",
     "FileAccessError",
     "HeadMissingError",
     "HeadUnreadableError",
@@ -79,6 +86,7 @@ __all__ = [
     "RemoteNotFoundError",
     "RepairError",
     "RepairReport",
+    "RunInputNotFoundError",
     "SQLError",
     "SQLSyntaxError",
     "SchemaMismatchError",
@@ -111,6 +119,8 @@ __all__ = [
     "read_files",
     "read_pandas",
     "read_polars",
+    "read_uri",
+    "resolve_uri",
     "scan_polars",
     "write_file",
 ]

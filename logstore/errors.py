@@ -352,3 +352,37 @@ class RemoteExistsError(LogstoreError):
         self.name = name
         self.url = url
         super().__init__(f"remote {name!r} already exists (URL {url!r}); remove it first")
+
+
+class DatasetURIError(InvalidInputError):
+    """A dataset URI (logstore/uri.py) that cannot be parsed: not `logstore+<location>#table=...&version=...&fingerprint=...`."""
+
+    def __init__(self, uri: Any, reason: str):
+        self.uri = uri
+        super().__init__(uri, f"invalid dataset URI {uri!r}: {reason}")
+
+
+class ExtraNotInstalledError(LogstoreError, ImportError):
+    """An integration needs an optional dependency that is not installed; names the extra that brings it."""
+
+    def __init__(self, extra: str, module: str):
+        self.extra = extra
+        self.module = module
+        super().__init__(f"this needs {module}, which is not installed: pip install 'logstore-timetravel[{extra}]'")
+
+
+class RunInputNotFoundError(LogstoreError):
+    """An experiment-tracker run holds no logstore input of that name (or several, and none was named)."""
+
+    def __init__(self, run: str, name: str | None, known: Iterable[str]):
+        self.run = run
+        self.name = name
+        self.known = sorted(known)
+        listed = ", ".join(self.known) if self.known else "none"
+        if not self.known:
+            what = "no logstore input"
+        elif name is not None and name not in self.known:
+            what = f"no logstore input named {name!r}"
+        else:
+            what = f"several logstore inputs named {name!r}" if name is not None else "several logstore inputs and no name was given"
+        super().__init__(f"run {run!r} has {what} (its logstore inputs: {listed})")

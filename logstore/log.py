@@ -35,6 +35,7 @@ class Commit:
     rows_deleted: int = 0
     num_rows: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str | None = None  # the version's content fingerprint (16 hex digits, fingerprint.py); None if unknown
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,10 @@ class CommitRecord:
     properties: dict
     fingerprint: str | None = None  # content fingerprint of this version (fingerprint.py); None if unknown
     table_id: str | None = None  # the table's identity, fixed at version 0; None in records of format 1
+
+    def __post_init__(self) -> None:
+        if self.commit.fingerprint != self.fingerprint:  # the public Commit carries the record's fingerprint
+            object.__setattr__(self, "commit", replace(self.commit, fingerprint=self.fingerprint))
 
     @property
     def version(self) -> int:

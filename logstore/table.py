@@ -486,6 +486,37 @@ class Table:
 
         return diff_relation(self._files, a, b)
 
+    # --- lineage (logstore/uri.py, logstore/integrations/) ------------------------------------------------------
+
+    def fingerprint(self, *, version: Version | None = None, as_of: Moment | None = None, tag: Tag | None = None) -> str:
+        """The content fingerprint of one version (the latest by default): 16 hex digits, as `Commit.fingerprint`."""
+        from . import uri
+
+        return uri.version_fingerprint(self._files, selectors.resolve(self._files, version, as_of=as_of, tag=tag))
+
+    def uri(self, *, version: Version | None = None, as_of: Moment | None = None, tag: Tag | None = None) -> str:
+        """The dataset URI of one version (the latest by default): the store, the table, the exact version number
+        and its fingerprint (`logstore+file:///path#table=t&version=3&fingerprint=...`; see logstore/uri.py).
+        logstore.read_uri(uri) reads exactly those rows back."""
+        from . import uri
+
+        return uri.of_table(self, version=version, as_of=as_of, tag=tag)
+
+    def to_hf(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+    ) -> Any:
+        """One version as a Hugging Face `datasets.Dataset` built from its Arrow rows (no conversion to Python
+        objects), its `info.description` naming the version's dataset URI; needs the `hf` extra."""
+        from .integrations import hf
+
+        return hf.to_hf(self, version=version, as_of=as_of, tag=tag, columns=columns, where=where)
+
     def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
         """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
         version's fingerprint before it is published)."""
