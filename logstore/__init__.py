@@ -17,6 +17,7 @@ from .errors import (
     KeyRequiredError,
     KeyViolationError,
     LogstoreError,
+    MergeMatchError,
     NotAStoreError,
     OutputExistsError,
     ReadOnlyError,
@@ -42,6 +43,7 @@ from .errors import (
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
+from .merge import MergeBuilder, MergeCounts
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
@@ -71,6 +73,9 @@ __all__ = [
     "KeyRequiredError",
     "KeyViolationError",
     "LogstoreError",
+    "MergeBuilder",
+    "MergeCounts",
+    "MergeMatchError",
     "NotAStoreError",
     "OutputExistsError",
     "ReadOnlyError",
