@@ -4,8 +4,8 @@ The semantics are Delta Lake's (and SQL:2008 MERGE's): the source is joined with
 pair (a target row matched by a source row), every source row matching no target row, and every target row
 matched by no source row takes the first clause of its kind whose condition holds, in the order the clauses
 were given; a row no clause applies to is left alone. Two source rows matching the same target row is an error
-(MergeMatchError) when a matched clause could act on it, unless the only matched clause is an unconditional
-delete (as in Delta Lake). Expressions and conditions are SQL over the aliases (`source.col`, `target.col`),
+(MergeMatchError) when a matched clause applies to more than one of those pairs, unless the only matched clause
+is an unconditional delete (as in Delta Lake, delta-rs 1.x). Expressions and conditions are SQL over the aliases (`source.col`, `target.col`),
 parsed and bound with DuckDB's parser like `update`'s: matched clauses see both aliases, not-matched clauses
 (inserts) only the source, not-matched-by-source clauses only the target.
 
@@ -344,8 +344,8 @@ class _Merge:
         return f"(SELECT h.{ROW_ID}, {', '.join(f'h.{quote(c.name)}' for c in self.columns)} FROM {state} AS h SEMI JOIN {_SOURCE_TABLE} AS m ON {match})"
 
     def check_multiple_matches(self, target: str) -> None:
-        """Delta Lake's rule: a target row matched by two source rows is an error when a matched clause could act
-        on it (not when the only matched clause is an unconditional delete)."""
+        """Delta Lake's rule: a target row matched by two source rows that each take a matched clause (the first
+        whose condition holds) is an error, unless the only matched clause is an unconditional delete."""
         matched = [c for c in self.merge.clauses if c.kind == MATCHED]
         if not matched or (len(matched) == 1 and matched[0].action == "delete" and matched[0].condition is None):
             return
@@ -353,7 +353,7 @@ class _Merge:
         select = ", ".join(f"any_value({self.t}.{quote(n)})" for n in shown)
         sql = f"""
             SELECT {select}, count(*) FROM {_SOURCE_TABLE} AS {self.s} JOIN {target} AS {self.t} ON {self.on_sql()}
-            GROUP BY {self.t}.{ROW_ID} HAVING count(*) > 1 ORDER BY ALL LIMIT 6"""
+            WHERE {self.clause_sql()} IS NOT NULL GROUP BY {self.t}.{ROW_ID} HAVING count(*) > 1 ORDER BY ALL LIMIT 6"""
         rows = self.head.run(sql, expression=str(self.merge.on))
         if rows.num_rows:
             values = [tuple(r.values())[:-1] for r in rows.to_pylist()]
