@@ -44,6 +44,8 @@ MATCHED, NOT_MATCHED, BY_SOURCE = "matched", "not_matched", "not_matched_by_sour
 _POS = "__logstore_merge_pos"  # the source row's position, a column of the source relation
 _TID = "__logstore_merge_tid"  # the matched target row's id
 _CLAUSE = "__logstore_merge_clause"
+_MOVED = "__logstore_merge_moved"  # a change row whose key may clash with a row the merge leaves alone
+_SRC = "__logstore_merge_source_key_"  # the source row's value of the i-th key column
 _OLD = "__logstore_merge_old_"  # the old value of the i-th column, next to the new image
 _SOURCE_TABLE = "logstore_merge_source"
 _TARGET_TABLE = "logstore_merge_target"
@@ -292,6 +294,8 @@ class _Merge:
             whens = " ".join(f"WHEN {i} THEN {self.value_sql(c, column)}" for i, c in enumerate(clauses) if c.action != "delete")
             images.append(f"CASE {chosen} {whens} ELSE CAST(NULL AS {column.type}) END AS {quote(column.name)}" if whens else f"CAST(NULL AS {column.type}) AS {quote(column.name)}")
         olds = [f"{self.t}.{quote(c.name)} AS {_OLD}{i}" for i, c in enumerate(self.columns)]
+        if self.head.key and self.on_columns is not None:
+            olds += [f"{self.s}.{quote(k)} AS {_SRC}{i}" for i, k in enumerate(self.head.key) if k in self.on_columns]
         old_hash = f"CASE WHEN {self.t}.{ROW_ID} IS NULL THEN 0::UBIGINT ELSE {fingerprint.row_hash_sql(self.columns, self.t)} END AS {OLD_HASH}"
         joined = f"""
             SELECT {self.s}.{_POS} AS {_POS}, {self.t}.{ROW_ID} AS {_TID}, {chosen} AS {_CLAUSE},
@@ -301,11 +305,26 @@ class _Merge:
         start = self.head.record.next_row_id
         row_id = f"CASE WHEN {_TID} IS NULL THEN {start} - 1 + row_number() OVER (PARTITION BY {_TID} IS NULL ORDER BY {_POS}) ELSE {_TID} END"
         acted = f"""
-            SELECT {row_id} AS {ROW_ID}, {op} AS {OP}, {', '.join(f'j.{quote(c.name)}' for c in self.columns)}, {OLD_HASH}
+            SELECT {row_id} AS {ROW_ID}, {op} AS {OP}, {', '.join(f'j.{quote(c.name)}' for c in self.columns)}, {OLD_HASH},
+                   {self.moved_sql()} AS {_MOVED}
             FROM ({joined}) AS j
             WHERE {_CLAUSE} IS NOT NULL AND ({op} <> '{UPDATE}' OR {differs})"""
         new_hash = f"CASE WHEN {OP} = '{DELETE}' THEN 0::UBIGINT ELSE {fingerprint.row_hash_sql(self.columns, 'a')} END AS {NEW_HASH}"
         return f"SELECT a.*, {new_hash} FROM ({acted}) AS a ORDER BY {ROW_ID}"
+
+    def moved_sql(self) -> str:
+        """Whether a change row's key may clash with a row the merge leaves alone: an update changing the key, an
+        insert, except an insert whose key is its source row's `on` values when `on` is the key (no head row holds
+        those, or the source row would have matched it)."""
+        key = self.head.key
+        if not key:
+            return "false"
+        changed = " OR ".join(f"j.{quote(k)} IS DISTINCT FROM j.{_OLD}{self.columns.index(self.by_name[k])}" for k in key)
+        if self.on_columns is not None and set(self.on_columns) == set(key):
+            fresh = " OR ".join(f"j.{quote(k)} IS DISTINCT FROM j.{_SRC}{i}" for i, k in enumerate(key))
+        else:
+            fresh = "true"
+        return f"CASE WHEN {_TID} IS NULL THEN ({fresh}) ELSE ({changed}) END"
 
     # --- the run --------------------------------------------------------------------------------------------------
 
@@ -320,10 +339,9 @@ class _Merge:
         finally:
             for name in registered:
                 self.con.unregister(name)
-        changes = operations._change_set(rows, self.columns, self.head, parameters=self.parameters())
         if self.head.key:
-            self.check_keys(changes.rows)
-        return changes
+            self.check_keys(rows)
+        return operations._change_set(rows, self.columns, self.head, parameters=self.parameters())
 
     def target_relation(self, registered: list[str]) -> str:
         """The target rows the join needs: all of the head's, or, when `on` names columns and no clause acts on
@@ -349,6 +367,8 @@ class _Merge:
         matched = [c for c in self.merge.clauses if c.kind == MATCHED]
         if not matched or (len(matched) == 1 and matched[0].action == "delete" and matched[0].condition is None):
             return
+        if self.on_columns is not None and _distinct(self.source, self.on_columns):
+            return  # rows matching one target row hold the same `on` values: with distinct values, none can
         shown = self.head.key or self.on_columns or tuple(c.name for c in self.columns)
         select = ", ".join(f"any_value({self.t}.{quote(n)})" for n in shown)
         sql = f"""
@@ -367,6 +387,9 @@ class _Merge:
             return
         operations._check_batch_keys(self.head, images)
         changed = rows.column(ROW_ID)
+        images = images.filter(images.column(_MOVED))
+        if images.num_rows == 0:
+            return
         key = list(self.head.key)
         self.con.register("logstore_merge_images", images.select([ROW_ID, *key]))
         self.con.register("logstore_merge_changed", pa.table({ROW_ID: changed}))
@@ -416,6 +439,19 @@ def _op(clause: Clause) -> str:
 
 def _names(columns) -> str:
     return ", ".join(quote(c.name) for c in columns)
+
+
+def _distinct(table: pa.Table, names: tuple[str, ...]) -> bool:
+    """Whether no two rows of `table` hold the same non-NULL values in `names` (NULLs match nothing)."""
+    keys = table.select(list(names))
+    for name in names:
+        keys = keys.filter(pc.is_valid(keys.column(name)))
+    if keys.num_rows < 2:
+        return True
+    try:
+        return keys.group_by(list(names)).aggregate([]).num_rows == keys.num_rows
+    except pa.ArrowException:  # a type Arrow cannot group (nested): the query decides
+        return False
 
 
 def _probe(columns: tuple[Column, ...]) -> str:
