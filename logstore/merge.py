@@ -346,9 +346,8 @@ class _Merge:
     def target_relation(self, registered: list[str]) -> str:
         """The target rows the join needs: all of the head's, or, when `on` names columns and no clause acts on
         unmatched target rows, those holding the source's `on` values (via the key lookup when there is one)."""
-        state = f"(SELECT {ROW_ID}, {_names(self.columns)} FROM {self.head.state_sql()})"
         if self.on_columns is None or any(c.kind == BY_SOURCE for c in self.merge.clauses):
-            return state
+            return self.state()
         if self.head.lookup is not None and len(self.on_columns) == 1 and self.source.num_rows:
             column = self.on_columns[0]
             values = self.source.column(column).combine_chunks()
@@ -359,7 +358,11 @@ class _Merge:
                     registered.append(_TARGET_TABLE)
                     return f"(SELECT {ROW_ID}, {_names(self.columns)} FROM {_TARGET_TABLE})"
         match = " AND ".join(f"h.{quote(n)} = m.{quote(n)}" for n in self.on_columns)
-        return f"(SELECT h.{ROW_ID}, {', '.join(f'h.{quote(c.name)}' for c in self.columns)} FROM {state} AS h SEMI JOIN {_SOURCE_TABLE} AS m ON {match})"
+        return f"(SELECT h.{ROW_ID}, {', '.join(f'h.{quote(c.name)}' for c in self.columns)} FROM {self.state()} AS h SEMI JOIN {_SOURCE_TABLE} AS m ON {match})"
+
+    def state(self) -> str:
+        """Every row of the head (read through the head cache's table when there is one)."""
+        return f"(SELECT {ROW_ID}, {_names(self.columns)} FROM {self.head.state_sql()})"
 
     def check_multiple_matches(self, target: str) -> None:
         """Delta Lake's rule: a target row matched by two source rows that each take a matched clause (the first
