@@ -309,6 +309,8 @@ class _Merge:
                    {self.moved_sql()} AS {_MOVED}
             FROM ({joined}) AS j
             WHERE {_CLAUSE} IS NOT NULL AND ({op} <> '{UPDATE}' OR {differs})"""
+        if self.deletes_repeat():  # several source rows may delete one target row: one change row for it
+            acted += f" QUALIFY row_number() OVER (PARTITION BY coalesce({_TID}, -1 - {_POS}) ORDER BY {_POS}) = 1"
         new_hash = f"CASE WHEN {OP} = '{DELETE}' THEN 0::UBIGINT ELSE {fingerprint.row_hash_sql(self.columns, 'a')} END AS {NEW_HASH}"
         return f"SELECT a.*, {new_hash} FROM ({acted}) AS a ORDER BY {ROW_ID}"
 
@@ -364,11 +366,15 @@ class _Merge:
         """Every row of the head (read through the head cache's table when there is one)."""
         return f"(SELECT {ROW_ID}, {_names(self.columns)} FROM {self.head.state_sql()})"
 
+    def deletes_repeat(self) -> bool:
+        """Whether the only matched clause is an unconditional delete: Delta Lake's exception to its rule."""
+        matched = [c for c in self.merge.clauses if c.kind == MATCHED]
+        return len(matched) == 1 and matched[0].action == "delete" and matched[0].condition is None
+
     def check_multiple_matches(self, target: str) -> None:
         """Delta Lake's rule: a target row matched by two source rows that each take a matched clause (the first
         whose condition holds) is an error, unless the only matched clause is an unconditional delete."""
-        matched = [c for c in self.merge.clauses if c.kind == MATCHED]
-        if not matched or (len(matched) == 1 and matched[0].action == "delete" and matched[0].condition is None):
+        if not any(c.kind == MATCHED for c in self.merge.clauses) or self.deletes_repeat():
             return
         if self.on_columns is not None and _distinct(self.source, self.on_columns):
             return  # rows matching one target row hold the same `on` values: with distinct values, none can
