@@ -46,9 +46,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from compare import dir_bytes, log  # noqa: E402
+
 import logstore  # noqa: E402
 
-from compare import dir_bytes, log  # noqa: E402
 from workload import Workload  # noqa: E402
 
 SPEED_GOAL_DELTA = 3.0  # Delta's merge time / logstore's, at least

@@ -577,8 +577,9 @@ def test_a_merge_dying_at_publish_leaves_no_version(store, monkeypatch):
 def test_faults_at_every_storage_step_of_a_merge(tmp_path, monkeypatch):
     """tests/test_faults.py's fault injection (every storage operation of the commit fails in turn, as a crash: it
     and every later one): the table reads as before or as after the merge, never anything else; verify and vacuum pass."""
-    import logstore.storage
     import test_faults
+
+    import logstore.storage
 
     monkeypatch.setattr(logstore.storage, "_fsync", lambda path: None)
 
