@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 import duckdb
@@ -48,6 +49,7 @@ _MOVED = "__logstore_merge_moved"  # a change row whose key may clash with a row
 _SRC = "__logstore_merge_source_key_"  # the source row's value of the i-th key column
 _OLD = "__logstore_merge_old_"  # the old value of the i-th column, next to the new image
 _SOURCE_TABLE = "logstore_merge_source"
+_checked: set[tuple] = set()  # expressions _Merge._check passed: (text, aliases, alias names, source and table columns)
 _TARGET_TABLE = "logstore_merge_target"
 
 
@@ -210,7 +212,17 @@ class _Merge:
         return names if in_both else None
 
     def _check(self, expression: str, aliases: str, kind: str) -> None:
-        """expressions' checks of one scalar expression, bound against the aliases it may use ('st', 's' or 't')."""
+        """expressions' checks of one scalar expression, bound against the aliases it may use ('st', 's' or 't');
+        remembered (the check is pure: the same text over the same columns passes or fails alike)."""
+        remembered = (expression, aliases, self.merge.source_alias, self.merge.target_alias, self.source_columns(), self.columns)
+        if remembered in _checked:
+            return
+        self._check_once(expression, aliases, kind)
+        if len(_checked) > 1024:
+            _checked.clear()
+        _checked.add(remembered)
+
+    def _check_once(self, expression: str, aliases: str, kind: str) -> None:
         expressions._checked_tree(self.con, expression, kind)
         probe = []
         if "s" in aliases:
@@ -222,10 +234,14 @@ class _Merge:
         except duckdb.Error as e:
             raise InvalidExpressionError(expression, expressions._message(e)) from None
 
-    def source_columns(self) -> tuple[Column, ...]:
-        schema = self.source.schema
-        rel = self.con.from_arrow(schema.empty_table())
+    @cached_property
+    def _source_columns(self) -> tuple[Column, ...]:
+        rel = self.con.from_arrow(self.source.schema.empty_table())
         return tuple(Column(name, str(t)) for name, t in zip(rel.columns, rel.types) if name != _POS)
+
+    def source_columns(self) -> tuple[Column, ...]:
+        """The source's columns, typed as DuckDB reads them."""
+        return self._source_columns
 
     def check_clauses(self) -> None:
         if self.on_columns is None:
@@ -292,7 +308,7 @@ class _Merge:
         images = []
         for column in self.columns:
             whens = " ".join(f"WHEN {i} THEN {self.value_sql(c, column)}" for i, c in enumerate(clauses) if c.action != "delete")
-            images.append(f"CASE {chosen} {whens} ELSE CAST(NULL AS {column.type}) END AS {quote(column.name)}" if whens else f"CAST(NULL AS {column.type}) AS {quote(column.name)}")
+            images.append(f"CASE {_CLAUSE} {whens} ELSE CAST(NULL AS {column.type}) END AS {quote(column.name)}" if whens else f"CAST(NULL AS {column.type}) AS {quote(column.name)}")
         olds = [f"{self.t}.{quote(c.name)} AS {_OLD}{i}" for i, c in enumerate(self.columns)]
         if self.head.key and self.on_columns is not None:
             olds += [f"{self.s}.{quote(k)} AS {_SRC}{i}" for i, k in enumerate(self.head.key) if k in self.on_columns]
@@ -301,6 +317,7 @@ class _Merge:
             SELECT {self.s}.{_POS} AS {_POS}, {self.t}.{ROW_ID} AS {_TID}, {chosen} AS {_CLAUSE},
                    {', '.join(images)}, {', '.join(olds)}, {old_hash}
             FROM {_SOURCE_TABLE} AS {self.s} {self.join_type()} JOIN {target} AS {self.t} ON {self.on_sql()}"""
+        updates = ", ".join(str(i) for i, c in enumerate(clauses) if c.action == "update") or "-1"
         differs = " OR ".join(f"j.{quote(c.name)} IS DISTINCT FROM j.{_OLD}{i}" for i, c in enumerate(self.columns))
         start = self.head.record.next_row_id
         row_id = f"CASE WHEN {_TID} IS NULL THEN {start} - 1 + row_number() OVER (PARTITION BY {_TID} IS NULL ORDER BY {_POS}) ELSE {_TID} END"
@@ -308,7 +325,7 @@ class _Merge:
             SELECT {row_id} AS {ROW_ID}, {op} AS {OP}, {', '.join(f'j.{quote(c.name)}' for c in self.columns)}, {OLD_HASH},
                    {self.moved_sql()} AS {_MOVED}
             FROM ({joined}) AS j
-            WHERE {_CLAUSE} IS NOT NULL AND ({op} <> '{UPDATE}' OR {differs})"""
+            WHERE {_CLAUSE} IS NOT NULL AND ({_CLAUSE} NOT IN ({updates}) OR {differs})"""
         if self.deletes_repeat():  # several source rows may delete one target row: one change row for it
             acted += f" QUALIFY row_number() OVER (PARTITION BY coalesce({_TID}, -1 - {_POS}) ORDER BY {_POS}) = 1"
         new_hash = f"CASE WHEN {OP} = '{DELETE}' THEN 0::UBIGINT ELSE {fingerprint.row_hash_sql(self.columns, 'a')} END AS {NEW_HASH}"
