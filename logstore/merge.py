@@ -5,9 +5,11 @@ pair (a target row matched by a source row), every source row matching no target
 matched by no source row takes the first clause of its kind whose condition holds, in the order the clauses
 were given; a row no clause applies to is left alone. Two source rows matching the same target row is an error
 (MergeMatchError) when a matched clause applies to more than one of those pairs, unless the only matched clause
-is an unconditional delete (as in Delta Lake, delta-rs 1.x). Expressions and conditions are SQL over the aliases (`source.col`, `target.col`),
-parsed and bound with DuckDB's parser like `update`'s: matched clauses see both aliases, not-matched clauses
-(inserts) only the source, not-matched-by-source clauses only the target.
+is an unconditional delete (as in Delta Lake, delta-rs 1.x), which deletes the row once. Expressions and
+conditions are SQL over the aliases (`source.col`, `target.col`), parsed and bound with DuckDB's parser like
+`update`'s: matched clauses see both aliases, not-matched clauses (inserts) only the source, not-matched-by-source
+clauses only the target. On a keyed table the result must keep the key rules (no NULL, NaN or repeated key, no key
+an untouched row holds): else KeyViolationError. Every check runs before anything is written.
 
 The merge runs as one DuckDB query: the source (an Arrow table) joined with the target rows produces the change
 rows, U with the full new image (only when it differs from the old one: an update that leaves a row as it was
