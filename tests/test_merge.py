@@ -649,3 +649,25 @@ def test_cli_merge_errors(cli_run, args, code, fragment):
     assert result.exit_code == code, result.output
     assert fragment in result.output
     assert logstore.open(".logstore").table("t").version == 0
+
+
+def test_builder_runs_against_the_head_at_execute(store):
+    """The builder holds clauses, not rows: executed after another commit, it merges into that newer head."""
+    t = _people(store)
+    builder = t.merge(_source([5], [55]), on="id").when_matched_update_all().when_not_matched_insert_all()
+    other = logstore.open(store.path).table("p")
+    other.append(_source([5], [50]))
+    c = builder.execute()
+    assert (c.version, c.rows_inserted, c.rows_updated) == (2, 0, 1)
+    assert _by_id(t)[5] == (55, "x5")
+
+
+def test_hostile_aliases_and_internal_names(store):
+    t = _people(store)
+    weird = 'x"; DROP TABLE y; --'
+    c = t.merge(_source([1], [7]), on="id", source_alias=weird).when_matched_update(set={"v": '"x""; DROP TABLE y; --".v'}).execute()
+    assert c.rows_updated == 1 and _by_id(t)[1] == (7, "a")
+    with pytest.raises(logstore.InvalidInputError, match="__logstore_merge_pos"):
+        t.merge(_source([1], [7]).append_column("__logstore_merge_pos", pa.array([1])), on="id")
+    with pytest.raises(logstore.InvalidInputError):
+        t.merge(_source([1], [7]), on="id", target_alias="")
