@@ -135,6 +135,9 @@ from .verify_command import repair, vacuum, verify  # noqa: E402
 cli.add_command(verify)
 cli.add_command(vacuum)
 cli.add_command(repair)
+from .merge_command import merge  # noqa: E402
+
+cli.add_command(merge)
 from .sql_command import sql  # noqa: E402
 
 cli.add_command(sql)

@@ -19,6 +19,7 @@ from .errors import (
     KeyRequiredError,
     KeyViolationError,
     LogstoreError,
+    MergeMatchError,
     NotAStoreError,
     OutputExistsError,
     ReadOnlyError,
@@ -45,6 +46,7 @@ from .errors import (
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
+from .merge import MergeBuilder, MergeCounts
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
@@ -78,6 +80,9 @@ __all__ = [
     "KeyRequiredError",
     "KeyViolationError",
     "LogstoreError",
+    "MergeBuilder",
+    "MergeCounts",
+    "MergeMatchError",
     "NotAStoreError",
     "OutputExistsError",
     "ReadOnlyError",

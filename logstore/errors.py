@@ -386,3 +386,18 @@ class RunInputNotFoundError(LogstoreError):
         else:
             what = f"several logstore inputs named {name!r}" if name is not None else "several logstore inputs and no name was given"
         super().__init__(f"run {run!r} has {what} (its logstore inputs: {listed})")
+
+
+class MergeMatchError(LogstoreError):
+    """A merge in which two or more source rows match the same target row (Delta Lake's rule): nothing written."""
+
+    def __init__(self, table: str, key: list[str], values: list[Any]):
+        self.table = table
+        self.key = list(key)
+        self.values = list(values)
+        shown = ", ".join(repr(v) for v in self.values[:5])
+        more = f" and {len(self.values) - 5} more" if len(self.values) > 5 else ""
+        super().__init__(
+            f"merge into {table!r}: several source rows match the same target row ({self.key} = {shown}{more}); "
+            "make the source's rows distinct per target row, nothing was written"
+        )

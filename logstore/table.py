@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .info import TableInfo
     from .inputs import DataLike
     from .lazy import PlanFiles
+    from .merge import MergeBuilder
     from .repair import RepairReport
     from .selectors import Moment, Selector, Tag, Version
     from .store import Store
@@ -335,6 +336,25 @@ class Table:
         """Change table properties (snapshot_fraction, snapshot_commits) with a commit that changes no rows."""
         updates = snapshot.check_properties(properties)
         return self._write("SET PROPERTIES", lambda h: operations.set_properties(h, updates), message, author, timestamp, metadata)
+
+    def merge(
+        self,
+        source: DataLike,
+        *,
+        on: str | Sequence[str],
+        source_alias: str = "source",
+        target_alias: str = "target",
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> MergeBuilder:
+        """A MERGE of `source` into this table (Delta Lake's semantics, merge.py): add when_... clauses to the
+        builder, then `.execute()` commits one version (or `.dry_run()` counts what it would do)."""
+        from . import merge
+
+        info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+        return merge.builder(self, source, on=on, source_alias=source_alias, target_alias=target_alias, info=info)
 
     def _write(
         self,

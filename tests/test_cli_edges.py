@@ -91,7 +91,7 @@ def test_format_is_always_the_output_format_and_file_format_the_data_files():
             assert list(param.type.choices) == list(FORMATS) and param.default == "table", name
         if "--file-format" in param.opts:
             # the data files a command reads (create, ...) or writes (checkout, and -o FILE of sql, changes, diff)
-            assert name in ("create", "append", "upsert", "overwrite", "checkout", "sql", "changes", "diff"), name
+            assert name in ("create", "append", "upsert", "overwrite", "merge", "checkout", "sql", "changes", "diff"), name
     renamed = {"--input-format", "--file", "--query-file"} & {o for _n, p in _options() for o in p.opts if _n != "sql"}
     assert renamed == set()
 
