@@ -144,3 +144,7 @@ cli.add_command(remote)
 cli.add_command(push)
 cli.add_command(pull)
 cli.add_command(clone)
+from .file_commands import add, cat  # noqa: E402
+
+cli.add_command(add)
+cli.add_command(cat)
