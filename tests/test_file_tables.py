@@ -15,6 +15,8 @@ import pyarrow as pa
 import pytest
 import zstandard
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import logstore
 from logstore import blobs, filetable
@@ -475,3 +477,46 @@ def test_cli_add_cat_checkout_log_diff(tmp_path, cli_env, monkeypatch):
     runner.invoke(cli, ["create", "t", "--schema", "x BIGINT"])
     r = runner.invoke(cli, ["checkout", "t", "-o", "t.csv"])
     assert r.exit_code == 0 and (tmp_path / "t.csv").read_text().strip() == "x"
+
+
+NAMES = ["a", "b", "d/c", "d/e/f", "ü/ß", "x.bin"]
+CONTENTS = [b"", b"1", b"22", b"text " * 300, bytes(range(256)) * 8]
+step = st.lists(
+    st.tuples(st.sampled_from(NAMES), st.one_of(st.none(), st.sampled_from(CONTENTS)), st.booleans()), min_size=1, max_size=4
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(history=st.lists(step, min_size=1, max_size=5), no_delete=st.lists(st.booleans(), min_size=5, max_size=5))
+def test_model_random_folder_histories(tmp_path_factory, history, no_delete):
+    """Against a model (a dict per version): every add makes a version iff the model changed, and every version
+    checks out exactly as the model says."""
+    base = tmp_path_factory.mktemp("model")
+    store = logstore.init(base / "store")
+    src = base / "src"
+    src.mkdir()
+    model: dict[str, tuple[bytes, bool]] = {}
+    versions: list[dict[str, tuple[bytes, bool]]] = []
+    for i, changes in enumerate(history):
+        for name, content, executable in changes:
+            path = src / name
+            clash = any(n != name and (n.startswith(name + "/") or name.startswith(n + "/")) for n in folder(src))
+            if content is None or clash:
+                if path.is_file():
+                    path.unlink()
+                continue
+            write(src, {name: content}, {name} if executable else set())
+        current = folder(src)
+        keep = no_delete[i] and versions
+        expected = {**model, **current} if keep else current
+        commit = store.add_files("m", src, delete_missing=not keep, timestamp=START + i * DAY)
+        if not versions or expected != model:
+            versions.append(expected)
+        model = expected
+        assert commit.version == len(versions) - 1
+    t = store.table("m")
+    for v, state in enumerate(versions):
+        t.checkout(base / f"out-{v}", version=v)
+        assert folder(base / f"out-{v}") == state
+        t.checkout(base / "moving", version=v, overwrite=True)
+        assert folder(base / "moving") == state
