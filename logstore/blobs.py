@@ -16,7 +16,7 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import zstandard
 
@@ -292,7 +292,7 @@ def _chunks_of(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:
 def _decompressed(reader: _Reader, chunk_size: int) -> Iterator[bytes]:
     """The content of a zstd stream, in pieces of at most chunk_size bytes (bounded memory for any ratio)."""
     decompressor = zstandard.ZstdDecompressor()
-    yield from decompressor.read_to_iter(reader, read_size=chunk_size, write_size=chunk_size)
+    yield from decompressor.read_to_iter(cast(BinaryIO, reader), read_size=chunk_size, write_size=chunk_size)
 
 
 class _Reader:

@@ -195,7 +195,7 @@ def _rows(entries: dict[str, Entry], head: dict[str, dict[str, Any]], blobs: Blo
     rows: dict[str, dict[str, Any]] = {}
     for path, e in entries.items():
         old = head.get(path)
-        mtime = dt.datetime.fromtimestamp(e.mtime_us // 1_000_000, dt.timezone.utc) + dt.timedelta(microseconds=e.mtime_us % 1_000_000)
+        mtime = dt.datetime.fromtimestamp(e.mtime_us // 1_000_000, dt.UTC) + dt.timedelta(microseconds=e.mtime_us % 1_000_000)
         if not check and old is not None and old["size"] == e.size and _us(old["mtime"]) == e.mtime_us:
             sha = old["sha256"]
         else:
@@ -207,7 +207,7 @@ def _rows(entries: dict[str, Entry], head: dict[str, dict[str, Any]], blobs: Blo
 
 
 def _us(moment: dt.datetime) -> int:
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -325,7 +325,7 @@ def checkout(
     wanted = {row["path"]: row for row in rows}
     _clear_extras(root, wanted)
     blobs = Blobs(table._storage, **({"chunk_size": chunk_size} if chunk_size is not None else {}))
-    for path, row in wanted.items():
+    for _path, row in wanted.items():
         _write_file(blobs, root, row, v)
     return v
 

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import age_files  # noqa: E402
 
 DAY = dt.timedelta(days=1)
-START = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+START = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture(autouse=True)

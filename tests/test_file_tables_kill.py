@@ -15,8 +15,9 @@ import logstore
 from logstore import filetable
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import age_files  # noqa: E402
 from test_file_tables import blob_files, folder, write  # noqa: E402
+
+from conftest import age_files  # noqa: E402
 
 CHILD = str(Path(__file__).parent / "file_add_child.py")
 
