@@ -21,6 +21,7 @@ import stat
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -70,6 +71,7 @@ OPERATION = "ADD FILES"
 # (committing nothing) if publishing its blobs and committing take longer than the other half
 BLOB_GRACE = 6 * 3600.0
 TEMP_PREFIX = ".logstore-checkout-"
+THREADS = 8  # files read, blobs published and files checked out at a time
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,7 @@ def _scan_dir(directory: str, prefix: str, found: dict[str, Entry]) -> None:
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
             _scan_dir(entry.path, relative + "/", found)
-        elif stat.S_ISREG(st.st_mode):
-            if not os.access(entry.path, os.R_OK):
-                raise FolderInputError(entry.path, f"cannot read {entry.path!r}: permission denied")
+        elif stat.S_ISREG(st.st_mode):  # an unreadable file is refused when it is read (new or changed files only)
             found[relative] = Entry(relative, entry.path, st.st_size, st.st_mtime_ns, bool(st.st_mode & stat.S_IXUSR))
         else:
             raise FolderInputError(entry.path, f"{entry.path!r} is not a regular file or directory")
@@ -176,7 +176,7 @@ def add_files(
         if table is not None and not _changed(rows, head, delete_missing):
             return table.commit_info()
         _publish_blobs(blobs, staged, {r["sha256"] for r in head.values()})
-        batch = pa.Table.from_pylist(list(rows.values()), schema=ARROW_SCHEMA)
+        batch = _batch(rows)
         if table is None:
             return _create(store, name, batch, info)
         build = (lambda h: operations.overwrite(h, batch, merge=False)) if delete_missing else (lambda h: operations.upsert(h, batch, merge=False))
@@ -187,23 +187,52 @@ def add_files(
 
 
 def _rows_by_path(rows: pa.Table) -> dict[str, dict[str, Any]]:
-    return {r["path"]: r for r in rows.to_pylist()}
+    """The head's rows by path, mtime as integer microseconds."""
+    columns = {name: rows.column(name).to_pylist() for name in ("path", "size", "sha256", "executable")}
+    columns["mtime"] = rows.column("mtime").cast(pa.int64()).to_pylist()
+    names = list(columns)
+    return {values[0]: dict(zip(names, values)) for values in zip(*columns.values())}
 
 
 def _rows(entries: dict[str, Entry], head: dict[str, dict[str, Any]], blobs: Blobs, staged: dict[str, Staged], check: bool) -> dict[str, dict[str, Any]]:
-    """The folder's rows: a file whose size and mtime match its row keeps the row's hash; others are read (staged)."""
-    rows: dict[str, dict[str, Any]] = {}
-    for path, e in entries.items():
-        old = head.get(path)
-        mtime = dt.datetime.fromtimestamp(e.mtime_us // 1_000_000, dt.UTC) + dt.timedelta(microseconds=e.mtime_us % 1_000_000)
-        if not check and old is not None and old["size"] == e.size and _us(old["mtime"]) == e.mtime_us:
-            sha = old["sha256"]
-        else:
-            s = staged[path] = blobs.stage(e.local)
-            _unchanged_since_scan(e, s)
-            sha = s.sha256
-        rows[path] = {"path": path, "size": e.size, "sha256": sha, "executable": e.executable, "mtime": mtime}
-    return rows
+    """The folder's rows (mtime in integer microseconds): a file whose size and mtime match its row keeps the row's
+    hash; others are read (staged, THREADS at a time: hashing, compressing and fsyncing release the GIL)."""
+    to_read = [e for path, e in entries.items() if check or not _same_stat(head.get(path), e)]
+    _stage_all(blobs, to_read, staged)
+    return {
+        path: {"path": path, "size": e.size, "sha256": staged[path].sha256 if path in staged else head[path]["sha256"], "executable": e.executable, "mtime": e.mtime_us}
+        for path, e in entries.items()
+    }
+
+
+def _batch(rows: dict[str, dict[str, Any]]) -> pa.Table:
+    values = list(rows.values())
+    arrays = {name: [r[name] for r in values] for name in ARROW_SCHEMA.names}
+    mtimes = pa.array(arrays["mtime"], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
+    return pa.table({**{n: pa.array(arrays[n], ARROW_SCHEMA.field(n).type) for n in ARROW_SCHEMA.names if n != "mtime"}, "mtime": mtimes}, schema=ARROW_SCHEMA)
+
+
+def _same_stat(old: dict[str, Any] | None, e: Entry) -> bool:
+    return old is not None and old["size"] == e.size and old["mtime"] == e.mtime_us
+
+
+def _stage_all(blobs: Blobs, entries: list[Entry], staged: dict[str, Staged]) -> None:
+    """Stage every entry's content into `staged` (by path); the first error is raised once all have finished, the
+    staged files of the others in `staged` for the caller to delete."""
+
+    def stage(e: Entry) -> None:
+        s = blobs.stage(e.local)
+        staged[e.path] = s
+        _unchanged_since_scan(e, s)
+
+    if len(entries) <= 1:
+        for e in entries:
+            stage(e)
+        return
+    with ThreadPoolExecutor(THREADS) as pool:
+        futures = [pool.submit(stage, e) for e in entries]
+    for f in futures:
+        f.result()
 
 
 def _us(moment: dt.datetime) -> int:
@@ -233,22 +262,27 @@ def _changed(rows: dict[str, dict[str, Any]], head: dict[str, dict[str, Any]], d
 
 
 def _publish_blobs(blobs: Blobs, staged: dict[str, Staged], referenced: set[str]) -> None:
-    """Publish the staged blobs; rewrite an existing blob the table's head does not reference if it is old enough
-    that vacuum could take it before this add commits (see BLOB_GRACE)."""
+    """Publish the staged blobs (THREADS at a time); rewrite an existing blob the table's head does not reference if
+    it is old enough that vacuum could take it before this add commits (see BLOB_GRACE)."""
     started = time.time()
-    done: set[str] = set()
-    for path, s in list(staged.items()):
-        if s.sha256 in done:
-            continue
-        done.add(s.sha256)
+    first: dict[str, str] = {}  # sha256 -> the path whose staged file publishes it
+    for path, s in staged.items():
+        first.setdefault(s.sha256, path)
+
+    def publish(path: str) -> None:
+        s = staged[path]
         found = blobs.find(s.sha256)
         if found is None:
             blobs.publish(s)
         elif s.sha256 not in referenced and found.modified < time.time() - BLOB_GRACE / 2:
             blobs.refresh(s, found)
         else:
-            continue
+            return
         del staged[path]  # consumed
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        for _ in pool.map(publish, list(first.values())):
+            pass
     if time.time() - started > BLOB_GRACE / 2:
         raise LogstoreError(f"publishing the blobs took over {BLOB_GRACE / 2:g}s; nothing was committed (add again: the blobs stay)")
 
@@ -325,8 +359,9 @@ def checkout(
     wanted = {row["path"]: row for row in rows}
     _clear_extras(root, wanted)
     blobs = Blobs(table._storage, **({"chunk_size": chunk_size} if chunk_size is not None else {}))
-    for _path, row in wanted.items():
-        _write_file(blobs, root, row, v)
+    with ThreadPoolExecutor(THREADS) as pool:
+        for _ in pool.map(lambda row: _write_file(blobs, root, row, v), wanted.values()):
+            pass
     return v
 
 
