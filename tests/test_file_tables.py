@@ -403,6 +403,7 @@ def test_an_add_relying_on_an_old_unreferenced_blob_refreshes_it(store, tmp_path
 def test_object_store_round_trip(s3_server, s3_url, tmp_path, monkeypatch):
     for key, value in s3_server.environment().items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setattr(blobs, "STREAMED_PUT", 4000)  # blobs above it take the streamed (multipart) put
     store = logstore.init(s3_url)
     _, expected = build_history(store, tmp_path)
     t = store.table("f")
