@@ -496,15 +496,23 @@ def carry_blobs(source: Any, destination: Any, tables: Sequence[str]) -> int:
 
     store = Store(source.location, source)
     mine, theirs = Blobs(source), Blobs(destination)
-    copied = 0
+    wanted: dict[str, tuple[str, int]] = {}  # sha256 -> (table, size)
     for name in tables:
         table = store.table(name)
-        if not is_file_table(table):
-            continue
-        for sha, size in referenced_blobs(table).items():
-            try:
-                copied += mine.copy_to(theirs, sha, size)
-            except CorruptionError as e:
-                raise CorruptionError(e.path, None, f"{e.reason} at {source.location} (file table {name!r})") from None
-    return copied
+        if is_file_table(table):
+            for sha, size in referenced_blobs(table).items():
+                wanted.setdefault(sha, (name, size))
+    if not wanted:
+        return 0
+    present = {parsed[0] for parsed in (parse_name(p.rsplit("/", 1)[-1]) for p in theirs.paths()) if parsed is not None}
+
+    def copy(item: tuple[str, tuple[str, int]]) -> bool:
+        sha, (name, size) = item
+        try:
+            return mine.copy_to(theirs, sha, size)
+        except CorruptionError as e:
+            raise CorruptionError(e.path, None, f"{e.reason} at {source.location} (file table {name!r})") from None
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        return sum(pool.map(copy, [item for item in wanted.items() if item[0] not in present]))
 
