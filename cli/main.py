@@ -150,3 +150,7 @@ cli.add_command(clone)
 from .uri_command import uri  # noqa: E402
 
 cli.add_command(uri)
+from .file_commands import add, cat  # noqa: E402
+
+cli.add_command(add)
+cli.add_command(cat)

@@ -7,7 +7,9 @@ import os
 import click
 
 import logstore
+import logstore.filetable
 
+from . import file_commands
 from .options import selector, selector_options
 from .output import (
     count,
@@ -59,7 +61,10 @@ def show(state, table, version, at, tag, limit, columns, where, fmt):
 @click.option("--force", is_flag=True, help="Replace an existing file.")
 @click.pass_obj
 def checkout(state, table, version, at, tag, output, file_format, force):
-    """Write one version of TABLE (the latest by default) to a file.
+    """Write one version of TABLE (the latest by default) to a file; a file table to a directory.
+
+    A file table (`logstore add`) is written as the folder it was (-o DIR, default ./TABLE), byte for byte with
+    executable bits and mtimes; a non-empty DIR is refused unless --force, which makes DIR exactly that version.
 
     Two checkouts of the same version give byte-identical files. An existing file is kept unless --force; the
     file is written next to it under a temporary name and appears complete or not at all. Rows are streamed by
@@ -79,6 +84,8 @@ def checkout(state, table, version, at, tag, output, file_format, force):
       logstore checkout events --version 3 --file-format ndjson -o - | head
     """
     chosen = selector(version, at, tag)
+    if logstore.filetable.is_file_table(state.table(table)):  # a folder of files: written as a directory
+        return file_commands.checkout_folder(state, state.table(table), chosen, output, force)
     if output and output != "-" and (file_format or os.path.splitext(output)[1]):
         file_format = logstore.files.output_format(output, file_format)  # refuses what it cannot write, before reading
     elif file_format is None:

@@ -401,3 +401,26 @@ class MergeMatchError(LogstoreError):
             f"merge into {table!r}: several source rows match the same target row ({self.key} = {shown}{more}); "
             "make the source's rows distinct per target row, nothing was written"
         )
+
+
+class FolderInputError(InvalidInputError):
+    """A folder (or a file in it) that `add_files` cannot take: missing, a symbolic link, unreadable, a name that is
+    not UTF-8, not a regular file, or changed while it was being read (filetable.py). Nothing was committed."""
+
+    def __init__(self, path: Any, reason: str):
+        self.path = str(path)
+        super().__init__(path, reason)
+
+
+class NotAFileTableError(LogstoreError):
+    def __init__(self, table: str):
+        self.table = table
+        super().__init__(f"table {table!r} is not a file table (create one with `logstore add`)")
+
+
+class FileNotInVersionError(LogstoreError):
+    def __init__(self, table: str, path: str, version: int):
+        self.table = table
+        self.path = path
+        self.version = version
+        super().__init__(f"no file {path!r} in version {version} of file table {table!r}")

@@ -140,6 +140,13 @@ class ObjectStorage:
     def put(self, path: str, data: bytes) -> None:
         self._call("PUT", obstore.put, path, data)
 
+    def put_staged(self, path: str, staged: str) -> None:
+        """Replace (or create) `path` with a local staged file (streamed from disk); the staged file is consumed."""
+        try:
+            self._call("PUT", obstore.put, path, Path(staged))
+        finally:
+            _unlink_quietly(staged)
+
     def delete(self, path: str) -> None:
         """Remove an object (a missing one is not an error) and its cached copy."""
         self._call("DELETE", obstore.delete, path)

@@ -135,6 +135,25 @@ class Store:
             raise TableExistsError(name)
         return table
 
+    def add_files(
+        self,
+        table: str,
+        path: str | PathLike[str],
+        *,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        delete_missing: bool = True,
+        check: bool = False,
+    ) -> Commit:
+        """Commit the folder at `path` as the next version of file table `table` (created on first use): new files
+        inserted, changed ones updated, missing ones deleted (unless delete_missing=False). Files whose size and
+        mtime match the latest version are not read again (check=True reads all). Nothing changed: no new version,
+        the latest commit is returned. Contents go to the store's blob area once (logstore/filetable.py)."""
+        from . import filetable
+
+        return filetable.add_files(self, table, path, message=message, author=author, timestamp=timestamp, delete_missing=delete_missing, check=check)
+
     # --- remotes: push, pull (remote.py, sync.py) ----------------------------------------------------------------
 
     def add_remote(self, name: str, url: Location, *, storage_options: dict[str, Any] | None = None) -> Remote:

@@ -435,6 +435,9 @@ def transfer(
         meter.files_total += len(needed)
         meter.bytes_total += sum(f.size for _, f in needed)
         results.update(_copy_files(source, destination, needed, present, meter))
+    from . import filetable
+
+    filetable.carry_blobs(source, destination, [plan.table for plan in plans])  # file tables' blobs before their records
     report = [(_publish_new if fresh and plan.head_before is None else _publish)(destination, plan, results, meter) for plan in plans]
     return SyncReport(direction, source.location, destination.location, tuple(report))
 

@@ -5,9 +5,10 @@ plan in DuckDB and wraps the result; a write runs an operation (operations.py) a
 from __future__ import annotations
 
 import datetime as dt
+import os
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeAlias, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
@@ -469,16 +470,24 @@ class Table:
     def verify(self, version: Version | None = None, *, full: bool = False) -> VerifyReport:
         """Check the files `version` (the latest by default) needs and its content fingerprint; full=True checks
         every version and snapshot. Returns a VerifyReport listing each problem with its file and version."""
+        from . import filetable
         from .verify import verify
 
-        return verify(self._files, version, full=full)
+        report = verify(self._files, version, full=full)
+        if filetable.is_file_table(self):
+            filetable.verify_blobs(self, report, report.version if report.version is not None else version, full=full)
+        return report
 
     def vacuum(self, *, dry_run: bool = True, older_than: dt.timedelta | float | None = None) -> VacuumReport:
         """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
         Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
-        from .vacuum import DEFAULT_MIN_AGE, vacuum
+        from . import filetable
+        from .vacuum import DEFAULT_MIN_AGE, min_age_seconds, vacuum
 
-        return vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
+        report = vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
+        if filetable.is_file_table(self):  # the blob area is the store's: every file table's versions keep theirs
+            filetable.vacuum_blobs(self._store, report, dry_run=dry_run, min_age=min_age_seconds(older_than))
+        return report
 
     def repair(self) -> RepairReport:
         """Move damaged or lost newest commits out of the way (to `_quarantine/`, never deleted) so that the table
@@ -536,6 +545,24 @@ class Table:
         from .integrations import hf
 
         return hf.to_hf(self, version=version, as_of=as_of, tag=tag, columns=columns, where=where)
+
+
+    # --- file tables (logstore/filetable.py) ---------------------------------------------------------------------
+
+    def checkout(self, directory: str | os.PathLike[str], *, version: Version | None = None, as_of: Moment | None = None, tag: Tag | None = None, overwrite: bool = False) -> int:
+        """Write one version of a file table (the latest by default) as a folder, byte for byte, with executable
+        bits and mtimes; a non-empty `directory` is refused unless overwrite=True, which makes it exactly that
+        version. Returns the version written."""
+        from . import filetable
+
+        return filetable.checkout(self, directory, version=version, as_of=as_of, tag=tag, overwrite=overwrite)
+
+    def open(self, path: str, *, version: Version | None = None, as_of: Moment | None = None, tag: Tag | None = None) -> BinaryIO:
+        """One file of one version of a file table as a readable binary file object (verified as it is read:
+        CorruptionError at the end if the bytes are not the row's)."""
+        from . import filetable
+
+        return filetable.open_file(self, path, version=version, as_of=as_of, tag=tag)
 
     def _write_snapshot(self, version: int, *, source: Plan | None = None) -> SnapshotRecord:
         """Snapshot `version`, read from its own plan or from `source`, a plan of the same rows (checked against the
