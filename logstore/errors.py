@@ -352,3 +352,14 @@ class RemoteExistsError(LogstoreError):
         self.name = name
         self.url = url
         super().__init__(f"remote {name!r} already exists (URL {url!r}); remove it first")
+
+
+class VersionExpiredError(LogstoreError):
+    """A version older than the table's retention cut-off (expire): it is listed in history but no longer readable."""
+
+    def __init__(self, version: int, cutoff: int, cutoff_timestamp: str | None = None):
+        self.version = version
+        self.cutoff = cutoff
+        self.cutoff_timestamp = cutoff_timestamp
+        at = f" (committed {cutoff_timestamp})" if cutoff_timestamp else ""
+        super().__init__(f"version {version} has expired: versions before {cutoff}{at} are no longer readable (table retention)")

@@ -35,6 +35,7 @@ class Commit:
     rows_deleted: int = 0
     num_rows: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
+    expired: bool = False  # older than the table's retention cut-off (expiry.py): listed, no longer readable
 
 
 @dataclass(frozen=True)

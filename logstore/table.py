@@ -4,6 +4,7 @@ plan in DuckDB and wraps the result; a write runs an operation (operations.py) a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import warnings
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
     from .changes import DiffSummary
     from .compaction import CompactionRecord
+    from .expiry import ExpireReport
     from .info import TableInfo
     from .inputs import DataLike
     from .lazy import PlanFiles
@@ -99,6 +101,9 @@ class Table:
             warnings.warn(f"logstore: {e}", RuntimeWarning, stacklevel=2)
         stop = -1 if limit is None else max(latest - limit, -1)
         commits: list[Commit] = []
+        from . import expiry, purge
+
+        purge.settle(self._files)
         for v in range(latest, stop, -1):
             try:
                 commits.append(self._log.read(v).commit)
@@ -106,6 +111,9 @@ class Table:
                 if commits or v == 0 or e.version != v:  # only the newest records' own damage is stepped over
                     raise
                 warnings.warn(f"logstore: {e}; history starts below it (run repair)", RuntimeWarning, stacklevel=2)
+        if commits:
+            cutoff, kept = expiry.cutoff_of(self._log.read(commits[0].version))
+            commits = [dataclasses.replace(c, expired=True) if c.version < cutoff and c.version not in kept else c for c in commits]
         return commits
 
     def commit_info(self, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> Commit:
@@ -394,6 +402,42 @@ class Table:
         Commit-free: adds no version. Returns the compaction records it published.
         """
         return compaction.compact(self._files)
+
+    # --- retention and erasure (logstore/expiry.py, logstore/purge.py) ---------------------------------------
+
+    def expire(
+        self,
+        *,
+        before: Moment | None = None,
+        keep_last: int | None = None,
+        keep_tags: bool = True,
+        dry_run: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> ExpireReport:
+        """Make the versions before a cut-off unreadable (VersionExpiredError), so vacuum can reclaim the files only
+        they need: those committed before `before`, and/or all but the `keep_last` newest. Tagged versions stay
+        readable unless keep_tags=False; the latest version is never expired. Commits an EXPIRE version."""
+        from .expiry import expire
+
+        return expire(self, before=before, keep_last=keep_last, keep_tags=keep_tags, dry_run=dry_run, info=CommitInfo(message=message, author=author))
+
+    def purge(
+        self,
+        *,
+        where: str,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Remove every row whose image matches `where` in any version from every version (its whole lineage, by
+        row id), rewriting only the files that hold them; recorded as a PURGE commit (who, when, how many rows, a
+        hash of the predicate). Returns that Commit, None if nothing matched (no version is made), or a PurgeReport
+        when dry_run=True. See logstore/purge.py."""
+        from .purge import purge
+
+        return purge(self, where=where, info=CommitInfo(message=message, author=author, timestamp=timestamp), dry_run=dry_run)
 
     # --- tags and snapshots --------------------------------------------------------------------------------
 
