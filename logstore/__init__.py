@@ -36,13 +36,16 @@ from .errors import (
     TagExistsError,
     TagNotFoundError,
     TimestampError,
+    VersionExpiredError,
     VersionFilesGoneError,
     VersionNotFoundError,
 )
+from .expiry import ExpireReport
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
+from .purge import PurgeReport
 from .remote import Remote
 from .repair import RepairReport
 from .store import Store, clone, init, open
@@ -61,6 +64,7 @@ __all__ = [
     "DamagedHeadError",
     "DiffSummary",
     "DivergedError",
+    "ExpireReport",
     "FileAccessError",
     "HeadMissingError",
     "HeadUnreadableError",
@@ -73,6 +77,7 @@ __all__ = [
     "LogstoreError",
     "NotAStoreError",
     "OutputExistsError",
+    "PurgeReport",
     "ReadOnlyError",
     "Remote",
     "RemoteExistsError",
@@ -100,6 +105,7 @@ __all__ = [
     "TimestampError",
     "VacuumReport",
     "VerifyReport",
+    "VersionExpiredError",
     "VersionFilesGoneError",
     "VersionNotFoundError",
     "__version__",

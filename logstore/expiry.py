@@ -171,3 +171,58 @@ def apply_retention(table, *, dry_run: bool) -> ExpireReport | None:
     if moment <= files.log.read(0).commit.timestamp:
         return None
     return expire(table, before=moment, dry_run=dry_run, info=CommitInfo(message=f"retention {value}"))
+
+
+# --- vacuum (vacuum.py) -----------------------------------------------------------------------------------------
+
+
+def readable_bounds(record: CommitRecord) -> list[int]:
+    """The versions below which vacuum keeps the newest intact snapshot for expiry: the cut-off and the kept
+    tagged versions (reads of them start there)."""
+    cutoff, kept = cutoff_of(record)
+    return [cutoff, *sorted(kept)] if cutoff > 0 else []
+
+
+def reclaimable(prefix: str, record: CommitRecord, originals: dict[int, set[str]], compactions, snapshots: dict[int, bool]) -> dict[str, str]:
+    """Files (relative to the store root) that only expired versions need: {path: reason}.
+
+    `record` is the latest commit record (its properties name the cut-off), `originals` each version's own files,
+    `compactions` the intact compaction records (compaction.Scan), `snapshots` the snapshot versions vacuum keeps
+    (version -> whether readers in row order can start from it). A readable version v reads from the newest such
+    snapshot s <= v and the files standing for versions s+1..v: everything else is needed by no readable version.
+    """
+    from .layout import join
+
+    cutoff, kept = cutoff_of(record)
+    head = record.version
+    if cutoff <= 0 or compactions.damaged:  # a damaged compaction record might stand for any version: keep all
+        return {}
+    ordered = sorted(v for v, usable in snapshots.items() if usable)
+
+    def start(v: int) -> int:
+        below = [s for s in ordered if s <= v]
+        return below[-1] if below else -1
+
+    needed: set[int] = set(range(start(cutoff) + 1, head + 1))
+    for t in kept:
+        needed |= set(range(start(t) + 1, t + 1))
+    used: set[str] = set()
+    v = 0
+    while v <= head:
+        standing = compactions.standing(v, head)
+        last = standing.last if standing is not None else v
+        if any(w in needed for w in range(v, last + 1)):
+            used |= {join(prefix, cf.file.path) for cf in standing.files} if standing is not None else originals[v]
+        v = last + 1
+    out: dict[str, str] = {}
+    for v, paths in originals.items():
+        if v not in needed:
+            for p in paths - used:
+                out.setdefault(p, f"change file only expired versions need (cut-off {cutoff})")
+    for (first, last), rec in compactions.records.items():
+        if not any(w in needed for w in range(first, last + 1)):
+            for cf in rec.files:
+                p = join(prefix, cf.file.path)
+                if p not in used:
+                    out.setdefault(p, f"compacted file only expired versions need (cut-off {cutoff})")
+    return out

@@ -500,8 +500,10 @@ class Table:
     def vacuum(self, *, dry_run: bool = True, older_than: dt.timedelta | float | None = None) -> VacuumReport:
         """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
         Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
+        from .expiry import apply_retention
         from .vacuum import DEFAULT_MIN_AGE, vacuum
 
+        apply_retention(self, dry_run=dry_run)  # the `retention` property: a rolling cut-off (expiry.py)
         return vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
 
     def repair(self) -> RepairReport:
