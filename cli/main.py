@@ -144,3 +144,7 @@ cli.add_command(remote)
 cli.add_command(push)
 cli.add_command(pull)
 cli.add_command(clone)
+from .retention_commands import expire, purge  # noqa: E402
+
+cli.add_command(expire)
+cli.add_command(purge)
