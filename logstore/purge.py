@@ -173,54 +173,71 @@ class _Rewrite:
 
 
 def _rows_holding(url: str, ids: np.ndarray) -> np.ndarray | None:
-    """A boolean mask of the file's rows whose _row_id is in `ids`, or None if none is (row-group statistics first,
-    then the _row_id column alone)."""
+    """A boolean mask of the file's rows whose _row_id is in `ids` (sorted), or None if none is (row-group statistics
+    first, then the _row_id column alone)."""
     f = pq.ParquetFile(url)
     meta = f.metadata
     index = meta.schema.names.index(ROW_ID)
-    lo, hi = int(ids[0]), int(ids[-1])
-    maybe = False
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            maybe = True
-            break
-        left = np.searchsorted(ids, stats.min)
-        if left < len(ids) and ids[left] <= stats.max and stats.max >= lo and stats.min <= hi:
-            maybe = True
-            break
-    if not maybe:
+    groups = [g for g in range(meta.num_row_groups) if _group_may_hold(meta.row_group(g).column(index).statistics, ids)]
+    if not groups:
         return None
     rid = f.read(columns=[ROW_ID]).column(ROW_ID).to_numpy()
-    mask = np.isin(rid, ids)
+    mask = _member(rid, ids)
     return mask if mask.any() else None
 
 
+def _group_may_hold(stats, ids: np.ndarray) -> bool:
+    if stats is None or not stats.has_min_max:
+        return True
+    left = int(np.searchsorted(ids, stats.min))
+    return left < len(ids) and int(ids[left]) <= stats.max
+
+
+def _member(values: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """values in ids (sorted, unique), by binary search: O(n log k) for few ids, no hash table of n values."""
+    if not len(ids):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    return ids[at] == values
+
+
 def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, write: bool) -> _Rewrite:
-    """Copy the file without the rows `mask` marks (every column kept, whatever its name; row order, compression
-    and row-group size kept); unless `write`, only compute what would go."""
+    """Copy the file without the rows `mask` marks, row group by row group (every column kept, whatever its name;
+    row order, compression and row-group sizes kept; a row group emptied is left out); unless `write`, only collect
+    the rows that would go."""
     storage = files.storage
-    url = files.url(path)
-    f = pq.ParquetFile(url)
-    table = f.read()
-    removed = table.filter(pa.array(mask))
-    kept = table.filter(pa.array(~mask))
-    old_size = storage.stat(files.path(path)).size
-    if not write:
-        return _Rewrite(path, old_size, new_path if kept.num_rows else None, kept.num_rows, 0, "", removed)
-    if kept.num_rows == 0 and not path.startswith(layout.SNAPSHOT_DATA_DIR + "/"):
-        return _Rewrite(path, old_size, None, 0, 0, "", removed)
+    f = pq.ParquetFile(files.url(path))
     meta = f.metadata
-    group_rows = max((meta.row_group(g).num_rows for g in range(meta.num_row_groups)), default=0) or None
+    old_size = storage.stat(files.path(path)).size
+    starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
+    touched = [g for g in range(meta.num_row_groups) if mask[starts[g] : starts[g + 1]].any()]
+    removed = pa.concat_tables([_take(f.read_row_group(g), mask[starts[g] : starts[g + 1]]) for g in touched]) if touched else f.schema_arrow.empty_table()
+    kept_rows = int(len(mask) - mask.sum())
+    snapshot_file = path.startswith(layout.SNAPSHOT_DATA_DIR + "/")
+    if not write or (kept_rows == 0 and not snapshot_file):
+        return _Rewrite(path, old_size, new_path if kept_rows or snapshot_file else None, kept_rows, 0, "", removed)
     compression = meta.row_group(0).column(0).compression.lower() if meta.num_row_groups else "zstd"
     staged = storage.staging_file(".parquet")
     try:
-        pq.write_table(kept, staged, compression=compression if compression != "uncompressed" else "none", row_group_size=group_rows)
+        with pq.ParquetWriter(staged, f.schema_arrow, compression=compression if compression != "uncompressed" else "none") as writer:
+            for g in range(meta.num_row_groups):
+                group = f.read_row_group(g)
+                part = mask[starts[g] : starts[g + 1]]
+                if g in touched:
+                    group = _take(group, ~part)
+                if group.num_rows:
+                    writer.write_table(group, row_group_size=max(group.num_rows, 1))
+            if kept_rows == 0:
+                writer.write_table(f.schema_arrow.empty_table())
     except BaseException:
         storage.delete_staged(staged)
         raise
     size, digest = publish_staged(storage, files.path(new_path), staged)
-    return _Rewrite(path, old_size, new_path, kept.num_rows, size, digest, removed)
+    return _Rewrite(path, old_size, new_path, kept_rows, size, digest, removed)
+
+
+def _take(table: pa.Table, mask: np.ndarray) -> pa.Table:
+    return table.take(pa.array(np.flatnonzero(mask)))
 
 
 def _new_name(path: str) -> str:
@@ -319,6 +336,7 @@ def _patches(inv: _Inventory, effects: _Effects, rewrites: dict[str, _Rewrite], 
     """The changed fields of each commit record 0..head that must change."""
     patches: dict[int, dict[str, Any]] = {}
     total_delta = 0
+    needles = _needles(effects.values)
     for r in inv.records:
         v = r.version
         patch: dict[str, Any] = {}
@@ -338,7 +356,7 @@ def _patches(inv: _Inventory, effects: _Effects, rewrites: dict[str, _Rewrite], 
             patch["num_rows"] = r.commit.num_rows - effects.rows[v]
             if r.fingerprint is not None:
                 patch["fingerprint"] = fingerprint.encode((fingerprint.decode(r.fingerprint) - effects.hashes[v]) % fingerprint.MOD)
-        patch.update(_redaction(r, bool(ops), effects.values))
+        patch.update(_redaction(r, bool(ops), needles))
         if patch:
             patches[v] = patch
     return patches
@@ -352,7 +370,7 @@ def _file_entry(entry: dict, rewrite: _Rewrite | None) -> dict | None:
     return {**entry, "path": rewrite.new, "rows": rewrite.rows, "size": rewrite.size, "sha256": rewrite.sha256}
 
 
-def _redaction(r: CommitRecord, wrote: bool, values: set[str]) -> dict[str, Any]:
+def _redaction(r: CommitRecord, wrote: bool, values: tuple[str, ...]) -> dict[str, Any]:
     """Redacted `parameters` of a commit that wrote rows of the lineage or whose parameters quote a purged value; a
     `message` or `metadata` quoting one is redacted too."""
     out: dict[str, Any] = {}
@@ -367,10 +385,14 @@ def _redaction(r: CommitRecord, wrote: bool, values: set[str]) -> dict[str, Any]
     return out
 
 
-def _quotes(obj: Any, values: set[str]) -> bool:
-    """Whether `obj` (a string, or JSON) holds one of `values` as it is written or as JSON escapes it."""
+def _quotes(obj: Any, needles: tuple[str, ...]) -> bool:
+    """Whether `obj` (a string, or JSON) holds one of `needles` (_needles: the values as written and JSON-escaped)."""
     texts = [obj] if isinstance(obj, str) else [json.dumps(obj, ensure_ascii=False), json.dumps(obj)]
-    return any(value in text or json.dumps(value)[1:-1] in text for text in texts for value in values)
+    return any(n in text for text in texts for n in needles)
+
+
+def _needles(values: set[str]) -> tuple[str, ...]:
+    return tuple(sorted(values | {json.dumps(v)[1:-1] for v in values} | {json.dumps(v, ensure_ascii=False)[1:-1] for v in values}))
 
 
 # --- publishing ---------------------------------------------------------------------------------------------------
