@@ -44,8 +44,8 @@ from .expiry import ExpireReport
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
-from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .purge import PurgeReport
+from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
 from .store import Store, clone, init, open

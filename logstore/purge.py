@@ -270,7 +270,7 @@ def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: l
     row id's next change), hashed with each version's columns."""
     out = _Effects()
     events = _events(change_rows, snapshot_rows)
-    for (rid, v), (op, _i) in events.items():
+    for (_rid, v), (op, _i) in events.items():
         if op != "S":
             out.ops[v][op] += 1
     if not events:
@@ -643,13 +643,7 @@ def settle(files: TableFiles) -> None:
 
 def _committed_overlay(files: TableFiles, version: int) -> dict | None:
     """The `purge` overlay of version `version` if that record exists and is a PURGE, else None."""
-    try:
-        raw = files.log.read_raw(version)
-    except CorruptionError:
-        return None
-    if raw.get("operation") != OPERATION or not isinstance(raw.get("purge"), dict):
-        return None
-    return raw["purge"]
+    return _committed_overlay_of(files.log, version)
 
 
 def pending_files(files: TableFiles) -> set[str]:
@@ -669,3 +663,35 @@ def _forget_cached(files: TableFiles) -> None:
             del compaction._cache[key]
     snapshot._ordered.clear()
 
+
+
+def record_problem(log, version: int, raw: dict) -> str | None:
+    """Why the stored record of `version` (`raw`) is not what the PURGE records it names made of it, or None.
+
+    A record a purge rewrote lists that purge's version last in `purged`; the PURGE record must exist, be a PURGE
+    and patch this version, and every field its patch sets must hold the patch's value (verify.py)."""
+    purged = raw.get("purged")
+    if not purged:
+        return None
+    last = purged[-1]
+    try:
+        overlay = _committed_overlay_of(log, int(last))
+    except (TypeError, ValueError):
+        return f"names purge {last!r}, not a version"
+    if overlay is None:
+        return f"says version {last} rewrote it, but version {last} is no PURGE"
+    patch = overlay.get("records", {}).get(str(version))
+    if patch is None:
+        return f"says version {last} rewrote it, but that PURGE has no patch for version {version}"
+    wrong = sorted(k for k, value in patch.items() if raw.get(k) != value)
+    return f"fields {', '.join(wrong)} differ from the patch of PURGE version {last}" if wrong else None
+
+
+def _committed_overlay_of(log, version: int) -> dict | None:
+    try:
+        raw = log.read_raw(version)
+    except CorruptionError:
+        return None
+    if raw.get("operation") != OPERATION or not isinstance(raw.get("purge"), dict):
+        return None
+    return raw["purge"]

@@ -44,7 +44,7 @@ _CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error)
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | checkpoint | unreadable | unchecked
+    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | checkpoint | unreadable | unchecked | purge
     path: str  # relative to the store root
     version: int | None
     message: str
@@ -127,6 +127,9 @@ def verify(files: TableFiles, version: int | None = None, *, full: bool = False)
             continue
         report.records_checked += 1
         records[v] = record
+        rewritten = purge.record_problem(log, v, log.read_raw(v))  # a record a purge rewrote: as its PURGE says
+        if rewritten is not None:
+            report.add("purge", path, v, f"record rewritten by a purge does not match it: {rewritten}")
         for f in record.files:
             referenced.add(layout.join(prefix, f.path))
         if previous_time is not None and record.commit.timestamp <= previous_time:

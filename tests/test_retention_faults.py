@@ -15,12 +15,12 @@ import warnings
 
 import pyarrow as pa
 import pytest
+from test_faults import FaultyStorage, InjectedFault
 
 import logstore
 from logstore import integrity, purge, vacuum
 
 from conftest import age_files
-from test_faults import FaultyStorage, InjectedFault
 
 MARKER = "jane@example.org"
 
