@@ -28,7 +28,9 @@ files (vacuum removes them): the store is as before.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import random
 import threading
 import time
 import warnings
@@ -41,8 +43,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import checkpoint, codec, compaction, expressions, fingerprint, layout, marker, snapshot, timestamps
-from .commit import PUBLISH_WINDOW, CommitInfo, publish_staged
-from .errors import CorruptionError
+from .commit import FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, PUBLISH_WINDOW, CommitInfo, publish_staged
+from .errors import CommitConflictError, CorruptionError
 from .layout import DELETE, OP, ROW_ID, VERSION
 from .log import Commit, CommitRecord
 from .materialize import _project
@@ -402,10 +404,12 @@ def purge(table, *, where: str, info: CommitInfo, dry_run: bool = False) -> Comm
     """Purge the lineage of the rows matching `where`; see the module docstring. Returns the PURGE Commit (None if
     nothing matched: no version is made), or a PurgeReport when `dry_run`."""
     files: TableFiles = table._files
-    while True:
+    first_head = None
+    for attempt in itertools.count(1):
         settle(files)
         started = time.monotonic()
         head = files.log.head()
+        first_head = head.version if first_head is None else first_head
         con = files.connection().cursor()
         expressions.check(con, where, head.columns, kind="predicate")
         inv = _inventory(files, head.version)
@@ -421,7 +425,11 @@ def purge(table, *, where: str, info: CommitInfo, dry_run: bool = False) -> Comm
             _forget_cached(files)
             _seen[_key(files)] = (published.version, "done")
             return published.commit
-        _delete_new(files, plan)
+        _delete_new(files, plan)  # another writer took the version: nothing references the new files
+        if attempt >= MAX_ATTEMPTS:
+            raise CommitConflictError(files.name, first_head, files.log.latest(), attempt)
+        time.sleep(random.uniform(0, min(FIRST_BACKOFF * 2**attempt, MAX_BACKOFF)))
+    raise AssertionError("unreachable")
 
 
 @dataclass
