@@ -154,3 +154,8 @@ from .file_commands import add, cat  # noqa: E402
 
 cli.add_command(add)
 cli.add_command(cat)
+
+from .retention_commands import expire, purge  # noqa: E402
+
+cli.add_command(expire)
+cli.add_command(purge)

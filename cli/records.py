@@ -16,6 +16,7 @@ COMMIT_FIELDS = [
     "message",
     "metadata",
     "tags",
+    "expired",
 ]
 
 
@@ -32,6 +33,7 @@ def commit_record(commit, tags=()) -> dict:
         "message": commit.message,
         "metadata": dict(commit.metadata),
         "tags": sorted(tags),
+        "expired": bool(getattr(commit, "expired", False)),
     }
 
 
@@ -43,7 +45,7 @@ LOG_COLUMNS = [
     ("version", lambda r: r["version"]),
     ("time (UTC)", lambda r: human_time(r["timestamp"])),
     ("author", lambda r: r["author"]),
-    ("operation", lambda r: r["operation"]),
+    ("operation", lambda r: r["operation"] + (" (expired)" if r.get("expired") else "")),
     ("changes", changes),
     ("rows", lambda r: r["num_rows"]),
     ("message", lambda r: r["message"]),

@@ -43,13 +43,16 @@ from .errors import (
     TagExistsError,
     TagNotFoundError,
     TimestampError,
+    VersionExpiredError,
     VersionFilesGoneError,
     VersionNotFoundError,
 )
+from .expiry import ExpireReport
 from .files import read_file, read_files, write_file
 from .info import TableInfo
 from .log import Commit
 from .merge import MergeBuilder, MergeCounts
+from .purge import PurgeReport
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
@@ -72,6 +75,7 @@ __all__ = [
     "DatasetURIError",
     "DiffSummary",
     "DivergedError",
+    "ExpireReport",
     "ExtraNotInstalledError",
     "FileAccessError",
     "FileNotInVersionError",
@@ -93,6 +97,7 @@ __all__ = [
     "NotAFileTableError",
     "NotAStoreError",
     "OutputExistsError",
+    "PurgeReport",
     "ReadOnlyError",
     "Remote",
     "RemoteExistsError",
@@ -121,6 +126,7 @@ __all__ = [
     "TimestampError",
     "VacuumReport",
     "VerifyReport",
+    "VersionExpiredError",
     "VersionFilesGoneError",
     "VersionNotFoundError",
     "__version__",

@@ -372,6 +372,9 @@ def change_range(files: TableFiles, start, end=None) -> tuple[int, int]:
     if first.version > last.version:
         if not (first.moment is not None and first.version == last.version + 1):
             raise ChangeRangeError(start, end if end is not None else latest, first.version, last.version)
+    from . import expiry
+
+    expiry.check(files, max(first.version - 1, 0))  # the feed reads the images before its first commit (expiry.py)
     return first.version, last.version
 
 

@@ -364,6 +364,8 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
     head = log.head_version()
     if head is None or last > head:
         return None
+    if first < log.read(head).properties.get("expired_before", 0):
+        return None  # the block reaches into expired versions, whose files vacuum may have reclaimed (expiry.py)
     existing = load(storage, prefix, first, last)
     if existing is not None:
         return existing

@@ -424,3 +424,14 @@ class FileNotInVersionError(LogstoreError):
         self.path = path
         self.version = version
         super().__init__(f"no file {path!r} in version {version} of file table {table!r}")
+
+
+class VersionExpiredError(LogstoreError):
+    """A version older than the table's retention cut-off (expire): it is listed in history but no longer readable."""
+
+    def __init__(self, version: int, cutoff: int, cutoff_timestamp: str | None = None):
+        self.version = version
+        self.cutoff = cutoff
+        self.cutoff_timestamp = cutoff_timestamp
+        at = f" (committed {cutoff_timestamp})" if cutoff_timestamp else ""
+        super().__init__(f"version {version} has expired: versions before {cutoff}{at} are no longer readable (table retention)")

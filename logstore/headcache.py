@@ -62,6 +62,7 @@ CATCH_UP_ROWS = 16384  # pending update/delete change rows (each one more row fo
 BUILD_ON_USE = 2  # the n-th head-state read of a table in a thread builds its cache
 LOOKUP_MAX_CHANGE_ROWS = 131072  # change rows kept beside a key lookup's base before the base is rebuilt
 
+PURGE = "PURGE"  # purge.OPERATION
 _names = itertools.count()
 
 
@@ -160,6 +161,10 @@ class HeadCache:
         """This thread just committed `record` with change rows `rows` (_row_id, _op, _version and the columns, as
         written to its change file; None if it wrote none): a key lookup at the version before takes them as they
         are, instead of reading the file back. Any other lookup is left to catch up from the files."""
+        if record.commit.operation == PURGE:  # rows left every version: nothing cached of the table stays true
+            self._lookups.pop(files.prefix, None)
+            self._drop(files.prefix)
+            return
         lookup = self._lookups.get(files.prefix)
         if lookup is None or lookup.version != record.version - 1 or record.columns != lookup.record.columns:
             return
@@ -182,6 +187,8 @@ class HeadCache:
             if files.log.read(base.version) != base:
                 raise _Stale()
             for version in range(lookup.version + 1, record.version + 1):
+                if files.log.read(version).commit.operation == PURGE:
+                    raise _Stale()
                 lookup.add(_change_rows(files, files.log.read(version), lookup))
                 lookup.version = version
             lookup.index()
@@ -229,7 +236,7 @@ class HeadCache:
         if cached.version <= record.version and cached.columns == record.columns:
             if cached.version == record.version and cached == record:
                 return entry
-            if cached.version < record.version and files.log.read(cached.version) == cached:
+            if cached.version < record.version and files.log.read(cached.version) == cached and not _purged(files, cached.version, record.version):
                 return entry
         self._drop(key)
         return None
@@ -256,6 +263,11 @@ class HeadCache:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self.con.execute(f"DROP TABLE IF EXISTS {quote(entry.name)}")
+
+
+def _purged(files: TableFiles, after: int, upto: int) -> bool:
+    """Whether a PURGE was committed in versions after+1..upto (it removed rows from the versions before it)."""
+    return any(r.commit.operation == PURGE for r in files.log.read_range(after + 1, upto))
 
 
 def _indexed(record: CommitRecord, column: str, base: pa.Table) -> _Lookup:

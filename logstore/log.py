@@ -36,6 +36,7 @@ class Commit:
     num_rows: int = 0
     parameters: dict[str, Any] = field(default_factory=dict)
     fingerprint: str | None = None  # the version's content fingerprint (16 hex digits, fingerprint.py); None if unknown
+    expired: bool = False  # older than the table's retention cut-off (expiry.py): listed, no longer readable
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ class Attempt(NamedTuple):
 
 def plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> Plan:
     """The plan of `version` over the newest usable snapshot at or below it (skipping the versions in `exclude`)."""
+    _readable(files, version)
     snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude)
     if snap is None:
         return plan_over(files, version, None, -1)
@@ -107,6 +108,7 @@ def _checked_units(files: TableFiles, start: int, version: int) -> list[compacti
 def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset()) -> ScanPlan:
     """The order-preserving read of `version` (scan.py) over the newest usable snapshot at or below it that holds
     its rows in the table's row order (format 3, or a reset restore's, whose rows one version wrote)."""
+    _readable(files, version)
 
     snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude, accept=lambda r: snapshot.in_row_order(r, files.log))
     base, start = None, -1
@@ -131,6 +133,14 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
         return scan.build(version, files.log.read(version).columns, base, start, units, kind_of)
     except scan.Unreadable as e:
         return scan_plan(files, version, exclude=exclude | {_skipped(files, version, start, base.source.url if base else None, e)})
+
+
+def _readable(files: TableFiles, version: int) -> None:
+    """Before planning: finish an interrupted purge (purge.settle); VersionExpiredError for an expired version."""
+    from . import expiry, purge
+
+    purge.settle(files)
+    expiry.check(files, version)
 
 
 def lookup_plan(files: TableFiles, version: int, ids, *, exclude: frozenset[int] = frozenset()) -> ScanPlan:

@@ -69,6 +69,9 @@ def given(version: Any = None, as_of: Any = None, tag: Any = None) -> dict[str, 
 def resolve(files: TableFiles, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> int:
     """The version the keyword selectors name; the latest version without one (see the module docstring)."""
     given(version, as_of, tag)
+    from . import purge
+
+    purge.settle(files)  # a purge interrupted after its commit is finished before anything is read
     log = files.log
     if version is not None:
         return log.check_version(version, _bound(log, version))

@@ -152,8 +152,14 @@ def newest_ordered(storage, prefix: str, versions, log) -> int:
 
 def check_properties(properties: dict) -> dict:
     for name, value in properties.items():
+        if name == "retention":  # expiry.py: vacuum's rolling cut-off ("90d"); None turns it off
+            if value is not None:
+                from .expiry import parse_retention
+
+                parse_retention(value)
+            continue
         if name not in DEFAULT_PROPERTIES:
-            raise InvalidInputError(name, f"unknown table property {name!r} (known: {', '.join(DEFAULT_PROPERTIES)})")
+            raise InvalidInputError(name, f"unknown table property {name!r} (known: {', '.join(DEFAULT_PROPERTIES)}, retention)")
         if name == "snapshot_fraction" and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
             raise InvalidInputError(value, f"snapshot_fraction must be a number > 0, not {value!r}")
         if name == "snapshot_commits" and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):

@@ -4,6 +4,7 @@ plan in DuckDB and wraps the result; a write runs an operation (operations.py) a
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import warnings
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 
     from .changes import DiffSummary
     from .compaction import CompactionRecord
+    from .expiry import ExpireReport
     from .info import TableInfo
     from .inputs import DataLike
     from .lazy import PlanFiles
@@ -101,6 +103,9 @@ class Table:
             warnings.warn(f"logstore: {e}", RuntimeWarning, stacklevel=2)
         stop = -1 if limit is None else max(latest - limit, -1)
         commits: list[Commit] = []
+        from . import expiry, purge
+
+        purge.settle(self._files)
         for v in range(latest, stop, -1):
             try:
                 commits.append(self._log.read(v).commit)
@@ -108,6 +113,9 @@ class Table:
                 if commits or v == 0 or e.version != v:  # only the newest records' own damage is stepped over
                     raise
                 warnings.warn(f"logstore: {e}; history starts below it (run repair)", RuntimeWarning, stacklevel=2)
+        if commits:
+            cutoff, kept = expiry.cutoff_of(self._log.read(commits[0].version))
+            commits = [dataclasses.replace(c, expired=True) if c.version < cutoff and c.version not in kept else c for c in commits]
         return commits
 
     def commit_info(self, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> Commit:
@@ -416,6 +424,42 @@ class Table:
         """
         return compaction.compact(self._files)
 
+    # --- retention and erasure (logstore/expiry.py, logstore/purge.py) ---------------------------------------
+
+    def expire(
+        self,
+        *,
+        before: Moment | None = None,
+        keep_last: int | None = None,
+        keep_tags: bool = True,
+        dry_run: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+    ) -> ExpireReport:
+        """Make the versions before a cut-off unreadable (VersionExpiredError), so vacuum can reclaim the files only
+        they need: those committed before `before`, and/or all but the `keep_last` newest. Tagged versions stay
+        readable unless keep_tags=False; the latest version is never expired. Commits an EXPIRE version."""
+        from .expiry import expire
+
+        return expire(self, before=before, keep_last=keep_last, keep_tags=keep_tags, dry_run=dry_run, info=CommitInfo(message=message, author=author))
+
+    def purge(
+        self,
+        *,
+        where: str,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Remove every row whose image matches `where` in any version from every version (its whole lineage, by
+        row id), rewriting only the files that hold them; recorded as a PURGE commit (who, when, how many rows, a
+        hash of the predicate). Returns that Commit, None if nothing matched (no version is made), or a PurgeReport
+        when dry_run=True. See logstore/purge.py."""
+        from .purge import purge
+
+        return purge(self, where=where, info=CommitInfo(message=message, author=author, timestamp=timestamp), dry_run=dry_run)
+
     # --- tags and snapshots --------------------------------------------------------------------------------
 
     def tag(self, name: Tag, version: Version | None = None, *, as_of: Moment | None = None) -> int:
@@ -482,8 +526,10 @@ class Table:
         """Remove files no version or tag needs, older than `older_than` (timedelta or seconds, default 1 hour).
         Dry run by default. Returns a VacuumReport listing the files and bytes removed (or that would be)."""
         from . import filetable
+        from .expiry import apply_retention
         from .vacuum import DEFAULT_MIN_AGE, min_age_seconds, vacuum
 
+        apply_retention(self, dry_run=dry_run)  # the `retention` property: a rolling cut-off (expiry.py)
         report = vacuum(self._files, dry_run=dry_run, older_than=DEFAULT_MIN_AGE if older_than is None else older_than)
         if filetable.is_file_table(self):  # the blob area is the store's: every file table's versions keep theirs
             filetable.vacuum_blobs(self._store, report, dry_run=dry_run, min_age=min_age_seconds(older_than))

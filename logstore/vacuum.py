@@ -92,6 +92,9 @@ def min_age_seconds(older_than) -> float:
 
 def vacuum(files: TableFiles, *, dry_run: bool = True, older_than=DEFAULT_MIN_AGE, staging: bool = True) -> VacuumReport:
     storage, prefix, log = files.storage, files.prefix, files.log
+    from . import expiry, purge
+
+    purge.settle(files)  # a purge interrupted after its commit is finished first (its new files become referenced)
     min_age = min_age_seconds(older_than)
     report = VacuumReport(table=files.name, dry_run=dry_run, older_than=min_age)
     cutoff = time.time() - min_age
@@ -145,7 +148,8 @@ def vacuum(files: TableFiles, *, dry_run: bool = True, older_than=DEFAULT_MIN_AG
         return None
 
     keep = set()
-    for limit in [head] + sorted(set(files.tags.all().values())) + resets:
+    latest_record = log.reread(head)
+    for limit in [head] + sorted(set(files.tags.all().values())) + resets + expiry.readable_bounds(latest_record):
         found = newest_intact_at_or_below(limit)
         if found is not None:
             keep.add(found)
@@ -183,6 +187,11 @@ def vacuum(files: TableFiles, *, dry_run: bool = True, older_than=DEFAULT_MIN_AG
     on_disk = set(data_files) | set(compacted_files)
     candidates.extend((path, reason) for path, reason in replaced.items() if path in on_disk)
     report.too_young.extend(path for path in waiting if path in on_disk)
+    kept_snapshots = {v: parsed[v].ordered for v in keep}
+    listed_now = {p for p, _ in candidates}
+    expired_only = expiry.reclaimable(prefix, latest_record, originals, compactions, kept_snapshots)
+    candidates.extend((p, why) for p, why in sorted(expired_only.items()) if p in on_disk and p not in listed_now)
+    in_flight |= purge.pending_files(files)  # files a pending purge is about to publish
     for path in staged:
         candidates.append((path, "stale staging file"))
         in_flight.add(path)

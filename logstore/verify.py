@@ -44,7 +44,7 @@ _CHECK_ERRORS = (LogstoreError, OSError, duckdb.Error)
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | checkpoint | unreadable | unchecked
+    kind: str  # missing | size | checksum | malformed | fingerprint | rows | gap | lost | tag | checkpoint | unreadable | unchecked | purge
     path: str  # relative to the store root
     version: int | None
     message: str
@@ -92,6 +92,9 @@ class VerifyReport:
 def verify(files: TableFiles, version: int | None = None, *, full: bool = False) -> VerifyReport:
     report = VerifyReport(table=files.name, full=full)
     storage, prefix, log = files.storage, files.prefix, files.log
+    from . import purge
+
+    purge.settle(files)  # a purge interrupted after its commit is finished first
     versions = log.versions()
     if not versions:
         report.add("missing", _log_path(prefix, 0), 0, "the log has no commits")
@@ -106,6 +109,7 @@ def verify(files: TableFiles, version: int | None = None, *, full: bool = False)
     present = set(versions)
     log.head_version()  # plans (compaction.cover) see every complete block, as readers do
     blocks = _Blocks(report, storage, prefix, latest)
+    floor, gone = _expired(files, latest)  # files of versions up to `floor` may be reclaimed (expiry); expired content is not checked
 
     # 1. commit records and the change files they add
     records = {}
@@ -123,12 +127,15 @@ def verify(files: TableFiles, version: int | None = None, *, full: bool = False)
             continue
         report.records_checked += 1
         records[v] = record
+        rewritten = purge.record_problem(log, v, log.read_raw(v))  # a record a purge rewrote: as its PURGE says
+        if rewritten is not None:
+            report.add("purge", path, v, f"record rewritten by a purge does not match it: {rewritten}")
         for f in record.files:
             referenced.add(layout.join(prefix, f.path))
         if previous_time is not None and record.commit.timestamp <= previous_time:
             report.add("malformed", path, v, "timestamp does not increase over the previous version")
         previous_time = record.commit.timestamp
-        if v <= version:
+        if v <= version and v > floor:
             for f in record.files:
                 path = layout.join(prefix, f.path)
                 if not storage.exists(path) and blocks.stands_in(v):
@@ -163,7 +170,7 @@ def verify(files: TableFiles, version: int | None = None, *, full: bool = False)
             report.add("malformed", layout.join(compaction_dir, name), None, f"damaged compaction record (readers skip it): {why}")
             continue
         referenced.update(layout.join(prefix, cf.file.path) for cf in block.files)
-        if block.first <= version:
+        if block.first <= version and block.last > floor:
             blocks.check(block)
 
     # 3. tags
@@ -191,7 +198,7 @@ def verify(files: TableFiles, version: int | None = None, *, full: bool = False)
         targets = range(0, version + 1) if full else [version]
         broken = _broken_versions(report, prefix)
         for v in targets:
-            if v in records and not any(b <= v for b in broken):
+            if v in records and v not in gone and not any(b <= v for b in broken):
                 _check_content(report, files, con, v, records[v], good_snapshots)
 
     # 5. leftovers
@@ -360,6 +367,22 @@ def _check_snapshot_content(report: VerifyReport, files: TableFiles, con, v: int
         return
     if fingerprint.encode(actual) != snap.fingerprint:
         report.add("fingerprint", path, v, f"snapshot content has fingerprint {fingerprint.encode(actual)}, its record says {snap.fingerprint}")
+
+
+def _expired(files: TableFiles, latest: int) -> tuple[int, set[int]]:
+    """(floor, expired versions) by the latest record (expiry.py): the newest intact snapshot at or below the cut-off
+    (readers start there, vacuum may have reclaimed the files of the versions up to it; -1 if none) and the versions
+    below the cut-off that are not kept. (-1, none) if nothing expired or the record cannot be read."""
+    from . import expiry
+
+    try:
+        cutoff, kept = expiry.cutoff_of(files.log.read(latest))
+    except CorruptionError:
+        return -1, set()
+    if cutoff <= 0:
+        return -1, set()
+    snap = snapshot.usable_at_or_below(files.storage, files.prefix, cutoff, accept=lambda r: snapshot.in_row_order(r, files.log))
+    return (snap.version if snap is not None else -1), {v for v in range(cutoff) if v not in kept}
 
 
 def _log_path(prefix: str, version: int) -> str:
