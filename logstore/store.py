@@ -43,9 +43,10 @@ Location: TypeAlias = "str | PathLike[str]"
 """Where a store is: a directory path, or an s3://, gs://, az:// or memory:// URL."""
 
 class Store:
-    def __init__(self, path: Location, storage: LocalStorage) -> None:
+    def __init__(self, path: Location, storage: LocalStorage, storage_options: dict[str, Any] | None = None) -> None:
         self.path = str(path)
         self._storage = storage
+        self._storage_options = dict(storage_options or {})  # what a Fragment reopens the store with (fragments.py)
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -212,7 +213,7 @@ def init(location: Location, *, storage_options: dict[str, Any] | None = None) -
         os.makedirs(storage.root, exist_ok=True)
     if not storage.put_if_absent(MARKER, marker.body()):
         raise StoreExistsError(location)
-    return Store(location, storage)
+    return Store(location, storage, storage_options)
 
 
 def open(location: Location, *, storage_options: dict[str, Any] | None = None) -> Store:  # noqa: A001 - the public name the API promises
@@ -231,7 +232,7 @@ def open(location: Location, *, storage_options: dict[str, Any] | None = None) -
         raise NotAStoreError(location, f"format_version {found.get('format_version')!r} is not supported (this logstore reads {readable})")
     from . import ondemand
 
-    return Store(location, ondemand.wrap(storage))  # a lazy clone fetches its data files from its origin (ondemand.py)
+    return Store(location, ondemand.wrap(storage), storage_options)  # a lazy clone fetches its data files from its origin (ondemand.py)
 
 
 def clone(
