@@ -232,17 +232,19 @@ def _pieces(plan: ScanPlan, s: Slice, target: int) -> list[Piece]:
 
 
 def _ranges(url: str, rows: int, target: int) -> list[tuple[int, int]]:
-    """Row ranges of the file covering its rows, each whole row groups of about `target` rows (one range if small)."""
+    """Row ranges of the file covering its rows, each of whole row groups, at most `target` rows unless one group
+    alone holds more (one range if the file is small)."""
     if rows <= target:
         return [(0, rows)]
     meta = pq.ParquetFile(url).metadata
     ranges: list[tuple[int, int]] = []
     start = position = 0
     for g in range(meta.num_row_groups):
-        position += meta.row_group(g).num_rows
-        if position - start >= target:
+        size = meta.row_group(g).num_rows
+        if position > start and position + size - start > target:  # the group would overfill this range
             ranges.append((start, position))
             start = position
+        position += size
     if start < position:
         ranges.append((start, position))
     return ranges

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import duckdb
 import pyarrow as pa
 
-from . import connection, layout, marker, names, operations, snapshot
+from . import connection, ingest, layout, marker, names, snapshot
 from .commit import CommitInfo, _publish_once
 from .errors import (
     InvalidInputError,
@@ -23,7 +23,6 @@ from .errors import (
     TableNotFoundError,
 )
 from .headcache import HeadCache
-from .inputs import to_arrow
 from .layout import MARKER, TABLES_DIR
 from .log import READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan
@@ -110,7 +109,7 @@ class Store:
         table = Table(self, name)
         if table._files.log.exists():
             raise TableExistsError(name)
-        batch = to_arrow(data) if data is not None else None
+        batch = ingest.loaded(data, self._storage) if data is not None else None  # a big stream is staged (ingest.py)
         columns = columns_from_any(schema) if schema is not None else ()
         check_names(columns)
         if batch is not None and not columns:
@@ -131,9 +130,13 @@ class Store:
         )
         head = Head(base, Plan(-1, columns, None, -1, (), ()), self._connection().cursor(), name)
         empty = arrow_schema(columns).empty_table()
-        changes = operations.append(head, batch if batch is not None else empty, merge=False)
-        if _publish_once(table._files, "CREATE", head, changes, info) is None:
-            raise TableExistsError(name)
+        staged: list[str] = []
+        try:
+            changes = ingest.append_changes(head, batch if batch is not None else empty, merge=False, storage=self._storage, staged_files=staged)
+            if _publish_once(table._files, "CREATE", head, changes, info) is None:
+                raise TableExistsError(name)
+        finally:
+            ingest.cleanup(self._storage, batch, staged)
         return table
 
     # --- remotes: push, pull (remote.py, sync.py) ----------------------------------------------------------------

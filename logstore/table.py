@@ -22,7 +22,7 @@ from .errors import (
     LogstoreError,
     SelectorError,
 )
-from .inputs import to_arrow
+from .inputs import is_stream, to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan
 from .operations import Head
@@ -322,7 +322,14 @@ class Table:
         timestamp: Moment | None = None,
         metadata: Metadata = None,
     ) -> Commit:
-        """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them."""
+        """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them. A stream (a
+        RecordBatchReader, an Arrow C stream, an iterable of record batches, a path or glob of Parquet files) is
+        written with bounded memory (logstore/ingest.py)."""
+        if is_stream(data):
+            from . import ingest
+
+            info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+            return ingest.commit_append(self, data, merge=_merge(schema_mode), info=info)
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("APPEND", lambda h: operations.append(h, batch, merge=merge), message, author, timestamp, metadata)
 
