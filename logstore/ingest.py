@@ -112,11 +112,11 @@ class StagedChanges(ChangeSet):
     def count(self, op: str) -> int:
         return self.staged_rows if op == INSERT else 0
 
-    def publish(self, files: TableFiles, version: int) -> DataFile:
-        """Publish the staged change file as a change file of `version`."""
+    def publish(self, files: TableFiles, version: int) -> tuple[DataFile, ...]:
+        """Publish the staged change file as the change file of `version`."""
         relative = layout.new_change_file(version)
         size, digest = publish_staged(files.storage, files.path(relative), self.staged)
-        return DataFile(path=relative, rows=self.staged_rows, size=size, sha256=digest, inserts_only=True)
+        return (DataFile(path=relative, rows=self.staged_rows, size=size, sha256=digest, inserts_only=True),)
 
 
 def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges:

@@ -37,6 +37,8 @@ def to_arrow(data: DataLike) -> pa.Table:
     """One Arrow table from `data`; InvalidInputError for anything else (callers may pass unchecked values)."""
     if isinstance(data, pa.Table):
         return data
+    if is_distributed(data):
+        raise InvalidInputError(data, f"only append takes a {type(data).__name__} (its workers write it); collect it first for other writes")
     if is_stream(data):
         return to_reader(data).read_all()
     if isinstance(data, pa.RecordBatch):
@@ -56,6 +58,12 @@ def to_arrow(data: DataLike) -> pa.Table:
 
 
 _FRAMES = ("pandas", "polars")
+
+
+def is_distributed(data: object) -> bool:
+    """Whether `data` is a Dask DataFrame or a Ray Dataset (by module, without importing either)."""
+    module = type(data).__module__
+    return (module.startswith("dask.") and hasattr(data, "to_delayed")) or (module.startswith("ray.data") and hasattr(data, "to_arrow_refs"))
 
 
 def is_stream(data: object) -> bool:

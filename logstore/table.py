@@ -22,7 +22,7 @@ from .errors import (
     LogstoreError,
     SelectorError,
 )
-from .inputs import is_stream, to_arrow
+from .inputs import is_distributed, is_stream, to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan
 from .operations import Head
@@ -324,11 +324,14 @@ class Table:
     ) -> Commit:
         """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them. A stream (a
         RecordBatchReader, an Arrow C stream, an iterable of record batches, a path or glob of Parquet files) is
-        written with bounded memory (logstore/ingest.py)."""
-        if is_stream(data):
-            from . import ingest
+        written with bounded memory (logstore/ingest.py); a Dask DataFrame or a Ray Dataset is written by the engine's
+        workers, one change file per partition, in one commit (logstore/distributed.py)."""
+        if is_distributed(data) or is_stream(data):
+            from . import distributed, ingest
 
             info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+            if is_distributed(data):  # a Dask DataFrame or Ray Dataset: the workers write (logstore/distributed.py)
+                return distributed.append(self, data, merge=_merge(schema_mode), info=info)
             return ingest.commit_append(self, data, merge=_merge(schema_mode), info=info)
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("APPEND", lambda h: operations.append(h, batch, merge=merge), message, author, timestamp, metadata)
