@@ -138,6 +138,11 @@ class _Attempt:
     written: list[Written] = field(default_factory=list)
     keys: pa.Table | None = None
 
+    def fits(self, head: Head) -> bool:
+        """Whether these files are the version after `head`, with its row ids, and still young enough to publish."""
+        same = self.version == head.record.version + 1 and self.next_row_id == head.record.next_row_id
+        return same and time.monotonic() - self.started < PUBLISH_WINDOW / 2
+
 
 @dataclass(frozen=True)
 class DistributedChanges(ChangeSet):
@@ -174,8 +179,7 @@ def append(table: Any, data: Any, *, merge: bool, info: Any) -> Commit:
     def build(head: Head) -> ChangeSet:
         building[0] = True
         attempt = current[-1] if current else None
-        fresh = attempt is None or attempt.version != head.record.version + 1 or attempt.next_row_id != head.record.next_row_id
-        if fresh or time.monotonic() - attempt.started > PUBLISH_WINDOW / 2:  # type: ignore[union-attr]
+        if attempt is None or not attempt.fits(head):
             if attempt is not None:
                 _remove(files, attempt)
             attempt = _write(engine, head, files, location, options, merge)

@@ -36,6 +36,7 @@ from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
 from .schema import Column, arrow_schema, conform
 
 if TYPE_CHECKING:
+    from .log import Commit
     from .planner import TableFiles
 
 BUFFER_ROWS = 1 << 20  # rows of a streamed input held in memory before it is staged to Parquet instead
@@ -219,7 +220,7 @@ def append_changes(head: Head, data: pa.Table | Staged, *, merge: bool, storage,
     return changes
 
 
-def commit_append(table, data: Any, *, merge: bool, info) -> Any:
+def commit_append(table, data: Any, *, merge: bool, info) -> Commit:
     """Table.append of a streamed input (inputs.is_stream): one commit, memory bounded (module docstring)."""
     from .commit import commit
 

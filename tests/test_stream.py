@@ -14,12 +14,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import file_state, staging_leftovers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
 from logstore import compaction, ingest, scan
+
+from conftest import file_state, staging_leftovers
 
 FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
