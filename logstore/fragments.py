@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import integrity, planner
+from . import integrity, layout, planner
 from .errors import InvalidInputError, SchemaMismatchError, VersionFilesGoneError
 from .materialize import _project
 from .scan import ScanPlan, Slice, _bits, _literal
@@ -150,7 +150,7 @@ def _fetched(store: Store, fragment: Fragment) -> dict[str, str]:
     gone since the plan was made raises VersionFilesGoneError."""
     storage = store._storage
     paths = {p.path: p for p in fragment.pieces}
-    prefix = f"tables/{fragment.table}/"
+    prefix = layout.table_dir(fragment.table) + "/"
     present = [p for p in paths if storage.exists(p)]
     gone = next((p for p in paths if p not in present), None)
     if gone is not None:

@@ -64,7 +64,14 @@ class Staged:
 
 def buffered(reader: pa.RecordBatchReader, storage, *, source: str | None = None) -> pa.Table | Staged:
     """The rows of `reader`: an Arrow table if they fit in BUFFER_ROWS rows, else staged to Parquet. `source` is the
-    path or glob the reader reads, if any (its files stand for the staged copy)."""
+    path or glob the reader reads, if any: its files, counted from their footers, stand for the staged copy."""
+    if source is not None:
+        paths = tuple(_source_paths(source))
+        try:
+            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidInputError(source, f"cannot read {source!r} as Parquet: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return reader.read_all() if rows <= BUFFER_ROWS else Staged(paths, rows, reader.schema, owned=False)
     held: list[pa.RecordBatch] = []
     rows = 0
     batches = iter(reader)
@@ -75,13 +82,6 @@ def buffered(reader: pa.RecordBatchReader, storage, *, source: str | None = None
             break
     else:
         return pa.Table.from_batches(held, schema=reader.schema)
-    if source is not None:
-        from .inputs import _files_reader  # the user's files: counted from their footers, not copied
-
-        paths = tuple(_source_paths(source))
-        del held
-        _files_reader(source)  # refuses what pyarrow cannot read, before any work
-        return Staged(paths, sum(pq.ParquetFile(p).metadata.num_rows for p in paths), reader.schema, owned=False)
     staged = storage.staging_file(".parquet")
     try:
         with pq.ParquetWriter(staged, reader.schema, compression="zstd") as writer:

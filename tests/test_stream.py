@@ -318,3 +318,13 @@ def test_a_streamed_append_that_loses_a_race_rewrites_its_change_file(store, sma
     assert t.version == 2 and t.read().num_rows == 1920
     assert t.read(columns=["k"]).column("k").to_pylist() == list(range(20)) + list(range(100, 2000))
     assert t.verify(full=True).problems == [] and t.verify(full=True).unreferenced == []
+
+
+def test_a_glob_naming_a_file_that_is_not_parquet_is_refused(store, small_buffer, tmp_path):
+    t = store.create_table("t", rows(range(3)), key="k")
+    pq.write_table(rows(range(10, 1500)), tmp_path / "a.parquet")
+    (tmp_path / "b.parquet").write_text("not parquet")
+    before = file_state(store.path)
+    with pytest.raises(logstore.InvalidInputError, match="Parquet"):
+        t.append(str(tmp_path / "*.parquet"))
+    assert file_state(store.path) == before
