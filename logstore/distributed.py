@@ -124,6 +124,20 @@ class _Ray:
         return list(self.ray.get([writer.remote(r, t) for r, t in zip(self.refs, tasks) if t is not None]))
 
 
+class Local:
+    """Partitions already in this process (a list of Arrow tables), written one after the other: the engine-free
+    form of a distributed append (tests, and callers holding their partitions themselves)."""
+
+    def __init__(self, parts: list[pa.Table]):
+        self.parts = parts
+
+    def lengths(self) -> list[int]:
+        return [p.num_rows for p in self.parts]
+
+    def write(self, tasks: list[Task | None]) -> list[Written | None]:
+        return [write_partition(p, t) for p, t in zip(self.parts, tasks) if t is not None]
+
+
 def _num_rows(table: pa.Table) -> int:
     return table.num_rows
 
@@ -165,8 +179,11 @@ class DistributedChanges(ChangeSet):
 
 
 def append(table: Any, data: Any, *, merge: bool, info: Any) -> Commit:
-    """Table.append of a Dask DataFrame or a Ray Dataset (see the module docstring)."""
-    engine = _Ray(data) if type(data).__module__.startswith("ray.") else _Dask(data)
+    """Table.append of a Dask DataFrame, a Ray Dataset or Local partitions (see the module docstring)."""
+    if isinstance(data, Local):
+        engine: Any = data
+    else:
+        engine = _Ray(data) if type(data).__module__.startswith("ray.") else _Dask(data)
     files: TableFiles = table._files
     store = table._store
     options = tuple(sorted(store._storage_options.items()))

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
-from logstore import compaction, ingest, scan
+from logstore import compaction, distributed, ingest, scan
+from logstore.commit import CommitInfo
 
 from conftest import file_state, staging_leftovers
 
@@ -56,6 +57,7 @@ operation = st.one_of(
     st.tuples(st.just("snapshot")),
     st.tuples(st.just("compact")),
     st.tuples(st.just("add_column")),
+    st.tuples(st.just("partitions"), st.lists(st.integers(0, 4), min_size=1, max_size=4)),
 )
 
 
@@ -81,6 +83,13 @@ def test_every_new_reader_equals_read_for_every_version(tmp_path_factory, monkey
             t.update({"x": "x + 1"}, f"k % 4 = {op[1]}")
         elif op[0] == "delete":
             t.delete(f"k % 5 = {op[1]}")
+        elif op[0] == "partitions":  # a version written as a change file per partition (distributed.py)
+            parts, start = [], next_key
+            for n in op[1]:
+                parts.append(rows(range(start, start + n)))
+                start += n
+            t.append(rows([0]).slice(0, 0)) if start == next_key else distributed.append(t, distributed.Local(parts), merge=True, info=CommitInfo())
+            next_key = start
         elif op[0] == "snapshot":
             t.snapshot()
         elif op[0] == "compact":
@@ -328,3 +337,23 @@ def test_a_glob_naming_a_file_that_is_not_parquet_is_refused(store, small_buffer
     with pytest.raises(logstore.InvalidInputError, match="Parquet"):
         t.append(str(tmp_path / "*.parquet"))
     assert file_state(store.path) == before
+
+
+def test_compaction_carries_all_or_none_of_a_versions_files(store, monkeypatch):
+    monkeypatch.setattr(compaction, "FANOUT", 3)
+    monkeypatch.setattr(compaction, "CARRY_MIN_BYTES", 1)  # the big partition's file alone would be carried over
+    monkeypatch.setenv("LOGSTORE_AUTO_COMPACT", "0")
+    t = store.create_table("t", rows(range(2)), key="k")
+    big = pa.table({"k": pa.array(range(2, 3000), pa.int64()), "x": pa.array(np.random.default_rng(1).integers(0, 1 << 40, 2998)), "s": pa.array([f"r{i}" * 5 for i in range(2998)])})
+    distributed.append(t, distributed.Local([big, rows(range(3000, 3002)), rows([])]), merge=False, info=CommitInfo())
+    assert len(t._log.read(1).files) == 2
+    t.append(rows(range(3002, 3004)))
+    before = [t.read(version=v) for v in range(3)]
+    records = t.compact()
+    assert records
+    for r in records:  # version 1's own files: both carried over, or both merged
+        assert len([f for f in r.files if f.file.path.startswith("data/00000000000000000001-")]) in (0, 2)
+    scan.forget()
+    assert [t.read(version=v) for v in range(3)] == before
+    for v in range(3):
+        assert pa.concat_tables(f.to_arrow() for f in t.fragments(version=v, rows_per_fragment=500)).equals(before[v])
