@@ -40,12 +40,14 @@ from .errors import (
     VersionNotFoundError,
 )
 from .files import read_file, read_files, write_file
+from .fragments import Fragment
 from .info import TableInfo
 from .log import Commit
 from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
 from .store import Store, clone, init, open
+from .stream import TableVersion
 from .sync import SyncProgress, SyncReport, TableSync
 from .table import Table
 from .vacuum import VacuumReport
@@ -62,6 +64,7 @@ __all__ = [
     "DiffSummary",
     "DivergedError",
     "FileAccessError",
+    "Fragment",
     "HeadMissingError",
     "HeadUnreadableError",
     "InputValueError",
@@ -95,6 +98,7 @@ __all__ = [
     "TableNameCollisionError",
     "TableNotFoundError",
     "TableSync",
+    "TableVersion",
     "TagExistsError",
     "TagNotFoundError",
     "TimestampError",
