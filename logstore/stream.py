@@ -2,9 +2,12 @@
 
 A streaming read runs the version's ScanPlan (scan.py) in DuckDB and hands its result out as an Arrow
 RecordBatchReader: DuckDB's streaming result produces the rows batch by batch, so memory stays bounded by the batch
-size (and DuckDB's buffers), never by the size of the version. The query runs on a cursor of its own (a connection
-sharing the store's database and settings), so that other reads on the store's connection while the stream is open
-do not close it. A DuckDB error raised while a file of the plan has gone missing (vacuum removed it between the plan
+size (and DuckDB's buffers), never by the size of the version. The query runs on a DuckDB connection of its own,
+confined to the store's files like the store's connections (connection.py), closed with the stream: other reads on
+the store while the stream is open do not close it. It runs on STREAM_THREADS threads: every thread decodes a row
+group of its own ahead of the consumer, so one thread keeps the memory at one row group and one batch (measured by
+benchmarks/memory.py: 10M rows in about 370 MB with one thread, about 480 MB with two); a parallel read is what
+fragments are for. A DuckDB error raised while a file of the plan has gone missing (vacuum removed it between the plan
 and the last batch) becomes VersionFilesGoneError, as for the other lazy reads (lazy.py).
 
 `Table.at(version=|as_of=|tag=)` returns a TableVersion: the version resolved once, then every read of the handle
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from . import lazy, planner, selectors
+from . import connection, lazy, planner, selectors
 from .errors import InvalidInputError
 from .schema import arrow_schema
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from .table import Columns, Table
 
 BATCH_ROWS = 122_880  # DuckDB's row group size: the default rows per batch
+STREAM_THREADS = 1  # DuckDB threads of a streaming read
 
 
 def arrow_reader(
@@ -54,11 +58,12 @@ def arrow_reader(
     if not plan.columns:  # created without data or schema: no columns, no rows
         return pa.RecordBatchReader.from_batches(pa.schema([]), iter(()))
     sql = planner.select_sql(files, plan, columns, where)
-    cursor = table._store._connection().cursor()
+    cursor = connection.new(files=connection.Confined(directories=(str(files.storage.local_root),)), settings={"threads": STREAM_THREADS})
     planned = lazy.PlanFiles.of(files, plan)
     try:
         source = cursor.sql(sql).to_arrow_reader(rows)
     except duckdb.Error as e:
+        cursor.close()
         gone = planned.gone(e)
         if gone is None:
             raise

@@ -23,7 +23,8 @@ from logstore.commit import CommitInfo
 
 from conftest import file_state, staging_leftovers
 
-FAST = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+STRESS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 def rows(keys, tag="a") -> pa.Table:
@@ -61,11 +62,9 @@ operation = st.one_of(
 )
 
 
-@FAST
-@given(st.lists(operation, min_size=1, max_size=10))
-def test_every_new_reader_equals_read_for_every_version(tmp_path_factory, monkeypatch, ops):
-    monkeypatch.setattr(compaction, "FANOUT", 3)  # blocks of 3 versions: compacted files in short histories
-    store = logstore.init(tmp_path_factory.mktemp("s") / "store")
+def check_history(root, ops) -> None:
+    """Apply `ops` to a new table under `root`; then every new reader of every version equals read()."""
+    store = logstore.init(root / "store")
     t = store.create_table("t", rows(range(4)), key="k", properties={"snapshot_commits": 1000})
     next_key = 4
     extra = False
@@ -104,6 +103,21 @@ def test_every_new_reader_equals_read_for_every_version(tmp_path_factory, monkey
         expected = t.read(version=v)
         for name, got in every_reader(t, v).items():
             assert got.equals(expected), (name, v)
+
+
+@FAST
+@given(st.lists(operation, min_size=1, max_size=8))
+def test_every_new_reader_equals_read_for_every_version(tmp_path_factory, monkeypatch, ops):
+    monkeypatch.setattr(compaction, "FANOUT", 3)  # blocks of 3 versions: compacted files in short histories
+    check_history(tmp_path_factory.mktemp("s"), ops)
+
+
+@pytest.mark.stress
+@STRESS
+@given(st.lists(operation, min_size=1, max_size=20))
+def test_every_new_reader_equals_read_for_every_version_stress(tmp_path_factory, monkeypatch, ops):
+    monkeypatch.setattr(compaction, "FANOUT", 3)
+    check_history(tmp_path_factory.mktemp("s"), ops)
 
 
 def test_to_batches_bounds_batches_and_filters(store):
