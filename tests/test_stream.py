@@ -371,3 +371,44 @@ def test_compaction_carries_all_or_none_of_a_versions_files(store, monkeypatch):
     assert [t.read(version=v) for v in range(3)] == before
     for v in range(3):
         assert pa.concat_tables(f.to_arrow() for f in t.fragments(version=v, rows_per_fragment=500)).equals(before[v])
+
+
+def test_a_distributed_append_that_loses_a_race_writes_its_partitions_again(store, monkeypatch):
+    t = store.create_table("t", rows(range(10)), key="k")
+    other = store.table("t")
+    from logstore import commit as commits
+
+    real = commits._publish
+    raced = []
+
+    def publish(files, operation, head, changes, info):
+        if not raced and getattr(changes, "staged", None):
+            raced.append([f.path for f in changes.written])
+            other.append(rows(range(10, 20)))  # another writer wins this version and its row ids
+        return real(files, operation, head, changes, info)
+
+    monkeypatch.setattr(commits, "_publish", publish)
+    distributed.append(t, distributed.Local([rows(range(100, 150)), rows(range(150, 160))]), merge=False, info=CommitInfo())
+    assert t.version == 2 and len(t._log.read(2).files) == 2
+    assert t.read(columns=["k"]).column("k").to_pylist() == list(range(20)) + list(range(100, 160))
+    assert not any(os.path.exists(os.path.join(store.path, "tables", "t", p)) for p in raced[0])  # the lost attempt's files
+    assert t.verify(full=True).problems == [] and staging_leftovers(store.path) == []
+    with pytest.raises(logstore.KeyViolationError):  # the same key checks as any append
+        distributed.append(t, distributed.Local([rows(range(200, 205)), rows(range(204, 206))]), merge=False, info=CommitInfo())
+    assert t.version == 2 and sorted(os.listdir(os.path.join(store.path, "tables", "t", "data"))) == sorted(
+        p.split("/")[1] for v in range(3) for p in (f.path for f in t._log.read(v).files)
+    )
+
+
+def test_a_version_of_several_files_raises_a_format_3_marker_to_4(store):
+    import json
+
+    t = store.create_table("t", rows(range(3)), key="k")
+    marker = os.path.join(store.path, "logstore.json")
+    with open(marker, "w") as f:
+        json.dump({"format": "logstore", "format_version": 3}, f)
+    distributed.append(t, distributed.Local([rows(range(3, 5))]), merge=False, info=CommitInfo())  # one file: format 3
+    assert json.load(open(marker))["format_version"] == 3
+    distributed.append(t, distributed.Local([rows(range(5, 7)), rows(range(7, 9))]), merge=False, info=CommitInfo())
+    assert json.load(open(marker))["format_version"] == 4
+    assert t.read().equals(rows(range(9)))
