@@ -49,6 +49,7 @@ from .errors import (
 )
 from .expiry import ExpireReport
 from .files import read_file, read_files, write_file
+from .fragments import Fragment
 from .info import TableInfo
 from .log import Commit
 from .merge import MergeBuilder, MergeCounts
@@ -57,6 +58,7 @@ from .readers import read_arrow, read_pandas, read_polars, scan_polars
 from .remote import Remote
 from .repair import RepairReport
 from .store import Store, clone, init, open
+from .stream import TableVersion
 from .sync import SyncProgress, SyncReport, TableSync
 from .table import Table
 from .uri import read as read_uri
@@ -80,6 +82,7 @@ __all__ = [
     "FileAccessError",
     "FileNotInVersionError",
     "FolderInputError",
+    "Fragment",
     "HeadMissingError",
     "HeadUnreadableError",
     "InputValueError",
@@ -121,6 +124,7 @@ __all__ = [
     "TableNameCollisionError",
     "TableNotFoundError",
     "TableSync",
+    "TableVersion",
     "TagExistsError",
     "TagNotFoundError",
     "TimestampError",

@@ -109,13 +109,16 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     version = base.version + 1
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
-    fresh = inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id
+    staged = getattr(changes, "staged", None)  # change files written already: ingest.py's, distributed.py's
+    fresh = staged is not None or (inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id)
     new_fingerprint = changes.fingerprint
     if new_fingerprint is None:
         new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     started = time.monotonic()
     rows = _with_version(changes.rows, version) if changes.rows.num_rows else None
     written = (_write_rows(files, version, rows, inserts_only=fresh),) if rows is not None else ()
+    if staged is not None:
+        written = changes.publish(files, version)  # type: ignore[attr-defined]
     record = CommitRecord(
         commit=Commit(
             version=version,

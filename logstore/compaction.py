@@ -46,6 +46,7 @@ import os
 import threading
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -381,6 +382,7 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
     else:
         total = sum(f.file.size for f in inputs)
         carried = [f for f in inputs if f.file.size >= CARRY_ALWAYS_BYTES or (f.file.size >= CARRY_MIN_BYTES and 2 * f.file.size > total)]
+        carried = _whole_versions(carried, inputs)
         rest = [f for f in inputs if f not in carried]
         if only_small and (not rest or sum(f.file.size for f in rest) / len(rest) > AUTO_MAX_MEAN_BYTES * FANOUT ** (level - 1)):
             return None  # automatic compaction merges small files (a level's inputs are the blocks of the level below; a big file it would carry over does not count)
@@ -412,6 +414,19 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
         _delete(storage, prefix, written)  # another compactor published this block first
         return load(storage, prefix, first, last)
     return record
+
+
+def _whole_versions(carried: list[CompactedFile], inputs: list[CompactedFile]) -> list[CompactedFile]:
+    """`carried` without the change files of a version written as several files unless all of them are carried: a
+    reader takes such a version's rows from all its own files or from the merged file, never from both (format 4)."""
+
+    def own(f: CompactedFile) -> int | None:
+        return layout.file_version(f.file.path) if f.file.path.startswith(layout.DATA_DIR + "/") else None
+
+    counts = Counter(own(f) for f in inputs)
+    split = {v for v, n in counts.items() if v is not None and n > 1}
+    broken = {v for v in split if any(own(f) == v and f not in carried for f in inputs)}
+    return [f for f in carried if own(f) not in broken]
 
 
 def _delete(storage, prefix: str, files) -> None:

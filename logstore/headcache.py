@@ -157,6 +157,10 @@ class HeadCache:
             self._lookups[key] = lookup
         return _find(lookup, values)
 
+    def drop_lookup(self, files: TableFiles) -> None:
+        """Forget the table's key lookup (a commit whose change rows it did not see: ingest.py's staged appends)."""
+        self._lookups.pop(files.prefix, None)
+
     def note_commit(self, files: TableFiles, record: CommitRecord, rows: pa.Table | None) -> None:
         """This thread just committed `record` with change rows `rows` (_row_id, _op, _version and the columns, as
         written to its change file; None if it wrote none): a key lookup at the version before takes them as they

@@ -220,7 +220,8 @@ def _all_dead(f: File, dead: dict) -> bool:
 def _slices(files: Sequence[File], first: int, last: int, kind_of) -> list[Slice]:
     """The files of one unit cut into slices of versions first..last, each version's rows from the one file that
     holds them: the narrowest file whose versions include it (a file a compaction carried over unchanged is
-    narrower than the merged files around it), of the version's kind (insert-only or not) when two could."""
+    narrower than the merged files around it), of the version's kind (insert-only or not) when two could; a
+    version written as several files of its own (format 4) is read from each of them, in the order of their names."""
     if len(files) == 1:
         f = files[0]
         return [Slice(f, max(first, f.first), min(last, f.last))] if first <= last else []
@@ -233,6 +234,10 @@ def _slices(files: Sequence[File], first: int, last: int, kind_of) -> list[Slice
                 continue  # the version wrote no rows
             holding = [f for f in holding if f.inserts_only == kind] or holding
         if not holding:
+            continue
+        own = sorted((f for f in holding if f.first == f.last == v), key=lambda f: f.source.url)
+        if len(own) > 1:  # a version written as several files (a distributed append, format 4): each, in name order
+            out.extend(Slice(f, v, v) for f in own)
             continue
         f = min(holding, key=lambda f: f.last - f.first)
         if out and out[-1].file is f and out[-1].last == v - 1:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import duckdb
 import pyarrow as pa
 
-from . import connection, layout, marker, names, operations, snapshot
+from . import connection, ingest, layout, marker, names, snapshot
 from .commit import CommitInfo, _publish_once
 from .errors import (
     InvalidInputError,
@@ -23,7 +23,6 @@ from .errors import (
     TableNotFoundError,
 )
 from .headcache import HeadCache
-from .inputs import to_arrow
 from .layout import MARKER, TABLES_DIR
 from .log import READABLE_FORMATS, Commit, CommitRecord, new_table_id
 from .materialize import Plan
@@ -43,9 +42,10 @@ Location: TypeAlias = "str | PathLike[str]"
 """Where a store is: a directory path, or an s3://, gs://, az:// or memory:// URL."""
 
 class Store:
-    def __init__(self, path: Location, storage: LocalStorage) -> None:
+    def __init__(self, path: Location, storage: LocalStorage, storage_options: dict[str, Any] | None = None) -> None:
         self.path = str(path)
         self._storage = storage
+        self._storage_options = dict(storage_options or {})  # what a Fragment reopens the store with (fragments.py)
         self._local = threading.local()
 
     def __repr__(self) -> str:
@@ -109,7 +109,7 @@ class Store:
         table = Table(self, name)
         if table._files.log.exists():
             raise TableExistsError(name)
-        batch = to_arrow(data) if data is not None else None
+        batch = ingest.loaded(data, self._storage) if data is not None else None  # a big stream is staged (ingest.py)
         columns = columns_from_any(schema) if schema is not None else ()
         check_names(columns)
         if batch is not None and not columns:
@@ -130,9 +130,13 @@ class Store:
         )
         head = Head(base, Plan(-1, columns, None, -1, (), ()), self._connection().cursor(), name)
         empty = arrow_schema(columns).empty_table()
-        changes = operations.append(head, batch if batch is not None else empty, merge=False)
-        if _publish_once(table._files, "CREATE", head, changes, info) is None:
-            raise TableExistsError(name)
+        staged: list[str] = []
+        try:
+            changes = ingest.append_changes(head, batch if batch is not None else empty, merge=False, storage=self._storage, staged_files=staged)
+            if _publish_once(table._files, "CREATE", head, changes, info) is None:
+                raise TableExistsError(name)
+        finally:
+            ingest.cleanup(self._storage, batch, staged)
         return table
 
     def add_files(
@@ -231,7 +235,7 @@ def init(location: Location, *, storage_options: dict[str, Any] | None = None) -
         os.makedirs(storage.root, exist_ok=True)
     if not storage.put_if_absent(MARKER, marker.body()):
         raise StoreExistsError(location)
-    return Store(location, storage)
+    return Store(location, storage, storage_options)
 
 
 def open(location: Location, *, storage_options: dict[str, Any] | None = None) -> Store:  # noqa: A001 - the public name the API promises
@@ -250,7 +254,7 @@ def open(location: Location, *, storage_options: dict[str, Any] | None = None) -
         raise NotAStoreError(location, f"format_version {found.get('format_version')!r} is not supported (this logstore reads {readable})")
     from . import ondemand
 
-    return Store(location, ondemand.wrap(storage))  # a lazy clone fetches its data files from its origin (ondemand.py)
+    return Store(location, ondemand.wrap(storage), storage_options)  # a lazy clone fetches its data files from its origin (ondemand.py)
 
 
 def clone(

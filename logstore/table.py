@@ -24,7 +24,7 @@ from .errors import (
     LogstoreError,
     SelectorError,
 )
-from .inputs import to_arrow
+from .inputs import is_distributed, is_stream, to_arrow
 from .log import Commit, CommitRecord, Log
 from .materialize import Plan
 from .operations import Head
@@ -35,12 +35,17 @@ from .snapshot import SnapshotRecord
 from .tags import Tags
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import dask.dataframe
     import pandas
     import polars
+    import ray.data
 
     from .changes import DiffSummary
     from .compaction import CompactionRecord
     from .expiry import ExpireReport
+    from .fragments import Fragment
     from .info import TableInfo
     from .inputs import DataLike
     from .lazy import PlanFiles
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
     from .repair import RepairReport
     from .selectors import Moment, Selector, Tag, Version
     from .store import Store
+    from .stream import TableVersion
     from .vacuum import VacuumReport
     from .verify import VerifyReport
 
@@ -197,6 +203,88 @@ class Table:
 
         return lazy.relation(*self._planned_relation(version, as_of, tag, columns, where, connection))
 
+    def to_batches(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+        batch_size: int | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of one version as pyarrow RecordBatches of at most `batch_size` rows, streamed: memory stays
+        bounded by the batch size, not the version's size (logstore/stream.py)."""
+        return iter(self.to_arrow_reader(version=version, as_of=as_of, tag=tag, columns=columns, where=where, batch_size=batch_size))
+
+    def to_arrow_reader(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        where: str | None = None,
+        batch_size: int | None = None,
+    ) -> pa.RecordBatchReader:
+        """The rows of one version as a streaming pyarrow RecordBatchReader (see to_batches)."""
+        from . import stream
+
+        resolved = selectors.resolve(self._files, version, as_of=as_of, tag=tag)
+        return stream.arrow_reader(self, resolved, columns=columns, where=where, batch_size=batch_size)
+
+    def at(self, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> TableVersion:
+        """A read-only handle pinned to one version (the latest by default): version, timestamp, schema, num_rows,
+        the readers, fragments, and the Arrow C stream interface (pyarrow.table(tv), DuckDB `FROM tv`)."""
+        from . import stream
+
+        return stream.at(self, version, as_of=as_of, tag=tag)
+
+    def fragments(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        rows_per_fragment: int | None = None,
+    ) -> list[Fragment]:
+        """One version as picklable Fragments, each reading its share on its own in any process that can reach
+        the store; together exactly the version's rows, in order, each row once (logstore/fragments.py)."""
+        from . import fragments
+
+        resolved = selectors.resolve(self._files, version, as_of=as_of, tag=tag)
+        return fragments.fragments(self, resolved, columns=columns, rows_per_fragment=rows_per_fragment)
+
+    def to_dask(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        rows_per_fragment: int | None = None,
+    ) -> dask.dataframe.DataFrame:
+        """One version as a dask DataFrame, one partition per fragment (columns are pandas.ArrowDtype); the driver
+        reads no rows. Needs logstore[dask]."""
+        from . import fragments
+
+        return fragments.to_dask(self.fragments(version=version, as_of=as_of, tag=tag, columns=columns, rows_per_fragment=rows_per_fragment))
+
+    def to_ray(
+        self,
+        *,
+        version: Version | None = None,
+        as_of: Moment | None = None,
+        tag: Tag | None = None,
+        columns: Columns = None,
+        rows_per_fragment: int | None = None,
+    ) -> ray.data.Dataset:
+        """One version as a ray Dataset, one read task per fragment; the driver reads no rows. Needs logstore[ray]."""
+        from . import fragments
+
+        return fragments.to_ray(self.fragments(version=version, as_of=as_of, tag=tag, columns=columns, rows_per_fragment=rows_per_fragment))
+
     def _planned_relation(
         self,
         version: Version | None,
@@ -244,7 +332,17 @@ class Table:
         timestamp: Moment | None = None,
         metadata: Metadata = None,
     ) -> Commit:
-        """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them."""
+        """Add rows. schema_mode='merge' adds new columns (nullable) instead of refusing them. A stream (a
+        RecordBatchReader, an Arrow C stream, an iterable of record batches, a path or glob of Parquet files) is
+        written with bounded memory (logstore/ingest.py); a Dask DataFrame or a Ray Dataset is written by the engine's
+        workers, one change file per partition, in one commit (logstore/distributed.py)."""
+        if is_distributed(data) or is_stream(data):
+            from . import distributed, ingest
+
+            info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+            if is_distributed(data):  # a Dask DataFrame or Ray Dataset: the workers write (logstore/distributed.py)
+                return distributed.append(self, data, merge=_merge(schema_mode), info=info)
+            return ingest.commit_append(self, data, merge=_merge(schema_mode), info=info)
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("APPEND", lambda h: operations.append(h, batch, merge=merge), message, author, timestamp, metadata)
 

@@ -1,0 +1,244 @@
+"""Streaming writes: append and create_table from inputs larger than memory (inputs.to_reader's streams).
+
+A streamed input is read batch by batch. If it ends within BUFFER_ROWS rows, it is one Arrow table and takes the
+ordinary path (operations.append). Otherwise it is staged: the batches are written as they come to a Parquet file
+in the store's staging area (a path or glob of Parquet files is re-readable and is not copied), and the commit
+builds its change file from it batch by batch, never holding more than a row group (commit.ROW_GROUP_ROWS rows):
+
+1. each batch is conformed to the head's columns (schema.conform, the rule every write uses), given the row ids
+   next_row_id + its offset, `_op = 'I'` and `_version`, and written to a staged change file (zstd, row groups of
+   ROW_GROUP_ROWS rows, sorted by _row_id since ids rise with the input's order);
+2. a keyed table's key checks run as for any append (operations._check_batch_keys, _check_new_keys: nulls, NaN,
+   duplicates across the whole input, keys already in the table) over the key columns of that file, read alone;
+3. the fingerprint grows by the row-hash sum of the file, computed by DuckDB over the file (fingerprint.py);
+4. commit.py publishes the staged change file as the version's one change file, then the commit record with
+   put-if-absent. A lost race re-runs 1-3 against the new head (a new change file, the old one removed).
+
+Memory: a row group of rows, plus the key columns of the input for the key checks (8 bytes a row for an integer
+key). A failure anywhere (a bad batch mid-stream, a key violation, a crash) leaves no version and no referenced
+file: the staged files are removed, and nothing is published before the whole input was read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import fingerprint, layout
+from .commit import ROW_GROUP_ROWS, _base_fingerprint, publish_staged
+from .errors import InvalidInputError
+from .layout import INSERT, OP, ROW_ID, VERSION
+from .log import DataFile
+from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
+from .schema import Column, arrow_schema, conform
+
+if TYPE_CHECKING:
+    from .log import Commit
+    from .planner import TableFiles
+
+BUFFER_ROWS = 1 << 20  # rows of a streamed input held in memory before it is staged to Parquet instead
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A streamed input too big for the buffer: Parquet files holding its rows, in order."""
+
+    paths: tuple[str, ...]
+    rows: int
+    schema: pa.Schema
+    owned: bool  # the files are staging files of this write (removed after it), not the user's
+
+    def batches(self):
+        import pyarrow.dataset as ds
+
+        return ds.dataset(list(self.paths), format="parquet", schema=self.schema).to_batches(batch_size=64 * 1024)
+
+    def remove(self, storage) -> None:
+        if self.owned:
+            for p in self.paths:
+                storage.delete_staged(p)
+
+
+def buffered(reader: pa.RecordBatchReader, storage, *, source: str | None = None) -> pa.Table | Staged:
+    """The rows of `reader`: an Arrow table if they fit in BUFFER_ROWS rows, else staged to Parquet. `source` is the
+    path or glob the reader reads, if any: its files, counted from their footers, stand for the staged copy."""
+    if source is not None:
+        paths = tuple(_source_paths(source))
+        try:
+            rows = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+        except (pa.ArrowException, OSError) as e:
+            raise InvalidInputError(source, f"cannot read {source!r} as Parquet: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        return reader.read_all() if rows <= BUFFER_ROWS else Staged(paths, rows, reader.schema, owned=False)
+    held: list[pa.RecordBatch] = []
+    rows = 0
+    batches = iter(reader)
+    for batch in batches:
+        held.append(batch)
+        rows += batch.num_rows
+        if rows > BUFFER_ROWS:
+            break
+    else:
+        return pa.Table.from_batches(held, schema=reader.schema)
+    staged = storage.staging_file(".parquet")
+    try:
+        with pq.ParquetWriter(staged, reader.schema, compression="zstd") as writer:
+            for batch in held:
+                writer.write_batch(batch)
+            del held
+            for batch in batches:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    except BaseException:
+        storage.delete_staged(staged)
+        raise
+    return Staged((staged,), rows, reader.schema, owned=True)
+
+
+def _source_paths(pattern: str) -> list[str]:
+    import glob
+
+    return sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+
+
+@dataclass(frozen=True)
+class StagedChanges(ChangeSet):
+    """A ChangeSet whose rows (all inserts of new row ids) are in a staged change file, written already."""
+
+    staged: str = ""
+    staged_rows: int = 0
+
+    def count(self, op: str) -> int:
+        return self.staged_rows if op == INSERT else 0
+
+    def publish(self, files: TableFiles, version: int) -> tuple[DataFile, ...]:
+        """Publish the staged change file as the change file of `version`."""
+        relative = layout.new_change_file(version)
+        size, digest = publish_staged(files.storage, files.path(relative), self.staged)
+        return (DataFile(path=relative, rows=self.staged_rows, size=size, sha256=digest, inserts_only=True),)
+
+
+def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges:
+    """The change set of appending the staged input to `head` (see the module docstring)."""
+    version = head.record.version + 1
+    target = storage.staging_file(".parquet")
+    try:
+        columns = _write_changes(head, staged, target, version, merge)
+        if head.key:
+            keys = pq.read_table(target, columns=list(head.key))
+            _check_batch_keys(head, keys)
+            if head.record.version >= 0:
+                _check_new_keys(head, keys)
+            del keys
+        added = _row_hash_sum(head, target, columns)
+    except BaseException:
+        storage.delete_staged(target)
+        raise
+    old = _base_fingerprint(head) if head.record.version >= 0 else 0
+    empty = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns))).empty_table()
+    next_id = head.record.next_row_id + staged.rows
+    return StagedChanges(empty, columns, next_id, fingerprint=(old + added) % fingerprint.MOD, staged=target, staged_rows=staged.rows)
+
+
+def _write_changes(head: Head, staged: Staged, target: str, version: int, merge: bool) -> tuple[Column, ...]:
+    """Write the staged input as the change rows of `version` to `target`, a row group at a time; the columns."""
+    columns: tuple[Column, ...] = head.columns
+    writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    next_id = head.record.next_row_id
+    try:
+        for batch in staged.batches():
+            conformed, columns = conform(pa.Table.from_batches([batch]), head.columns, merge=merge or not head.columns)
+            ids = pa.array(range(next_id, next_id + conformed.num_rows), pa.int64())
+            next_id += conformed.num_rows
+            rows = conformed.add_column(0, ROW_ID, ids)
+            rows = rows.add_column(1, OP, pa.repeat(pa.scalar(INSERT, pa.string()), rows.num_rows))
+            rows = rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows))
+            pending.append(rows)
+            pending_rows += rows.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
+                writer = _flush(writer, target, pending)
+                pending, pending_rows = [], 0
+        if pending or writer is None:
+            writer = _flush(writer, target, pending, columns)
+    finally:
+        if writer is not None:
+            writer.close()
+    if next_id - head.record.next_row_id != staged.rows:
+        raise InvalidInputError(staged.paths[0], f"the input changed while it was written: {next_id - head.record.next_row_id} rows read, {staged.rows} expected")
+    return columns
+
+
+def _flush(writer: pq.ParquetWriter | None, target: str, pending: list[pa.Table], columns: tuple[Column, ...] = ()) -> pq.ParquetWriter:
+    if pending:
+        table = pa.concat_tables(pending)
+    else:  # no rows at all: an empty file of the change file's schema
+        table = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string()), pa.field(VERSION, pa.int64())] + list(arrow_schema(columns))).empty_table()
+    if writer is None:
+        writer = pq.ParquetWriter(target, table.schema, compression="zstd")
+    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+    return writer
+
+
+def _row_hash_sum(head: Head, path: str, columns: tuple[Column, ...]) -> int:
+    """The fingerprint row-hash sum of the rows of a change file, computed by DuckDB over the file."""
+    relation = f"read_parquet('{path.replace(chr(39), chr(39) * 2)}')"
+    return int(head.con.execute(fingerprint.sum_sql(relation, columns)).fetchall()[0][0])
+
+
+def stream_input(data: Any, storage) -> pa.Table | Staged:
+    """A streamed write input (inputs.is_stream) as an Arrow table if it fits the buffer, else staged."""
+    import os
+
+    from .inputs import to_reader
+
+    reader = to_reader(data)
+    source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else None
+    return buffered(reader, storage, source=source)
+
+
+def loaded(data: Any, storage) -> pa.Table | Staged:
+    """What a write of `data` works on: an Arrow table (inputs.to_arrow), or a streamed input too big for the buffer,
+    staged."""
+    from .inputs import is_stream, to_arrow
+
+    return stream_input(data, storage) if is_stream(data) else to_arrow(data)
+
+
+def append_changes(head: Head, data: pa.Table | Staged, *, merge: bool, storage, staged_files: list[str]) -> ChangeSet:
+    """operations.append for an Arrow table, `append` (above) for a staged input; the staged change files it
+    writes are listed in `staged_files` (for the caller to remove what was not published)."""
+    from . import operations
+
+    if isinstance(data, pa.Table):
+        return operations.append(head, data, merge=merge)
+    changes = append(head, data, merge=merge, storage=storage)
+    staged_files.append(changes.staged)
+    return changes
+
+
+def commit_append(table, data: Any, *, merge: bool, info) -> Commit:
+    """Table.append of a streamed input (inputs.is_stream): one commit, memory bounded (module docstring)."""
+    from .commit import commit
+
+    storage = table._storage
+    rows = stream_input(data, storage)
+    staged_files: list[str] = []
+    try:
+        done = commit(table, "APPEND", lambda h: append_changes(h, rows, merge=merge, storage=storage, staged_files=staged_files), info)
+    finally:
+        cleanup(storage, rows, staged_files)
+    if isinstance(rows, Staged):
+        table._store._head_cache().drop_lookup(table._files)
+    return done
+
+
+def cleanup(storage, rows: pa.Table | Staged | None, staged_files: list[str]) -> None:
+    """Remove the staging files of a write (those published were moved already)."""
+    for path in staged_files:
+        storage.delete_staged(path)
+    if isinstance(rows, Staged):
+        rows.remove(storage)
