@@ -352,3 +352,8 @@ class RemoteExistsError(LogstoreError):
         self.name = name
         self.url = url
         super().__init__(f"remote {name!r} already exists (URL {url!r}); remove it first")
+
+
+class SchemaChangeError(InvalidInputError):
+    """An ALTER that logstore refuses (unknown or key column, a narrowing cast, clashing names, ...); nothing written.
+    `value` is the offending column name, type or specification."""

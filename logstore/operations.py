@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import expressions, fingerprint, statistics
+from . import evolution, expressions, fingerprint, statistics
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
 from .log import CommitRecord
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
@@ -41,6 +41,7 @@ class ChangeSet:
     new_hash: int | None = None  # the same for their new images (0 for deletes), if computed here
     num_rows: int | None = None  # rows after this commit, when the counts of change rows cannot tell (reset)
     fingerprint: int | None = None  # the fingerprint after this commit, when known without the head's rows (reset)
+    key: tuple[str, ...] | None = None  # the key after this commit, if it changes it (ALTER renaming a key column)
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -200,16 +201,20 @@ def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
 
 
 def restore(head: Head, target: Plan) -> ChangeSet:
-    """Change rows that turn the head into the target version's rows, matched by row id."""
-    columns = target.columns
-    old, added = _split(columns, head.columns)
-    differs = _any_distinct("t", "h", old)
-    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" for c in added]))
+    """Change rows that turn the head into the target version's rows (and columns), matched by row id; columns are
+    compared by identity (evolution.py), so a row is kept only where reading it in the target's columns gives the
+    target's values."""
+    columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns
+    old, added = evolution.split(columns, head.columns)
+    differs = " OR ".join(f"t.{quote(c.name)} IS DISTINCT FROM h.{quote(evolution.HEAD_PREFIX + c.name)}" for c in old)
+    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" if c.default is None else "true" for c in added]))
+    held = {c.ident: c for c in head.columns}
+    olds = ", ".join(f"{quote(held[c.ident].name)} AS {quote(evolution.HEAD_PREFIX + c.name)}" for c in old)
     sql = f"""
         SELECT coalesce(t.{ROW_ID}, h.{ROW_ID}) AS {ROW_ID},
                CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN t.{ROW_ID} IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
                {', '.join(f't.{quote(c.name)}' for c in columns)}
-        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {_names(old) or 'NULL AS _none'} FROM {head.state_sql()}) h
+        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {olds or 'NULL AS _none'} FROM {head.state_sql()}) h
              ON t.{ROW_ID} = h.{ROW_ID}
         WHERE h.{ROW_ID} IS NULL OR t.{ROW_ID} IS NULL {('OR ' + differs) if differs else ''}
         ORDER BY {ROW_ID}"""

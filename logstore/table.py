@@ -336,6 +336,28 @@ class Table:
         updates = snapshot.check_properties(properties)
         return self._write("SET PROPERTIES", lambda h: operations.set_properties(h, updates), message, author, timestamp, metadata)
 
+    def alter(
+        self,
+        *,
+        add: str | Sequence[str] | dict[str, str] | None = None,
+        drop: str | Sequence[str] | None = None,
+        rename: dict[str, str] | None = None,
+        widen: dict[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
+        """Change the table's columns in one new version (operation ALTER), rewriting no data: add columns ('c BIGINT
+        DEFAULT 0'), drop, rename ({old: new}) or widen ({name: type}) them. Every older version keeps its columns
+        (evolution.py; docs/format.md, "Schema evolution")."""
+        from . import evolution, marker
+
+        evolution.alter(self._log.head().columns, self._log.head().key, self._log.head().version + 1, add=add, drop=drop, rename=rename, widen=widen)
+        marker.upgrade(self._storage)  # a format-3 logstore would read renamed columns by their old names: it must refuse the store
+        build = lambda h: evolution.change_set(h, add=add, drop=drop, rename=rename, widen=widen)  # noqa: E731
+        return self._write("ALTER", build, message, author, timestamp, metadata)
+
     def _write(
         self,
         operation: str,
