@@ -57,22 +57,26 @@ def split(columns: Sequence[Column], held: Sequence[Column]) -> tuple[list[Colum
 def consistent(schemas: Iterable[Sequence[Column]]) -> bool:
     """Whether files written with these schemas can be merged into one file (compaction): every identity has one
     name and one type, and every name one identity."""
-    by_id: dict[str, tuple[str, str]] = {}
+    by_id: dict[str, tuple[str, str, str | None]] = {}
     by_name: dict[str, str] = {}
+    held: list[set[str]] = []
     for columns in schemas:
         for c in columns:
-            if by_id.setdefault(c.ident, (c.name, c.type)) != (c.name, c.type) or by_name.setdefault(c.name, c.ident) != c.ident:
+            if by_id.setdefault(c.ident, (c.name, c.type, c.default)) != (c.name, c.type, c.default) or by_name.setdefault(c.name, c.ident) != c.ident:
                 return False
-    return True
+        held.append({c.ident for c in columns})
+    # a column with a default must be in every version: merged, the rows written before it would hold NULL instead
+    return all(i in h for i, (_, _, default) in by_id.items() if default is not None for h in held)
 
 
 # --- reading a file written with other columns ---------------------------------------------------------------------
 
 
-def special(columns: Sequence[Column], held: frozenset[str], physical: Sequence[Column] | None) -> tuple[tuple[str, str], ...]:
+def special(columns: Sequence[Column], held: frozenset[str], physical: Sequence[Column] | None, *, defaults: bool = True) -> tuple[tuple[str, str], ...]:
     """(name, SQL) of the columns of a version that a file written with `physical` (holding the names `held`)
     cannot give by the plain name-based projection: renamed, widened, re-added under a new id (the file's column
-    of that name is another column), or with a default where the file lacks them. Empty for most files."""
+    of that name is another column), or with a default where the file lacks them (NULL instead without
+    `defaults`: the change feed's images of versions before the column existed). Empty for most files."""
     if physical is None:
         return ()
     by_id = {p.ident: p for p in physical if p.name in held}
@@ -80,8 +84,8 @@ def special(columns: Sequence[Column], held: frozenset[str], physical: Sequence[
     for c in columns:
         p = by_id.get(c.ident)
         if p is None:
-            if c.default is not None or c.name in held:
-                out.append((c.name, missing(c)))
+            if c.default is not None and defaults or c.name in held:
+                out.append((c.name, missing(c) if defaults else f"CAST(NULL AS {c.type}) AS {quote(c.name)}"))
         elif p.name != c.name or p.type != c.type:
             value = quote(p.name) if p.type == c.type else f"CAST({quote(p.name)} AS {c.type})"
             out.append((c.name, f"{value} AS {quote(c.name)}"))
