@@ -144,3 +144,6 @@ cli.add_command(remote)
 cli.add_command(push)
 cli.add_command(pull)
 cli.add_command(clone)
+from .alter_command import alter  # noqa: E402
+
+cli.add_command(alter)

@@ -167,14 +167,12 @@ def alter(columns: Sequence[Column], key: Sequence[str], version: int, *, add=No
         raise SchemaChangeError(None, "alter needs at least one of add, drop, rename, widen")
     by_name = {c.name: c for c in columns}
     listed = ", ".join(by_name) or "none"
-    mentioned: set[str] = set()
     for what, names in (("drop", drops), ("rename", list(renames)), ("widen", list(widens_))):
         for name in names:
             if name not in by_name:
                 raise SchemaChangeError(name, f"cannot {what} column {name!r}: no such column (columns: {listed})")
-            if name in mentioned:
-                raise SchemaChangeError(name, f"column {name!r} is named twice (drop, rename and widen each take a column once)")
-            mentioned.add(name)
+            if what != "drop" and name in drops:
+                raise SchemaChangeError(name, f"cannot both drop and {what} column {name!r}")
     for name in drops:
         if name in key:
             raise SchemaChangeError(name, f"cannot drop key column {name!r} (key: {', '.join(key)})")

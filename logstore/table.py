@@ -83,7 +83,10 @@ class Table:
 
     @property
     def key(self) -> tuple[str, ...]:
-        return self._log.read(0).key
+        try:  # the latest version's names: an ALTER renaming a key column keeps it in the key
+            return self._log.head().key
+        except LogstoreError:
+            return self._log.read(0).key
 
     @property
     def properties(self) -> dict[str, Any]:
