@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from . import connection
 from .errors import SchemaChangeError, first_line
 from .schema import Column, check_distinct, quote
+
+if TYPE_CHECKING:
+    from .operations import ChangeSet, Head
 
 # --- identities --------------------------------------------------------------------------------------------------------
 
@@ -279,7 +283,7 @@ def _parse_one(text: str) -> list[Column]:
     return out
 
 
-def change_set(head, *, add=None, drop=None, rename=None, widen=None):
+def change_set(head: Head, *, add: Any = None, drop: Any = None, rename: Any = None, widen: Any = None) -> ChangeSet:
     """The commit of an ALTER on `head` (operations.Head): no change rows, the new columns and key, and the content
     fingerprint (unchanged by a rename or an added column without default; else one hashing scan of the head's rows
     read in the new columns; nothing is written but the commit record)."""

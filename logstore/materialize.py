@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION  # noqa: F401 - the change-row columns; re-exported
 from . import evolution
+from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION  # noqa: F401 - the change-row columns; re-exported
 from .schema import Column, quote
 
 
