@@ -226,11 +226,6 @@ def _null(c: Column) -> str:
     return f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
 
 
-def _project(columns, available) -> str:
-    """The columns, NULL (typed) where `available` lacks them."""
-    return ", ".join(quote(c.name) if c.name in available else _null(c) for c in columns)
-
-
 def _typed_empty(columns, *, op: bool = True) -> str:
     head = [f"CAST(NULL AS BIGINT) AS {ROW_ID}"]
     if op:

@@ -107,6 +107,13 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def physical_name(column: Column, source: Any) -> str | None:
+    """The name under which a source (materialize.Source) holds `column` (a version's), None if it does not."""
+    if source.physical is None:
+        return column.name if column.name in source.columns else None
+    return next((p.name for p in source.physical if p.ident == column.ident and p.name in source.columns), None)
+
+
 def layout(log, first: int, last: int, held: frozenset[str]) -> tuple[Column, ...]:
     """The columns (with identities) of a file standing for versions first..last that holds the names `held`:
     those of version `last`, and, for names it lacks (dropped inside a compacted block), of the versions before."""

@@ -513,8 +513,10 @@ def _keys_past_every_file(head: Head, batch: pa.Table) -> bool:
         return False
     bounds = pc.min_max(batch.column(head.key[0]))
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    column = next(c for c in head.columns if c.name == head.key[0])
     for source in head.plan.sources():
-        stored = None if source.table else statistics.integer_range(source.url, head.key[0])
+        name = evolution.physical_name(column, source)  # the key's name in that file (a renamed key keeps its old one)
+        stored = None if source.table or name is None else statistics.integer_range(source.url, name)
         if stored is None or stored.overlaps(low, high):
             return False
     return True

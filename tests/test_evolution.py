@@ -397,3 +397,14 @@ def test_cli_alter(cli_env, tmp_path):
     assert json.loads(shown.output)[0] == {"id": 1, "amount": 1, "note": "n"}
     refused = run("alter", "t", "--drop", "id")
     assert refused.exit_code == 1 and "key column 'id'" in refused.output
+
+
+def test_swapped_names_keep_key_checks_right(table):
+    """The key renamed to a name another column had: key probes read each file's own column of the key."""
+    table.alter(rename={"id": "b", "b": "id"})  # the key is now 'b'; 'id' is the string column
+    assert table.key == ("b",)
+    with pytest.raises(logstore.KeyViolationError):
+        table.append(pa.table({"b": [2], "a": pa.array([0], pa.int32()), "id": ["dup"]}))
+    table.append(pa.table({"b": [9], "a": pa.array([0], pa.int32()), "id": ["new"]}))
+    assert table.read().to_pydict() == {"b": [1, 2, 3, 9], "a": [10, 20, 30, 0], "id": ["x", "y", "z", "new"]}
+    assert table.read(version=0).to_pydict() == {"id": [1, 2, 3], "a": [10, 20, 30], "b": ["x", "y", "z"]}
