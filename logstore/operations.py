@@ -233,7 +233,8 @@ def reset(head: Head, target: Plan, target_fingerprint: int) -> ChangeSet:
         SELECT range AS {ROW_ID}, '{DELETE}' AS {OP}, {nulls} FROM range(0, {int(head.record.next_row_id)})
         WHERE range NOT IN (SELECT {ROW_ID} FROM {rows_sql} k)
         ORDER BY {ROW_ID}"""
-    changes = _change_set(head.run(sql), target.columns, head, parameters={"version": target.version, "reset": True})
+    columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns  # as restore
+    changes = _change_set(head.run(sql), columns, head, parameters={"version": target.version, "reset": True})
     return replace(changes, num_rows=changes.count(UPDATE), fingerprint=target_fingerprint)
 
 
