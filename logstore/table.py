@@ -356,7 +356,8 @@ class Table:
         (evolution.py; docs/format.md, "Schema evolution")."""
         from . import evolution, marker
 
-        evolution.alter(self._log.head().columns, self._log.head().key, self._log.head().version + 1, add=add, drop=drop, rename=rename, widen=widen)
+        head = self._log.head()
+        evolution.alter(head.columns, head.key, head.version + 1, add=add, drop=drop, rename=rename, widen=widen)  # refusals first
         marker.upgrade(self._storage)  # a format-3 logstore would read renamed columns by their old names: it must refuse the store
         build = lambda h: evolution.change_set(h, add=add, drop=drop, rename=rename, widen=widen)  # noqa: E731
         return self._write("ALTER", build, message, author, timestamp, metadata)
