@@ -53,9 +53,10 @@ HEAD_PREFIX = "__head_"  # restore: the head's value of a column, next to the ta
 
 
 def split(columns: Sequence[Column], held: Sequence[Column]) -> tuple[list[Column], list[Column]]:
-    """`columns` split into those `held` has a column of the same identity and type for, and the others."""
-    kinds = {c.ident: c.type for c in held}
-    return [c for c in columns if kinds.get(c.ident) == c.type], [c for c in columns if kinds.get(c.ident) != c.type]
+    """`columns` split into those `held` has a column of the same identity for (of any type: values compare across
+    a widening), and the others."""
+    idents = {c.ident for c in held}
+    return [c for c in columns if c.ident in idents], [c for c in columns if c.ident not in idents]
 
 
 def consistent(schemas: Iterable[Sequence[Column]]) -> bool:
