@@ -200,26 +200,32 @@ def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
     return _change_set(rows, columns, head)
 
 
-def restore(head: Head, target: Plan) -> ChangeSet:
-    """Change rows that turn the head into the target version's rows (and columns), matched by row id; columns are
-    compared by identity (evolution.py), so a row is kept only where reading it in the target's columns gives the
-    target's values."""
+def restore(head: Head, target: Plan, target_fingerprint: int | None = None) -> ChangeSet:
+    """Change rows that turn the head into the target version's rows (and columns), matched by row id. A row is
+    kept where reading its current image in the target's columns gives the target's values: when the columns
+    differ (an ALTER in between), each head row is read from its files by column identity (evolution.py), as the
+    restored version will read it, and compared as text. The content equals the target's, so its fingerprint is
+    the target's when known."""
     columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns
-    old, added = evolution.split(columns, head.columns)
-    differs = " OR ".join(f"t.{quote(c.name)} IS DISTINCT FROM h.{quote(evolution.HEAD_PREFIX + c.name)}" for c in old)
-    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" if c.default is None else "true" for c in added]))
-    held = {c.ident: c for c in head.columns}
-    olds = ", ".join(f"{quote(held[c.ident].name)} AS {quote(evolution.HEAD_PREFIX + c.name)}" for c in old)
+    if tuple(columns) == tuple(head.columns):
+        state = head.state_sql()
+        held = _names(columns)
+        differs = _any_distinct("t", "h", columns)
+    else:
+        probe = replace(head.plan, columns=evolution.probe(columns))
+        state = f"({probe.relation_sql()})"
+        held = _names(probe.columns)
+        differs = " OR ".join(f"CAST(t.{quote(c.name)} AS VARCHAR) IS DISTINCT FROM h.{quote(p.name)}" for c, p in zip(columns, probe.columns))
     sql = f"""
         SELECT coalesce(t.{ROW_ID}, h.{ROW_ID}) AS {ROW_ID},
                CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN t.{ROW_ID} IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
                {', '.join(f't.{quote(c.name)}' for c in columns)}
-        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {olds or 'NULL AS _none'} FROM {head.state_sql()}) h
+        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {held or 'NULL AS _none'} FROM {state}) h
              ON t.{ROW_ID} = h.{ROW_ID}
         WHERE h.{ROW_ID} IS NULL OR t.{ROW_ID} IS NULL {('OR ' + differs) if differs else ''}
         ORDER BY {ROW_ID}"""
     rows = head.run(sql)
-    return _change_set(rows, columns, head, parameters={"version": target.version})
+    return replace(_change_set(rows, columns, head, parameters={"version": target.version}), fingerprint=target_fingerprint)
 
 
 def reset(head: Head, target: Plan, target_fingerprint: int) -> ChangeSet:

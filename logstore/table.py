@@ -313,7 +313,9 @@ class Table:
             self._head()
         except HeadUnreadableError:
             return self._reset(target, CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {}))
-        return self._write("RESTORE", lambda h: operations.restore(h, target), message, author, timestamp, metadata)
+        known = self._log.read(target.version).fingerprint  # the restored content is the target's
+        target_fingerprint = fingerprint.decode(known) if known is not None else None
+        return self._write("RESTORE", lambda h: operations.restore(h, target, target_fingerprint), message, author, timestamp, metadata)
 
     def _reset(self, target: Plan, info: CommitInfo) -> Commit:
         """Restore `target` when the latest version cannot be read (its change files are missing or damaged): a
