@@ -154,8 +154,10 @@ from .file_commands import add, cat  # noqa: E402
 
 cli.add_command(add)
 cli.add_command(cat)
-
 from .retention_commands import expire, purge  # noqa: E402
 
 cli.add_command(expire)
 cli.add_command(purge)
+from .alter_command import alter  # noqa: E402
+
+cli.add_command(alter)

@@ -69,7 +69,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import compaction, integrity, planner, scan, selectors, timestamps
+from . import compaction, evolution, integrity, materialize, planner, scan, selectors, timestamps
 from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .planner import TableFiles
@@ -121,6 +121,7 @@ class _File:
     inserts_only: bool
     schema: tuple | None = None  # the exact (ordered, typed) columns the file was written with, when known
     key: tuple = ()  # the file's identity (store, path, size, SHA-256): the cache key of its narrow columns (scan.py)
+    physical: tuple | None = None  # the columns (with identities) it holds (evolution.layout)
 
 
 class _Range:
@@ -132,10 +133,10 @@ class _Range:
         self.records = {v: files.log.read(v) for v in range(max(first, 0), last + 1)}
         self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
-        for path, size, sha256, held, version, inserts_only, schema in _range_files(files, max(first, 0), last, self.records):
+        for path, size, sha256, held, version, inserts_only, schema, physical in _range_files(files, max(first, 0), last, self.records):
             integrity.check_file(files.storage, files.path(path), size, sha256, version, what="change file")
             key = (files.storage.location, files.path(path), size, sha256)
-            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema, key))
+            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema, key, physical))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
@@ -143,15 +144,22 @@ class _Range:
         return self.records[version].columns
 
     def union_columns(self, versions) -> tuple[Column, ...]:
-        """Every column the versions have, in order of first appearance; the latest version's type wins."""
+        """Every column (by identity, evolution.py) the versions have, in order of first appearance, under its name
+        and type in the last of them that has it; of two columns that were given one name (a column dropped and
+        another added under its name), the one the later version has keeps it and the other is left out."""
         order: list[str] = []
-        types: dict[str, str] = {}
+        latest: dict[str, Column] = {}
+        owner: dict[str, str] = {}
         for v in versions:
             for c in self.columns_at(v):
-                if c.name not in types:
-                    order.append(c.name)
-                types[c.name] = c.type
-        return tuple(Column(n, types[n]) for n in order)
+                if c.ident not in latest:
+                    order.append(c.ident)
+                latest[c.ident] = c
+                owner[c.name] = c.ident
+        return tuple(latest[i] for i in order if owner[latest[i].name] == i)
+
+    def idents_at(self, version: int) -> set[str]:
+        return {c.ident for c in self.columns_at(version)}
 
     def touches_old_rows(self) -> bool:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
@@ -202,7 +210,8 @@ def _range_files(files: TableFiles, first: int, last: int, records: dict):
             f = held.file
             plain = unit.compaction is None
             schema = records[unit.last].columns if plain and unit.last in records else None
-            out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema))
+            physical = evolution.layout(files.log, unit.first, unit.last, frozenset(held.columns))
+            out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema, physical))
     return out
 
 
@@ -215,11 +224,6 @@ def _lit(text: str) -> str:
 
 def _null(c: Column) -> str:
     return f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
-
-
-def _project(columns, available) -> str:
-    """The columns, NULL (typed) where `available` lacks them."""
-    return ", ".join(quote(c.name) if c.name in available else _null(c) for c in columns)
 
 
 def _typed_empty(columns, *, op: bool = True) -> str:
@@ -238,9 +242,12 @@ def _change_rows_sql(files: list[_File], columns, first: int, last: int) -> str:
         return f"SELECT *, CAST(NULL AS BIGINT) AS {CODE} FROM ({_typed_empty(columns)})"
     code = f"{VERSION} * 4 + CASE {OP} WHEN '{INSERT}' THEN 0 WHEN '{UPDATE}' THEN 1 ELSE 2 END AS {CODE}"
     schemas = {f.url: f.schema for f in files if f.schema is not None}
-    return _grouped_scan(
-        files, schemas, lambda held: f"{ROW_ID}, {OP}, {VERSION}, {code}, {_project(columns, held)}", f"{VERSION} BETWEEN {first} AND {last}"
-    )
+
+    def select(held, physical) -> str:  # a file's columns mapped by identity; the default (or NULL) where it lacks one
+        mapped = evolution.special(columns, held, physical)
+        return f"{ROW_ID}, {OP}, {VERSION}, {code}, {materialize._project(columns, held, mapped)}"
+
+    return _grouped_scan(files, schemas, select, f"{VERSION} BETWEEN {first} AND {last}")
 
 
 def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
@@ -256,7 +263,7 @@ def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
         held = frozenset().union(*(g.columns for g in group))
         urls = ", ".join(_lit(g.url) for g in group)
         by_name = ", union_by_name = true" if key[:1] == ("file",) else ""
-        parts.append(f"SELECT {select(held)} FROM read_parquet([{urls}]{by_name}) WHERE {where}")
+        parts.append(f"SELECT {select(held, group[0].physical)} FROM read_parquet([{urls}]{by_name}) WHERE {where}")
     return " UNION ALL ".join(f"({p})" for p in parts)
 
 
@@ -266,9 +273,14 @@ def _state_of_ids(files: TableFiles, version: int, ids: np.ndarray, columns, exc
     positions in its files (planner.lookup_plan), no join; a snapshot unreadable while planning is skipped with a
     warning, as planner.retry skips one DuckDB cannot read."""
     wanted = planner.lookup_plan(files, version, ids, exclude=exclude)
-    present = {c.name for c in wanted.columns}
-    values = [quote(c.name) if c.name in present else _null(c) for c in columns]
+    present = {c.ident: c for c in wanted.columns}  # the version's columns, mapped to `columns` by identity
+    values = [evolution.missing(c) if c.ident not in present else _renamed(present[c.ident], c) for c in columns]
     return f"SELECT {', '.join([ROW_ID] + values)} FROM ({wanted.relation_sql(row_id=True)}) AS s", wanted
+
+
+def _renamed(held: Column, wanted: Column) -> str:
+    value = quote(held.name) if held.type == wanted.type else f"CAST({quote(held.name)} AS {wanted.type})"
+    return value if held.name == wanted.name and held.type == wanted.type else f"{value} AS {quote(wanted.name)}"
 
 
 def _ranges(versions: list[int]) -> list[tuple[int, int]]:
@@ -336,10 +348,11 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
     # a pre-image is the row as of version - 1: NULL for the columns that version lacks
     pre_values = []
     for c in columns:
-        absent = [v for v in range(max(start_version - 1, 0), end_version) if c.name not in {x.name for x in span.columns_at(v)}]
+        absent = [v for v in range(max(start_version - 1, 0), end_version) if c.ident not in span.idents_at(v)]
         value = f"i.{quote(c.name)}"
         if absent:
-            value = f"CASE WHEN {_version_in(f'o.{VERSION} - 1', absent)} THEN NULL ELSE {value} END"
+            lacking = evolution.missing(c).rsplit(" AS ", 1)[0]  # its default, else NULL
+            value = f"CASE WHEN {_version_in(f'o.{VERSION} - 1', absent)} THEN {lacking} ELSE {value} END"
         pre_values.append(f"{value} AS {quote(c.name)}")
     post = (
         f"SELECT {', '.join(names + [''])}CASE {OP} WHEN '{INSERT}' THEN 'insert' ELSE 'update_postimage' END AS {CHANGE_TYPE}, "
@@ -393,14 +406,11 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
     lo, hi = min(a, b), max(a, b)
     span = _Range(files, lo + 1, hi)
     cols_a, cols_b = span.columns_at(a), span.columns_at(b)
-    names_a, names_b = {c.name for c in cols_a}, {c.name for c in cols_b}
-    key = files.log.read(0).key
-    columns = span.union_columns([a, b])  # output columns: a's, then those b added
-    ordered = span.union_columns([b, a])  # types: a column in both keeps b's type
-    types = {c.name: c for c in ordered}
-    columns = tuple(types[c.name] for c in columns)
-    added = [c.name for c in cols_b if c.name not in names_a]
-    removed = [c.name for c in cols_a if c.name not in names_b]
+    ids_a, ids_b = span.idents_at(a), span.idents_at(b)
+    key = files.log.read(b).key  # b's names of the key columns (a rename keeps a column in the key)
+    columns = span.union_columns([a, b])  # output columns (by identity): a's, then those b added; b's names and types
+    added = [c.name for c in cols_b if c.ident not in ids_a]
+    removed = [c.name for c in cols_a if c.ident not in ids_b]
     ctes = []
     # the rows of hi the range changed (by position, like _lo), over the snapshot _lo reads: snapshots above lo are
     # excluded, so one plan's snapshot is blamed if DuckDB cannot read it (the changed rows are never in it anyway)
@@ -415,7 +425,7 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
 
     matched_by = list(key) if key else [ROW_ID]
     on = " AND ".join(f"o.{quote(k)} = n.{quote(k)}" for k in matched_by)
-    compared = [c for c in cols_b if c.name not in key]
+    compared = [c for c in columns if c.ident in ids_b and c.name not in key]
     distinct = {c.name: f"o.{quote(c.name)} IS DISTINCT FROM n.{quote(c.name)}" for c in compared}
     in_old, in_new = f"o.{ROW_ID} IS NOT NULL", f"n.{ROW_ID} IS NOT NULL"
     kind = f"CASE WHEN NOT {in_old} THEN 'insert' WHEN NOT {in_new} THEN 'delete' ELSE 'update' END"
@@ -430,7 +440,7 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[
     value_cols = [c for c in columns if c.name not in key]
     for c in value_cols:
         q = quote(c.name)
-        if c.name in names_b:
+        if c.ident in ids_b:
             select.append(f"CASE WHEN {in_new} THEN n.{q} ELSE o.{q} END AS {q}")
             select.append(f"CASE WHEN {in_old} AND {in_new} AND {distinct[c.name]} THEN o.{q} END AS {quote(OLD_PREFIX + c.name)}")
         else:  # removed between a and b: not compared, kept on delete rows

@@ -13,7 +13,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import author as authors
-from . import fingerprint, layout, timestamps
+from . import evolution, fingerprint, layout, timestamps
 from .errors import CommitConflictError, InvalidInputError
 from .layout import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .log import Commit, CommitRecord, DataFile
@@ -107,6 +107,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     """_publish_once, also returning the change rows as written (with _version, sorted; None if there were none)."""
     base = head.record
     version = base.version + 1
+    changes = replace(changes, columns=evolution.assign_ids(base.columns, changes.columns, version))
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     staged = getattr(changes, "staged", None)  # change files written already: ingest.py's, distributed.py's
@@ -134,7 +135,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
             num_rows=changes.num_rows if changes.num_rows is not None else base.commit.num_rows + inserted - deleted,
         ),
         columns=changes.columns,
-        key=base.key,
+        key=changes.key if changes.key is not None else base.key,
         files=written,
         next_row_id=changes.next_row_id,
         change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),

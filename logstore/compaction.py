@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import codec, integrity, layout, timestamps
+from . import codec, evolution, integrity, layout, timestamps
 from .commit import PUBLISH_WINDOW
 from .errors import CorruptionError, LogstoreError
 from .layout import COMPACTED_DATA_DIR, COMPACTION_DIR  # noqa: F401 - known by these names here too
@@ -373,6 +373,8 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
     units = cover(log, first, last, head)
     if len(units) == 1 and units[0].compaction is not None and units[0].first <= first and units[0].last >= last:
         return None  # a larger block already stands for these versions
+    if not evolution.consistent(r.columns for r in log.read_range(first, last)):
+        return None  # an ALTER renamed, retyped or re-added a column inside the block: its files stay as they are
     inputs = [f for u in units for f in u.files]
     written: list[CompactedFile] = []
     started = time.monotonic()

@@ -435,3 +435,8 @@ class VersionExpiredError(LogstoreError):
         self.cutoff_timestamp = cutoff_timestamp
         at = f" (committed {cutoff_timestamp})" if cutoff_timestamp else ""
         super().__init__(f"version {version} has expired: versions before {cutoff}{at} are no longer readable (table retention)")
+
+
+class SchemaChangeError(InvalidInputError):
+    """An ALTER that logstore refuses (unknown or key column, a narrowing cast, clashing names, ...); nothing written.
+    `value` is the offending column name, type or specification."""

@@ -1,6 +1,7 @@
 """Content fingerprints: an order-independent 64-bit hash of all rows of a version, kept up to date per commit.
 
-    cell_hash(c)  = 0 if the value is NULL, else DuckDB hash(<column name>, CAST(value AS <column type>))
+    cell_hash(c)  = 0 if the value is NULL, else DuckDB hash(<column identity>, CAST(value AS <column type>))
+                    (the identity is the column's name, or its `id` once the table was altered: evolution.py)
     row_hash(r)   = DuckDB hash(_row_id, (sum of cell_hash over the row's columns) mod 2^64)
     fingerprint   = (sum of row_hash over all rows) mod 2^64, written as 16 lower-case hex digits
 
@@ -66,12 +67,12 @@ def row_hash_sql(columns: tuple[Column, ...], alias: str | None = None) -> str:
 
 def _cell_sql(column: Column, prefix: str) -> str:
     name = f"{prefix}{quote(column.name)}"
-    return f"CASE WHEN {name} IS NULL THEN 0::HUGEINT ELSE hash({_literal(column.name)}, CAST({name} AS {column.type}))::HUGEINT END"
+    return f"CASE WHEN {name} IS NULL THEN 0::HUGEINT ELSE hash({_literal(column.ident)}, CAST({name} AS {column.type}))::HUGEINT END"
 
 
 def _list_cells_sql(group: list[Column], type_: str, prefix: str) -> str:
     """The sum of the cell hashes of columns of one type, as HUGEINT: one list of values, one lambda."""
-    names = "[" + ", ".join(_literal(c.name) for c in group) + "]"
+    names = "[" + ", ".join(_literal(c.ident) for c in group) + "]"
     values = "[" + ", ".join(f"CAST({prefix}{quote(c.name)} AS {type_})" for c in group) + "]"
     cell = f"CASE WHEN v IS NULL THEN 0::HUGEINT ELSE hash({names}[i], v)::HUGEINT END"
     return f"list_sum(list_transform({values}, lambda v, i: {cell}))"
@@ -129,13 +130,11 @@ def advance(
         added = _value(con, sum_sql(f"(SELECT * FROM {name} WHERE {OP} <> '{DELETE}') AS c", columns))
         if head.record.version < 0:
             return added % MOD
-        names_ = {c.name for c in columns}
-        if not all(c.name in names_ for c in head.columns):
-            # a commit that drops columns (restore to an older schema) changes every row's image: recount
-            held = {c.name for c in head.columns}
-            select = ", ".join(
-                quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns
-            )
+        if not set(columns) >= set(head.columns):
+            # a commit that drops or changes columns (restore to an older schema) changes every row's image:
+            # recount, each column read from the head's column of the same identity (evolution.py)
+            held = {c.ident: c for c in head.columns}
+            select = ", ".join(_from_head(c, held.get(c.ident)) for c in columns)
             kept = (
                 f"(SELECT {ROW_ID}{', ' + select if select else ''} FROM {head.state_sql()} AS h "
                 f"ANTI JOIN (SELECT {ROW_ID} FROM {name}) AS c USING ({ROW_ID})) AS k"
@@ -153,6 +152,12 @@ def advance(
     finally:
         con.unregister(name)
     return (old - removed + added) % MOD
+
+
+def _from_head(column: Column, held: Column | None) -> str:
+    if held is None:
+        return f"CAST(NULL AS {column.type}) AS {quote(column.name)}"
+    return f"CAST({quote(held.name)} AS {column.type}) AS {quote(column.name)}"
 
 
 def _value(con, sql: str) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import evolution
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION  # noqa: F401 - the change-row columns; re-exported
 from .schema import Column, quote
 
@@ -24,6 +25,13 @@ class Source:
     url: str
     columns: frozenset[str]
     table: bool = False  # `url` names a DuckDB table of the reader's connection (the writer's head cache)
+    # the columns (with identities) the file was written with, mapped to a version's columns by identity
+    # (evolution.py); None: by name (the head cache's table, which holds the head's columns)
+    physical: tuple[Column, ...] | None = None
+
+    def projection(self, columns) -> str:
+        """Select `columns` (a version's) from this source alone."""
+        return _project(columns, self.columns, evolution.special(columns, self.columns, self.physical))
 
 
 @dataclass(frozen=True)
@@ -48,19 +56,19 @@ class Plan:
         """
         base = []
         if self.snapshot is not None:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, self.snapshot.columns)} FROM {_scan([self.snapshot])}")
-        if self.inserts:
-            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(self.inserts))} FROM {_scan(self.inserts)}{_where([self._in_range()])}")
+            base.append(f"SELECT {ROW_ID}, {self.snapshot.projection(self.columns)} FROM {_scan([self.snapshot])}")
+        for group, mapped in _by_mapping(self.columns, self.inserts):
+            base.append(f"SELECT {ROW_ID}, {_project(self.columns, _held(group), mapped)} FROM {_scan(group)}{_where([self._in_range()])}")
         parts = []
         if base:
             rows = " UNION ALL ".join(f"({b})" for b in base)
             if self.changes:
                 rows = f"SELECT * FROM ({rows}) AS base ANTI JOIN (SELECT {ROW_ID} FROM winners) AS changed USING ({ROW_ID})"
             parts.append(rows)
-        if self.changes:
-            kept = [f"{OP} <> '{DELETE}'", self._in_range()]
+        kept = [f"{OP} <> '{DELETE}'", self._in_range()]
+        for group, mapped in _by_mapping(self.columns, self.changes):
             parts.append(
-                f"SELECT {ROW_ID}, {_project(self.columns, _held(self.changes))} FROM {_scan(self.changes)} "
+                f"SELECT {ROW_ID}, {_project(self.columns, _held(group), mapped)} FROM {_scan(group)} "
                 f"SEMI JOIN winners USING ({ROW_ID}, {VERSION}){_where(kept)}"
             )
         if not parts:
@@ -95,9 +103,9 @@ class Plan:
         sources = self.sources()
         if not sources:
             return f"SELECT {_project(wanted, frozenset())} WHERE false"
-        parts = [f"SELECT {_project(wanted, s.columns)} FROM {_scan([s])}" for s in sources[:1]]
-        if len(sources) > 1:
-            parts.append(f"SELECT {_project(wanted, _held(sources[1:]))} FROM {_scan(sources[1:])}")
+        parts = [f"SELECT {s.projection(wanted)} FROM {_scan([s])}" for s in sources[:1]]
+        for group, mapped in _by_mapping(wanted, sources[1:]):
+            parts.append(f"SELECT {_project(wanted, _held(group), mapped)} FROM {_scan(group)}")
         return " UNION ALL ".join(f"({p})" for p in parts)
 
     def sources(self) -> tuple[Source, ...]:
@@ -116,13 +124,25 @@ def _names(columns) -> str:
     return ", ".join(quote(c.name) for c in columns) if columns else "NULL AS _none"
 
 
-def _project(columns, held: frozenset[str]) -> str:
-    """Select the table's columns from a source, with NULLs for columns added after it was written."""
+def _project(columns, held: frozenset[str], mapped: tuple[tuple[str, str], ...] = ()) -> str:
+    """Select the table's columns from a source, with NULLs for columns added after it was written; `mapped`
+    (evolution.special) gives the SQL of the columns the source holds under another name or type, or not at all."""
     if not columns:
         return "NULL AS _none"
+    special = dict(mapped)
     return ", ".join(
-        quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in columns
+        special[c.name] if c.name in special else quote(c.name) if c.name in held else f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
+        for c in columns
     )
+
+
+def _by_mapping(columns, sources) -> list[tuple[list[Source], tuple[tuple[str, str], ...]]]:
+    """The sources in groups that one projection reads (evolution.special alike: the same renames, casts and
+    missing columns), in order of first appearance; most tables have one group."""
+    groups: dict[tuple, list[Source]] = {}
+    for s in sources:
+        groups.setdefault(evolution.special(columns, s.columns, s.physical), []).append(s)
+    return [(group, mapped) for mapped, group in groups.items()]
 
 
 def _scan(sources) -> str:
@@ -130,5 +150,5 @@ def _scan(sources) -> str:
     if len(sources) == 1 and sources[0].table:
         return quote(sources[0].url)
     urls = ", ".join("'" + s.url.replace("'", "''") + "'" for s in sources)
-    same = len({s.columns for s in sources}) <= 1
+    same = len({(s.columns, s.physical) for s in sources}) <= 1
     return f"read_parquet([{urls}]{'' if same else ', union_by_name = true'})"

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import expressions, fingerprint, statistics
+from . import evolution, expressions, fingerprint, statistics
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
 from .log import CommitRecord
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
@@ -41,6 +41,7 @@ class ChangeSet:
     new_hash: int | None = None  # the same for their new images (0 for deletes), if computed here
     num_rows: int | None = None  # rows after this commit, when the counts of change rows cannot tell (reset)
     fingerprint: int | None = None  # the fingerprint after this commit, when known without the head's rows (reset)
+    key: tuple[str, ...] | None = None  # the key after this commit, if it changes it (ALTER renaming a key column)
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -199,22 +200,32 @@ def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
     return _change_set(rows, columns, head)
 
 
-def restore(head: Head, target: Plan) -> ChangeSet:
-    """Change rows that turn the head into the target version's rows, matched by row id."""
-    columns = target.columns
-    old, added = _split(columns, head.columns)
-    differs = _any_distinct("t", "h", old)
-    differs = " OR ".join(filter(None, [differs] + [f"t.{quote(c.name)} IS NOT NULL" for c in added]))
+def restore(head: Head, target: Plan, target_fingerprint: int | None = None) -> ChangeSet:
+    """Change rows that turn the head into the target version's rows (and columns), matched by row id. A row is
+    kept where reading its current image in the target's columns gives the target's values: when the columns
+    differ (an ALTER in between), each head row is read from its files by column identity (evolution.py), as the
+    restored version will read it, and compared as text. The content equals the target's, so its fingerprint is
+    the target's when known."""
+    columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns
+    if tuple(columns) == tuple(head.columns):
+        state = head.state_sql()
+        held = _names(columns)
+        differs = _any_distinct("t", "h", columns)
+    else:
+        probe = replace(head.plan, columns=evolution.probe(columns))
+        state = f"({probe.relation_sql()})"
+        held = _names(probe.columns)
+        differs = " OR ".join(f"CAST(t.{quote(c.name)} AS VARCHAR) IS DISTINCT FROM h.{quote(p.name)}" for c, p in zip(columns, probe.columns))
     sql = f"""
         SELECT coalesce(t.{ROW_ID}, h.{ROW_ID}) AS {ROW_ID},
                CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' WHEN t.{ROW_ID} IS NULL THEN '{DELETE}' ELSE '{UPDATE}' END AS {OP},
                {', '.join(f't.{quote(c.name)}' for c in columns)}
-        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {_names(old) or 'NULL AS _none'} FROM {head.state_sql()}) h
+        FROM ({target.relation_sql()}) t FULL OUTER JOIN (SELECT {ROW_ID}, {held or 'NULL AS _none'} FROM {state}) h
              ON t.{ROW_ID} = h.{ROW_ID}
         WHERE h.{ROW_ID} IS NULL OR t.{ROW_ID} IS NULL {('OR ' + differs) if differs else ''}
         ORDER BY {ROW_ID}"""
     rows = head.run(sql)
-    return _change_set(rows, columns, head, parameters={"version": target.version})
+    return replace(_change_set(rows, columns, head, parameters={"version": target.version}), fingerprint=target_fingerprint)
 
 
 def reset(head: Head, target: Plan, target_fingerprint: int) -> ChangeSet:
@@ -228,7 +239,8 @@ def reset(head: Head, target: Plan, target_fingerprint: int) -> ChangeSet:
         SELECT range AS {ROW_ID}, '{DELETE}' AS {OP}, {nulls} FROM range(0, {int(head.record.next_row_id)})
         WHERE range NOT IN (SELECT {ROW_ID} FROM {rows_sql} k)
         ORDER BY {ROW_ID}"""
-    changes = _change_set(head.run(sql), target.columns, head, parameters={"version": target.version, "reset": True})
+    columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns  # as restore
+    changes = _change_set(head.run(sql), columns, head, parameters={"version": target.version, "reset": True})
     return replace(changes, num_rows=changes.count(UPDATE), fingerprint=target_fingerprint)
 
 
@@ -508,8 +520,10 @@ def _keys_past_every_file(head: Head, batch: pa.Table) -> bool:
         return False
     bounds = pc.min_max(batch.column(head.key[0]))
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    column = next(c for c in head.columns if c.name == head.key[0])
     for source in head.plan.sources():
-        stored = None if source.table else statistics.integer_range(source.url, head.key[0])
+        name = evolution.physical_name(column, source)  # the key's name in that file (a renamed key keeps its old one)
+        stored = None if source.table or name is None else statistics.integer_range(source.url, name)
         if stored is None or stored.overlaps(low, high):
             return False
     return True

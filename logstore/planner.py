@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import duckdb
 
-from . import compaction, expressions, integrity, layout, scan, snapshot
+from . import compaction, evolution, expressions, integrity, layout, scan, snapshot
 from .errors import CorruptionError, InvalidInputError, SchemaMismatchError
 from .materialize import Plan, Source
 from .scan import ScanPlan
@@ -77,7 +77,7 @@ def plan(files: TableFiles, version: int, *, exclude: frozenset[int] = frozenset
     snap = snapshot.usable_at_or_below(files.storage, files.prefix, version, exclude=exclude)
     if snap is None:
         return plan_over(files, version, None, -1)
-    return plan_over(files, version, Source(files.url(snap.path), frozenset(snap.columns)), snap.version)
+    return plan_over(files, version, _snapshot_source(files, snap), snap.version)
 
 
 def plan_over(files: TableFiles, version: int, base: Source | None, start: int) -> Plan:
@@ -87,9 +87,20 @@ def plan_over(files: TableFiles, version: int, base: Source | None, start: int) 
     changes: list[Source] = []
     for unit in _checked_units(files, start, version):
         for held in unit.files:
-            source = Source(files.url(held.file.path), held.columns)
+            source = _source(files, unit, held)
             (inserts if held.file.inserts_only else changes).append(source)
     return Plan(version, record.columns, base, start, tuple(inserts), tuple(changes))
+
+
+def _source(files: TableFiles, unit: compaction.Unit, held: compaction.CompactedFile) -> Source:
+    """A change file or compacted file of `unit`, with the columns it was written with (evolution.py)."""
+    physical = evolution.layout(files.log, unit.first, unit.last, held.columns)
+    return Source(files.url(held.file.path), held.columns, physical=physical)
+
+
+def _snapshot_source(files: TableFiles, snap) -> Source:
+    """A snapshot, written in the columns of its version."""
+    return Source(files.url(snap.path), frozenset(snap.columns), physical=files.log.read(snap.version).columns)
 
 
 def _checked_units(files: TableFiles, start: int, version: int) -> list[compaction.Unit]:
@@ -114,14 +125,14 @@ def scan_plan(files: TableFiles, version: int, *, exclude: frozenset[int] = froz
     base, start = None, -1
     if snap is not None:
         start = snap.version
-        source = Source(files.url(snap.path), frozenset(snap.columns))
+        source = _snapshot_source(files, snap)
         base = scan.File(source, snap.rows, start, start, False, _identity(files, snap.path, snap.size, snap.sha256), None if snap.ordered else start)
     units = []
     for unit in _checked_units(files, start, version):
         held = []
         for f in unit.files:
             span = scan.file_span(f.file.path) or (unit.first, unit.last)
-            source = Source(files.url(f.file.path), f.columns)
+            source = _source(files, unit, f)
             held.append(scan.File(source, f.file.rows, span[0], span[1], f.file.inserts_only, _identity(files, f.file.path, f.file.size, f.file.sha256)))
         units.append((unit.first, unit.last, held))
 

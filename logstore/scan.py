@@ -101,7 +101,7 @@ class ScanPlan:
         fixed = part[0].file.version
         if version:
             head.append(VERSION if fixed is None else f"CAST({fixed} AS BIGINT) AS {VERSION}")
-        select = ", ".join(head + [_project(self.columns, part[0].file.source.columns)])
+        select = ", ".join(head + [part[0].file.source.projection(self.columns)])
         conditions = [f"{VERSION} BETWEEN {part[0].first} AND {part[0].last}"] if part[0].ranged else []
         urls = [s.file.source.url for s in part]
         bitmaps = [self.dead.get(u) for u in urls]
@@ -166,6 +166,11 @@ def _joined(part: Sequence[Slice], bitmaps: Sequence[bytes | None]) -> bytes:
     return np.packbits(bits, bitorder="big").tobytes()
 
 
+def _same_columns(a: Source, b: Source) -> bool:
+    """Whether two files can be read by one scan with one projection: the same columns, written alike."""
+    return a.columns == b.columns and a.physical == b.physical
+
+
 def _reads_per_file(slices: Sequence[Slice]) -> Counter[str]:
     """How many slices read each file (a file cut around a carried-over one is read in several)."""
     return Counter(s.file.source.url for s in slices)
@@ -185,7 +190,7 @@ def _grouped(slices: Sequence[Slice], dead: dict) -> list[list[Slice]]:
     parts: list[list[Slice]] = []
     for s in slices:
         last = parts[-1] if parts else None
-        if last and joinable(s) and joinable(last[0]) and last[-1].file.source.columns == s.file.source.columns and fits(last, s):  # a part grows by joinable slices only
+        if last and joinable(s) and joinable(last[0]) and _same_columns(last[-1].file.source, s.file.source) and fits(last, s):  # a part grows by joinable slices only
             last.append(s)
         else:
             parts.append([s])

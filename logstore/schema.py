@@ -18,13 +18,28 @@ RESERVED_PREFIX = "_"
 class Column:
     name: str
     type: str  # a DuckDB type name, e.g. BIGINT, VARCHAR, TIMESTAMP WITH TIME ZONE
+    id: str | None = None  # the column's identity (evolution.py; format 4); None: its name is its identity
+    default: str | None = None  # format 4: the value (DuckDB text of it) of rows written before the column was added
+
+    @property
+    def ident(self) -> str:
+        """The column's identity: its `id`, or its name in records without ids (docs/format.md, schema evolution)."""
+        return self.id if self.id is not None else self.name
 
     def to_json(self) -> dict:
-        return {"name": self.name, "type": self.type}
+        out = {"name": self.name, "type": self.type}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.default is not None:
+            out["default"] = self.default
+        return out
 
     @classmethod
     def from_json(cls, obj: dict) -> Column:
-        return cls(name=obj["name"], type=obj["type"])
+        id_, default = obj.get("id"), obj.get("default")
+        if id_ is not None and not isinstance(id_, str) or default is not None and not isinstance(default, str):
+            raise ValueError(f"column id and default must be strings, not {id_!r}, {default!r}")
+        return cls(name=obj["name"], type=obj["type"], id=id_, default=default)
 
 
 def quote(name: str) -> str:

@@ -93,7 +93,10 @@ class Table:
 
     @property
     def key(self) -> tuple[str, ...]:
-        return self._log.read(0).key
+        try:  # the latest version's names: an ALTER renaming a key column keeps it in the key
+            return self._log.head().key
+        except LogstoreError:
+            return self._log.read(0).key
 
     @property
     def properties(self) -> dict[str, Any]:
@@ -418,7 +421,9 @@ class Table:
             self._head()
         except HeadUnreadableError:
             return self._reset(target, CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {}))
-        return self._write("RESTORE", lambda h: operations.restore(h, target), message, author, timestamp, metadata)
+        known = self._log.read(target.version).fingerprint  # the restored content is the target's
+        target_fingerprint = fingerprint.decode(known) if known is not None else None
+        return self._write("RESTORE", lambda h: operations.restore(h, target, target_fingerprint), message, author, timestamp, metadata)
 
     def _reset(self, target: Plan, info: CommitInfo) -> Commit:
         """Restore `target` when the latest version cannot be read (its change files are missing or damaged): a
@@ -462,6 +467,29 @@ class Table:
 
         info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
         return merge.builder(self, source, on=on, source_alias=source_alias, target_alias=target_alias, info=info)
+
+    def alter(
+        self,
+        *,
+        add: str | Sequence[str] | dict[str, str] | None = None,
+        drop: str | Sequence[str] | None = None,
+        rename: dict[str, str] | None = None,
+        widen: dict[str, str] | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        timestamp: Moment | None = None,
+        metadata: Metadata = None,
+    ) -> Commit:
+        """Change the table's columns in one new version (operation ALTER), rewriting no data: add columns ('c BIGINT
+        DEFAULT 0'), drop, rename ({old: new}) or widen ({name: type}) them. Every older version keeps its columns
+        (evolution.py; docs/format.md, "Schema evolution")."""
+        from . import evolution, marker
+
+        head = self._log.head()
+        evolution.alter(head.columns, head.key, head.version + 1, add=add, drop=drop, rename=rename, widen=widen)  # refusals first
+        marker.upgrade(self._storage)  # a format-3 logstore would read renamed columns by their old names: it must refuse the store
+        build = lambda h: evolution.change_set(h, add=add, drop=drop, rename=rename, widen=widen)  # noqa: E731
+        return self._write("ALTER", build, message, author, timestamp, metadata)
 
     def _write(
         self,
