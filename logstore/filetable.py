@@ -428,12 +428,23 @@ def file_tables(store: Store) -> list[Table]:
 
 
 def referenced_blobs(table: Table) -> dict[str, int]:
-    """{sha256: size} of every blob any version of the file table references (each row any commit wrote)."""
+    """{sha256: size} of every blob a readable version of the file table references: each row any commit wrote, or,
+    once versions expired (expiry.py), the rows of the cut-off version and of the kept tagged ones plus each row a
+    later commit wrote (an expired version's blobs go with it)."""
+    from . import expiry
+
+    cutoff, kept = expiry.cutoff_of(expiry._latest_record(table._files))
+    if cutoff == 0:
+        parts = [table.changes(0)]
+    else:
+        parts = [table.read(version=v, columns=["sha256", "size"]) for v in sorted({cutoff, *kept})]
+        if cutoff < table.version:
+            parts.append(table.changes(cutoff + 1))
     found: dict[str, int] = {}
-    changes = table.changes(0)
-    for sha, size in zip(changes.column("sha256").to_pylist(), changes.column("size").to_pylist()):
-        if sha is not None:
-            found[sha] = size
+    for part in parts:
+        for sha, size in zip(part.column("sha256").to_pylist(), part.column("size").to_pylist()):
+            if sha is not None:
+                found[sha] = size
     return found
 
 
@@ -468,6 +479,9 @@ def verify_blobs(table: Table, report: VerifyReport, version: int | None, *, ful
     """Add to `report` every blob the version (every version with full) needs that is missing or damaged."""
     latest = version if version is not None else table.version
     versions = range(latest + 1) if full else [latest]
+    from . import expiry
+
+    versions = [v for v in versions if not expiry.expired(table._files, v)]  # expired versions' blobs may be gone
     blobs = Blobs(table._storage)
     checked: dict[str, CorruptionError | None] = {}
     for v in versions:

@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import integrity, layout, planner
+from . import evolution, integrity, layout, planner
 from .errors import InvalidInputError, SchemaMismatchError, VersionFilesGoneError
 from .materialize import _project
 from .scan import ScanPlan, Slice, _bits, _literal
@@ -60,6 +60,9 @@ class Piece:
     versions: tuple[int, int] | None  # keep only rows of these versions (first, last); None: all rows
     fixed_version: int | None  # a snapshot without _version: the version of all its rows
     dead: bytes | None  # packed bits of the dead rows among start..stop-1 (None: none dead)
+    # the SQL of the version's columns the file holds under another name or type, or not at all (evolution.special):
+    # a file written before a rename, a widening or a drop is read by column identity, as the scan plan reads it
+    mapped: tuple[tuple[str, str], ...] = ()
 
     def sql(self, url: str, columns: tuple[Column, ...]) -> str:
         conditions = []
@@ -72,7 +75,7 @@ class Piece:
             conditions.append(f"get_bit(from_base64('{bits}')::BIT, CAST(file_row_number - {self.start} AS INTEGER)) = 0")
         numbered = ", file_row_number = true" if not self.whole or self.dead is not None else ""
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT {_project(columns, self.held)} FROM read_parquet({_literal(url)}{numbered}){where}"
+        return f"SELECT {_project(columns, self.held, self.mapped)} FROM read_parquet({_literal(url)}{numbered}){where}"
 
 
 @dataclass(frozen=True)
@@ -219,6 +222,7 @@ def _pieces(plan: ScanPlan, s: Slice, target: int) -> list[Piece]:
     bitmap = plan.dead.get(f.source.url)
     bits = _bits(bitmap, f.rows) if bitmap is not None else None
     versions = (s.first, s.last) if s.ranged else None
+    mapped = evolution.special(plan.columns, f.source.columns, f.source.physical)
     out = []
     for start, stop in _ranges(f.source.url, f.rows, target):
         dead = None
@@ -227,7 +231,7 @@ def _pieces(plan: ScanPlan, s: Slice, target: int) -> list[Piece]:
                 continue  # nothing alive here
             dead = np.packbits(bits[start:stop], bitorder="big").tobytes()
         whole = start == 0 and stop == f.rows
-        out.append(Piece(path, size, sha256, f.source.columns, start, stop, whole, versions, f.version, dead))
+        out.append(Piece(path, size, sha256, f.source.columns, start, stop, whole, versions, f.version, dead, mapped))
     return out
 
 

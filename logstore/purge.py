@@ -42,7 +42,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import checkpoint, codec, compaction, expressions, fingerprint, layout, marker, snapshot, timestamps
+from . import (
+    checkpoint,
+    codec,
+    compaction,
+    evolution,
+    expressions,
+    fingerprint,
+    layout,
+    marker,
+    scan,
+    snapshot,
+    timestamps,
+)
 from .commit import FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, PUBLISH_WINDOW, CommitInfo, publish_staged
 from .errors import CommitConflictError, CorruptionError
 from .layout import DELETE, OP, ROW_ID, VERSION
@@ -267,9 +279,10 @@ class _Effects:
     values: set[str] = field(default_factory=set)  # the string values of the purged images
 
 
-def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: list[pa.Table], head: int) -> _Effects:
+def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: list[pa.Table], head: int, physical_of: dict[int, tuple[Column, ...]]) -> _Effects:
     """Which purged image is alive at which version (each change or snapshot row stands from its _version until the
-    row id's next change), hashed with each version's columns."""
+    row id's next change), hashed with each version's columns; `physical_of` (by id() of each table of removed rows)
+    holds the columns its file was written with, so images are read by column identity (evolution.py) as readers do."""
     out = _Effects()
     events = _events(change_rows, snapshot_rows)
     for (_rid, v), (op, _i) in events.items():
@@ -277,14 +290,16 @@ def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: l
             out.ops[v][op] += 1
     if not events:
         return out
-    images = pa.concat_tables([t for t in change_rows + snapshot_rows if t.num_rows], promote_options="permissive")
-    for name in images.column_names:
-        if not name.startswith("_") and pa.types.is_string(images.schema.field(name).type):
-            out.values.update(v for v in images.column(name).to_pylist() if isinstance(v, str) and len(v) >= MIN_VALUE_CHARS)
+    tables = [t for t in change_rows + snapshot_rows if t.num_rows]
+    for t in tables:
+        for name in t.column_names:
+            if not name.startswith("_") and pa.types.is_string(t.schema.field(name).type):
+                out.values.update(v for v in t.column(name).to_pylist() if isinstance(v, str) and len(v) >= MIN_VALUE_CHARS)
     by_columns: dict[tuple[Column, ...], list[int]] = defaultdict(list)
     for r in inv.records:
         by_columns[r.columns].append(r.version)
-    hashes = {cols: _row_hashes(con, images, cols) for cols in by_columns}
+    physical = [physical_of[id(t)] for t in tables]
+    hashes = {cols: [h for t, p in zip(tables, physical) for h in _row_hashes(con, t, cols, p)] for cols in by_columns}
     column_of = {v: cols for cols, vs in by_columns.items() for v in vs}
     per_id: dict[int, list[tuple[int, str, int]]] = defaultdict(list)
     for (rid, v), (op, i) in events.items():
@@ -320,12 +335,22 @@ def _events(change_rows: list[pa.Table], snapshot_rows: list[pa.Table]) -> dict[
     return events
 
 
-def _row_hashes(con, images: pa.Table, columns: tuple[Column, ...]) -> list[int]:
+def _physical(files: TableFiles, path: str, held: frozenset[str]) -> tuple[Column, ...]:
+    """The columns (with identities) the file at `path` was written with: those of the versions it stands for."""
+    span = None if path.startswith(layout.SNAPSHOT_DATA_DIR + "/") else scan.file_span(path)
+    if span is None:
+        version = layout.file_version(path)
+        span = (version, version)
+    return evolution.layout(files.log, span[0], span[1], held)
+
+
+def _row_hashes(con, images: pa.Table, columns: tuple[Column, ...], physical: tuple[Column, ...]) -> list[int]:
     name = f"logstore_purge_images_{threading.get_ident()}"
     con.register(name, images)
     try:
         held = frozenset(images.column_names)
-        sql = f"SELECT {fingerprint.row_hash_sql(columns)}::UBIGINT FROM (SELECT {ROW_ID}, {_project(columns, held) if columns else 'NULL AS _none'} FROM {name}) AS t"
+        projection = _project(columns, held, evolution.special(columns, held, physical)) if columns else "NULL AS _none"
+        sql = f"SELECT {fingerprint.row_hash_sql(columns)}::UBIGINT FROM (SELECT {ROW_ID}, {projection} FROM {name}) AS t"
         return [int(r[0]) for r in con.execute(sql).fetchall()]
     finally:
         con.unregister(name)
@@ -448,6 +473,7 @@ def _prepare(files: TableFiles, con, inv: _Inventory, ids: np.ndarray, head: int
     rewrites: dict[str, _Rewrite] = {}
     change_rows: list[pa.Table] = []
     snapshot_rows: list[pa.Table] = []
+    physical_of: dict[int, tuple[Column, ...]] = {}
     try:
         if len(ids):
             for path in inv.paths():
@@ -457,7 +483,8 @@ def _prepare(files: TableFiles, con, inv: _Inventory, ids: np.ndarray, head: int
                 done = _rewrite(files, path, mask, _new_name(path), write=write)
                 rewrites[path] = done
                 (snapshot_rows if path.startswith(layout.SNAPSHOT_DATA_DIR + "/") else change_rows).append(done.removed)
-        effects = _effects(con, inv, change_rows, snapshot_rows, head)
+                physical_of[id(done.removed)] = _physical(files, path, frozenset(done.removed.column_names))
+        effects = _effects(con, inv, change_rows, snapshot_rows, head, physical_of)
     except BaseException:
         _delete_paths(files, [r.new for r in rewrites.values() if r.new is not None and write])
         raise
