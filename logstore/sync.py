@@ -281,6 +281,17 @@ def _tag_version(data: bytes, path: str, tag: str, table_id: str | None, head: i
     return version
 
 
+def _divergence(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+    """Why two sides' records of one version differ, in words."""
+    if theirs.get("table_id") != ours.get("table_id"):
+        return "the table was created separately on each side (another table_id)"
+    if theirs.get("timestamp") == ours.get("timestamp") and theirs.get("operation") == ours.get("operation"):
+        return ("one side rewrote this commit's record (a purge rewrites the records of the versions that held purged "
+                "rows) and transfers never rewrite history: the other side still holds the purged rows; replace it "
+                "with a fresh clone (or purge it on its own, after which the two sides stay separate)")
+    return "the two sides hold different commits under this version number"
+
+
 def commit_records(storage: Any, prefix: str, head: int) -> list[dict[str, Any]]:
     """The commit records of versions 0..head of the table under `prefix`, decoded, checksums checked: from the log
     checkpoints of complete segments (checked as readers check them: identity and last record; one read for 100
@@ -347,8 +358,7 @@ def _plan_table(source: Any, destination: Any, table: str) -> TablePlan:
     theirs = commit_records(destination, prefix, shared)
     for v in range(shared + 1):
         if theirs[v] != found.commits[v]:
-            why = "the table was created separately on each side (another table_id)" if v == 0 else "the two sides hold different commits under this version number"
-            raise DivergedError(table, v, why)
+            raise DivergedError(table, v, _divergence(theirs[v], found.commits[v]))
     present = _names(destination, prefix, (layout.COMPACTION_DIR, layout.TAG_DIR))
     parts = []
     for part in found.parts:

@@ -65,3 +65,14 @@ def test_file_table_with_expired_versions_vacuums_and_verifies(store, tmp_path):
     assert (out / "f0.txt").read_text() == "changed " * 50
     with pytest.raises(logstore.VersionExpiredError):
         t.read(version=0)
+
+
+def test_push_after_a_purge_names_the_rewrite_and_sends_nothing(store, tmp_path):
+    t = store.create_table("ev", pa.table({"id": list(range(20)), "email": [f"user{i}@secret.org" for i in range(20)]}), key="id")
+    remote = logstore.init(tmp_path / "remote")
+    store.add_remote("origin", str(tmp_path / "remote"))
+    store.push("origin")
+    t.purge(where="email = 'user1@secret.org'")
+    with pytest.raises(logstore.DivergedError, match="rewrote this commit's record"):
+        store.push("origin")
+    assert remote.table("ev").version == 0 and remote.table("ev").read().num_rows == 20
