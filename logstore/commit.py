@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from . import author as authors
 from . import evolution, fingerprint, layout, timestamps
-from .errors import CommitConflictError, InvalidInputError
+from .errors import CommitConflictError, FileTableWriteError, InvalidInputError
 from .layout import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .log import Commit, CommitRecord, DataFile
 from .operations import ChangeSet, Head
@@ -71,6 +71,12 @@ class CommitInfo:
             timestamps.next_commit_time(None, self.timestamp)  # parses it and refuses the future, before any work
 
 
+# the operations that write a table's rows or columns from the caller's data: a file table's rows change only by
+# `add_files` (its rows must name blobs it stored), by restore and by purge
+ROW_VERBS = frozenset({"APPEND", "UPSERT", "UPDATE", "DELETE", "OVERWRITE", "MERGE", "ALTER"})
+FILE_TABLE = "file_table"  # the property of a file table (filetable.py)
+
+
 def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo, *, head: Callable[[], Head] | None = None) -> Commit:
     """Run `build` against the head and publish its changes as the next version; retry on conflicts.
 
@@ -85,6 +91,8 @@ def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: Comm
     while True:
         attempt += 1
         base = (head or table._head)()
+        if operation in ROW_VERBS and base.record.properties.get(FILE_TABLE) is True:
+            raise FileTableWriteError(table.name, operation)
         first_base = base.record.version if first_base is None else first_base
         published = _publish(table._files, operation, base, build(base), info)
         if published is not None:

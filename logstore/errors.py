@@ -440,3 +440,13 @@ class VersionExpiredError(LogstoreError):
 class SchemaChangeError(InvalidInputError):
     """An ALTER that logstore refuses (unknown or key column, a narrowing cast, clashing names, ...); nothing written.
     `value` is the offending column name, type or specification."""
+
+
+class FileTableWriteError(LogstoreError):
+    """A write of rows or columns from the caller's data into a file table, whose rows change only by add_files
+    (they must name blobs the store holds), restore and purge: nothing written."""
+
+    def __init__(self, table: str, operation: str):
+        self.table = table
+        self.operation = operation
+        super().__init__(f"table {table!r} is a file table: {operation} is refused; its files change with add_files (`logstore add`)")

@@ -76,3 +76,26 @@ def test_push_after_a_purge_names_the_rewrite_and_sends_nothing(store, tmp_path)
     with pytest.raises(logstore.DivergedError, match="rewrote this commit's record"):
         store.push("origin")
     assert remote.table("ev").version == 0 and remote.table("ev").read().num_rows == 20
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda t: t.alter(rename={"sha256": "h"}),
+        lambda t: t.update(set={"size": "size + 1"}, where="true"),
+        lambda t: t.delete(where="true"),
+        lambda t: t.append(pa.table({"path": ["x"], "size": [1], "sha256": ["00" * 32], "executable": [False], "mtime": [None]})),
+        lambda t: t.merge(pa.table({"path": ["a.txt"], "size": [9]}), on="path").when_matched_update_all().execute(),
+    ],
+    ids=["alter", "update", "delete", "append", "merge"],
+)
+def test_a_file_table_refuses_writes_of_rows_from_elsewhere(store, tmp_path, write):
+    (tmp_path / "f").mkdir()
+    (tmp_path / "f" / "a.txt").write_text("hello")
+    store.add_files("docs", tmp_path / "f")
+    t = store.table("docs")
+    with pytest.raises(logstore.FileTableWriteError, match="file table"):
+        write(t)
+    assert t.version == 0
+    t.checkout(tmp_path / "out")
+    assert (tmp_path / "out" / "a.txt").read_text() == "hello"

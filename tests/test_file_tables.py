@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import logstore
-from logstore import blobs, filetable
+from logstore import blobs, filetable, operations
+from logstore.commit import CommitInfo, commit
 from logstore_cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -321,7 +322,11 @@ def test_hostile_rows_cannot_escape_the_directory(store, tmp_path):
     store.add_files("f", src)
     t = store.table("f")
     row = t.read().to_pylist()[0]
-    t.upsert(pa.Table.from_pylist([{**row, "path": "../escaped"}], schema=filetable.ARROW_SCHEMA))
+    with pytest.raises(logstore.FileTableWriteError):  # the API refuses rows that add_files did not make
+        t.upsert(pa.Table.from_pylist([{**row, "path": "../escaped"}], schema=filetable.ARROW_SCHEMA))
+    # another program (or an older logstore) committing the hostile row the way add_files commits
+    hostile = pa.Table.from_pylist([{**row, "path": "../escaped"}], schema=filetable.ARROW_SCHEMA)
+    commit(t, filetable.OPERATION, lambda h: operations.upsert(h, hostile, merge=False), CommitInfo())
     with pytest.raises(logstore.CorruptionError, match="plain relative path"):
         t.checkout(tmp_path / "out" / "inner")
     assert not (tmp_path / "out" / "escaped").exists()
