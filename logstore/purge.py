@@ -449,6 +449,7 @@ def purge(table, *, where: str, info: CommitInfo, dry_run: bool = False) -> Comm
             files.log.forget()
             _forget_cached(files)
             _seen[_key(files)] = (published.version, "done")
+            _stamps.pop(_key(files), None)
             return published.commit
         _delete_new(files, plan)  # another writer took the version: nothing references the new files
         if attempt >= MAX_ATTEMPTS:
@@ -660,20 +661,44 @@ def _key(files: TableFiles) -> tuple[str, str]:
 
 def settle(files: TableFiles) -> None:
     """Before a read or write: finish a committed purge whose roll-forward was interrupted, and forget this
-    process's cached records of the table if a purge happened since it last looked (one small read)."""
-    state = _read_state(files)
+    process's cached records of the table if a purge happened since it last looked. One stat (a HEAD on object
+    stores) when nothing changed; the state is read only when its file did."""
+    key = _key(files)
+    try:
+        info = files.storage.stat(layout.join(files.prefix, STATE_FILE))
+        stamp: tuple | None = (info.size, info.modified, getattr(info, "tag", None))
+    except (FileNotFoundError, NotADirectoryError):
+        stamp = None
+    if key in _stamps and _stamps[key] == stamp and (stamp is None or time.time() - stamp[1] > 2):
+        return  # unchanged (a state written in the last 2 s is read again: same size, same second)
+    state = _read_state(files) if stamp is not None else None
     now = None if state is None else (int(state["version"]), str(state["state"]))
-    if _seen.get(_key(files), None) == now:
-        return
+    waiting = False
     with _settle_lock:
         if now is not None and now[1] == "pending":
             overlay = _committed_overlay(files, now[0])
             if overlay is not None:
                 _roll_forward(files, now[0], _plan_of(overlay))
-                now = (now[0], "done")
-        files.log.forget()
-        _forget_cached(files)
-        _seen[_key(files)] = now
+                now, stamp = (now[0], "done"), None
+            else:
+                waiting = True  # not committed (yet): look again next time
+        if _seen.get(key) != now:
+            files.log.forget()
+            _forget_cached(files)
+            _seen[key] = now
+        if waiting:
+            _stamps.pop(key, None)
+        elif stamp is not None or now is None:
+            _stamps[key] = stamp
+
+
+_stamps: dict[tuple[str, str], tuple | None] = {}
+
+
+def forget() -> None:
+    """Forget what this process saw of every table's purge state (tests: as a new process)."""
+    _seen.clear()
+    _stamps.clear()
 
 
 def _committed_overlay(files: TableFiles, version: int) -> dict | None:

@@ -497,7 +497,7 @@ def test_log_json_is_one_document_with_stable_fields(run, history):
     assert [r["version"] for r in records] == [2, 1, 0]
     assert list(records[1]) == [
         "version", "timestamp", "author", "operation", "rows_inserted", "rows_updated", "rows_deleted",
-        "num_rows", "message", "metadata", "tags",
+        "num_rows", "message", "metadata", "tags", "expired",
     ]  # fmt: skip
     assert records[1]["timestamp"] == "2021-06-01T00:00:00.000000Z" and records[1]["tags"] == ["v1"]
     assert records[0]["rows_deleted"] == 1 and records[0]["num_rows"] == 2

@@ -190,7 +190,7 @@ def run_retention_kills(tmp_path, operation: str, kills: int, seed: int) -> int:
         finished = "done" in ready.read_text()
         interrupted += not finished
         integrity.forget()
-        purge._seen.clear()  # a new process
+        purge.forget()  # a new process
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             state = _all_versions(root)

@@ -75,7 +75,7 @@ def _same_history(state, expected) -> bool:
 def _run(tmp_path, template, op: str, sticky: bool, stride: int) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        purge._seen.clear()
+        purge.forget()
         before = _state(template)
         clean = tmp_path / f"clean-{op}"
         shutil.copytree(template, clean)
@@ -86,7 +86,7 @@ def _run(tmp_path, template, op: str, sticky: bool, stride: int) -> int:
             work = tmp_path / f"{op}-{sticky}-{n}"
             shutil.copytree(template, work)
             integrity.forget()
-            purge._seen.clear()
+            purge.forget()
             store = logstore.open(work)
             store._storage = faulty = FaultyStorage(work, n, sticky)
             acknowledged = False
@@ -107,7 +107,7 @@ def _run(tmp_path, template, op: str, sticky: bool, stride: int) -> int:
 
 def _check(work, op: str, before, after, acknowledged: bool, label: str) -> None:
     integrity.forget()
-    purge._seen.clear()  # a new process
+    purge.forget()  # a new process
     state = _state(work)
     assert state == after or _same_history(state, before) and len(state) == len(before), f"{label}: neither before nor after"
     if acknowledged:
