@@ -207,7 +207,8 @@ def restore(head: Head, target: Plan, target_fingerprint: int | None = None) -> 
     restored version will read it, and compared as text. The content equals the target's, so its fingerprint is
     the target's when known."""
     columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns
-    if tuple(columns) == tuple(head.columns):
+    # without column ids (never altered) columns were only ever added, so the target's are the head's by name
+    if tuple(columns) == tuple(head.columns) or not evolution.has_ids(head.columns):
         state = head.state_sql()
         held = _names(columns)
         differs = _any_distinct("t", "h", columns)
