@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import checkpoint, codec, integrity, layout, names, ondemand
+from . import checkpoint, codec, integrity, layout, marker, names, ondemand
 from .errors import CorruptionError, DivergedError, TableNotFoundError
 from .log import CommitRecord, DataFile, Log
 from .snapshot import SnapshotRecord
@@ -422,6 +422,8 @@ def transfer(
             if name not in selected:
                 selected.append(name)
     plans = [_plan_table(source, destination, name) for name in selected]  # every table checked before any write
+    if any(plan.parts for plan in plans):  # records of format 4 (ALTER, PURGE, ...) need a store that says 4
+        marker.upgrade(destination, int(marker.read(source).get("format_version", 1)))
     fresh = direction == "clone"  # a new store nobody reads yet: see _publish_new
     present = {plan.table: _names(destination, layout.table_dir(plan.table), (layout.DATA_DIR, layout.SNAPSHOT_DATA_DIR, layout.COMPACTED_DATA_DIR)) for plan in plans}
     lazy = isinstance(destination, ondemand.OnDemandStorage)  # a lazy clone: records only, files when needed

@@ -6,6 +6,7 @@ vacuum and verify of a file table whose early versions expired)."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import warnings
 
@@ -99,3 +100,15 @@ def test_a_file_table_refuses_writes_of_rows_from_elsewhere(store, tmp_path, wri
     assert t.version == 0
     t.checkout(tmp_path / "out")
     assert (tmp_path / "out" / "a.txt").read_text() == "hello"
+
+
+def test_push_of_an_altered_table_raises_a_format_3_remote_to_format_4(store, tmp_path):
+    remote_path = tmp_path / "remote"
+    logstore.init(remote_path)
+    (remote_path / "logstore.json").write_text('{"format": "logstore", "format_version": 3}')  # made by an older logstore
+    t = store.create_table("ev", pa.table({"id": [1, 2], "qty": [1.0, 2.0]}), key="id")
+    t.alter(rename={"qty": "quantity"})
+    store.add_remote("origin", str(remote_path))
+    store.push("origin")
+    assert json.loads((remote_path / "logstore.json").read_text())["format_version"] == 4
+    assert logstore.open(remote_path).table("ev").read(version=0).column_names == ["id", "qty"]
