@@ -23,7 +23,7 @@ import duckdb
 
 from . import operations, snapshot, timestamps
 from .commit import CommitInfo, commit
-from .errors import InvalidInputError, LogstoreError, TimestampError, VersionExpiredError
+from .errors import CorruptionError, InvalidInputError, LogstoreError, TimestampError, VersionExpiredError
 
 if TYPE_CHECKING:
     from .log import CommitRecord
@@ -66,16 +66,27 @@ def parse_retention(value) -> dt.timedelta:
     return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
-def cutoff_of(record: CommitRecord) -> tuple[int, frozenset[int]]:
+def cutoff_of(record: CommitRecord | None) -> tuple[int, frozenset[int]]:
     """(the cut-off, the kept versions) a commit record's properties say; (0, {}) if nothing expired."""
+    if record is None:
+        return 0, frozenset()
     props = record.properties
     return int(props.get(CUTOFF) or 0), frozenset(int(v) for v in props.get(KEPT) or ())
 
 
-def _latest_record(files: TableFiles) -> CommitRecord:
+def _latest_record(files: TableFiles) -> CommitRecord | None:
+    """The newest commit record this handle knows (or the newest present); at damage at the top of the log the
+    newest intact one below it (its cut-off is at most the true one), None if none of the last few is."""
     log = files.log
-    known = log.known_head
-    return log.read(known if known is not None else log.latest())
+    top = log.known_head if log.known_head is not None else log.head_version()
+    if top is None:
+        return None
+    for v in range(top, max(top - 10, -1), -1):
+        try:
+            return log.read(v)
+        except CorruptionError:
+            continue
+    return None
 
 
 def expired(files: TableFiles, version: int) -> bool:
