@@ -225,7 +225,8 @@ def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, w
     old_size = storage.stat(files.path(path)).size
     starts = np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
     touched = [g for g in range(meta.num_row_groups) if mask[starts[g] : starts[g + 1]].any()]
-    removed = pa.concat_tables([_take(f.read_row_group(g), mask[starts[g] : starts[g + 1]]) for g in touched]) if touched else f.schema_arrow.empty_table()
+    read = {g: f.read_row_group(g) for g in touched}  # read once: for the rows that go and for the copy
+    removed = pa.concat_tables([_take(read[g], mask[starts[g] : starts[g + 1]]) for g in touched]) if touched else f.schema_arrow.empty_table()
     kept_rows = int(len(mask) - mask.sum())
     snapshot_file = path.startswith(layout.SNAPSHOT_DATA_DIR + "/")
     if not write or (kept_rows == 0 and not snapshot_file):
@@ -235,10 +236,8 @@ def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, w
     try:
         with pq.ParquetWriter(staged, f.schema_arrow, compression=compression if compression != "uncompressed" else "none") as writer:
             for g in range(meta.num_row_groups):
-                group = f.read_row_group(g)
                 part = mask[starts[g] : starts[g + 1]]
-                if g in touched:
-                    group = _take(group, ~part)
+                group = _take(read[g], ~part) if g in read else f.read_row_group(g)
                 if group.num_rows:
                     writer.write_table(group, row_group_size=max(group.num_rows, 1))
             if kept_rows == 0:
