@@ -278,7 +278,7 @@ class _Effects:
     values: set[str] = field(default_factory=set)  # the string values of the purged images
 
 
-def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: list[pa.Table], head: int, physical_of: dict[int, tuple[Column, ...]]) -> _Effects:
+def _effects(con, inv: _Inventory, change_rows: list[pa.Table], snapshot_rows: list[pa.Table], head: int, physical_of: dict[int, tuple[Column, ...] | None]) -> _Effects:
     """Which purged image is alive at which version (each change or snapshot row stands from its _version until the
     row id's next change), hashed with each version's columns; `physical_of` (by id() of each table of removed rows)
     holds the columns its file was written with, so images are read by column identity (evolution.py) as readers do."""
@@ -334,16 +334,18 @@ def _events(change_rows: list[pa.Table], snapshot_rows: list[pa.Table]) -> dict[
     return events
 
 
-def _physical(files: TableFiles, path: str, held: frozenset[str]) -> tuple[Column, ...]:
+def _physical(files: TableFiles, path: str, held: frozenset[str]) -> tuple[Column, ...] | None:
     """The columns (with identities) the file at `path` was written with: those of the versions it stands for."""
     span = None if path.startswith(layout.SNAPSHOT_DATA_DIR + "/") else scan.file_span(path)
     if span is None:
         version = layout.file_version(path)
+        if version is None:  # not a name logstore writes: read by name, as before column identities
+            return None
         span = (version, version)
     return evolution.layout(files.log, span[0], span[1], held)
 
 
-def _row_hashes(con, images: pa.Table, columns: tuple[Column, ...], physical: tuple[Column, ...]) -> list[int]:
+def _row_hashes(con, images: pa.Table, columns: tuple[Column, ...], physical: tuple[Column, ...] | None) -> list[int]:
     name = f"logstore_purge_images_{threading.get_ident()}"
     con.register(name, images)
     try:
@@ -473,7 +475,7 @@ def _prepare(files: TableFiles, con, inv: _Inventory, ids: np.ndarray, head: int
     rewrites: dict[str, _Rewrite] = {}
     change_rows: list[pa.Table] = []
     snapshot_rows: list[pa.Table] = []
-    physical_of: dict[int, tuple[Column, ...]] = {}
+    physical_of: dict[int, tuple[Column, ...] | None] = {}
     try:
         if len(ids):
             for path in inv.paths():
