@@ -207,8 +207,12 @@ def restore(head: Head, target: Plan, target_fingerprint: int | None = None) -> 
     restored version will read it, and compared as text. The content equals the target's, so its fingerprint is
     the target's when known."""
     columns = evolution.explicit(target.columns) if evolution.has_ids(head.columns) else target.columns
-    # without column ids (never altered) columns were only ever added, so the target's are the head's by name
-    if tuple(columns) == tuple(head.columns) or not evolution.has_ids(head.columns):
+    if not evolution.has_ids(head.columns):  # never altered: columns are matched by name, as before format 4
+        state = head.state_sql()
+        old, added = _split(columns, head.columns)  # `added`: columns the target has and the head dropped by a restore
+        held = _names(old)
+        differs = " OR ".join(filter(None, [_any_distinct("t", "h", old)] + [f"t.{quote(c.name)} IS NOT NULL" for c in added]))
+    elif tuple(columns) == tuple(head.columns):
         state = head.state_sql()
         held = _names(columns)
         differs = _any_distinct("t", "h", columns)
