@@ -164,6 +164,13 @@ def test_merge_matches_delta_lake(no_fsync, data):
             except Exception as e:  # deltalake raises its own DeltaError
                 delta_error = e
             before = t.version
+            held = set(t.read(columns=["k"]).column("k").to_pylist())
+            drawn = source.column("k").to_pylist()
+            if delta_error is None and any(drawn.count(k) > 1 and k in held for k in held):
+                # several source rows match one target row and delta-rs 1.6.6 did not refuse: there it departs from
+                # Delta's documented rule (it copies such a row when no matched clause takes it, and allows an
+                # unconditional delete followed by other matched clauses); the explicit tests below pin logstore's
+                break
             if delta_error is not None:
                 assert "multiple source rows" in str(delta_error), delta_error
                 with pytest.raises(logstore.MergeMatchError):
@@ -671,3 +678,19 @@ def test_hostile_aliases_and_internal_names(store):
         t.merge(_source([1], [7]).append_column("__logstore_merge_pos", pa.array([1])), on="id")
     with pytest.raises(logstore.InvalidInputError):
         t.merge(_source([1], [7]), on="id", target_alias="")
+
+
+def test_a_row_several_source_rows_match_and_no_matched_clause_takes_stays_once(store):
+    t = store.create_table("t", pa.table({"k": [0, 1], "n": [0, 1]}), key="k")
+    source = pa.table({"k": [0, 0], "n": [7, 8]})
+    c = t.merge(source, on="k").when_not_matched_by_source_update(set={"n": "target.n + 100"}).execute()
+    assert (c.rows_inserted, c.rows_updated, c.rows_deleted) == (0, 1, 0)
+    assert sorted(t.read().to_pylist(), key=lambda r: r["k"]) == [{"k": 0, "n": 0}, {"k": 1, "n": 101}]
+
+
+def test_several_matches_refused_when_a_matched_update_follows_an_unconditional_delete(store):
+    t = store.create_table("t", pa.table({"k": [0], "n": [0]}))
+    source = pa.table({"k": [0, 0], "n": [7, 8]})
+    with pytest.raises(logstore.MergeMatchError):
+        t.merge(source, on="k").when_matched_delete().when_matched_update(set={"n": "source.n"}).execute()
+    assert t.version == 0
