@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import pyarrow as pa
 
 from . import names, operations, selectors, snapshot
-from .blobs import Blobs, Staged, parse_name
+from .blobs import RAW, ZSTD, Blobs, Staged, blob_path, parse_name
 from .commit import CommitInfo, _publish_once, commit
 from .errors import (
     CorruptionError,
@@ -446,6 +446,26 @@ def referenced_blobs(table: Table) -> dict[str, int]:
             if sha is not None:
                 found[sha] = size
     return found
+
+
+def purge(table: Table, *, where: str, info: Any, dry_run: bool) -> Any:
+    """Purge a file table's rows as any table's (purge.py), then delete at once the blobs that only purged rows
+    referenced and no readable version of any file table still does: an erasure does not wait for the blob grace
+    that keeps vacuum off the blobs of an add in flight (an add of the same content racing the purge may then
+    commit a row whose blob is gone, which its reads report as a missing blob)."""
+    from .purge import purge as purge_rows
+
+    before = set(referenced_blobs(table))
+    done = purge_rows(table, where=where, info=info, dry_run=dry_run)
+    if dry_run or done is None:
+        return done
+    still: set[str] = set()
+    for other in file_tables(table._store):
+        still |= set(referenced_blobs(other))
+    for sha in sorted(before - still):
+        for encoding in (RAW, ZSTD):
+            table._storage.delete(blob_path(sha, encoding))
+    return done
 
 
 def vacuum_blobs(store: Store, report: VacuumReport, *, dry_run: bool, min_age: float) -> None:

@@ -582,9 +582,13 @@ class Table:
         row id), rewriting only the files that hold them; recorded as a PURGE commit (who, when, how many rows, a
         hash of the predicate). Returns that Commit, None if nothing matched (no version is made), or a PurgeReport
         when dry_run=True. See logstore/purge.py."""
+        from . import filetable
         from .purge import purge
 
-        return purge(self, where=where, info=CommitInfo(message=message, author=author, timestamp=timestamp), dry_run=dry_run)
+        info = CommitInfo(message=message, author=author, timestamp=timestamp)
+        if filetable.is_file_table(self):  # its purged files' blobs go too (filetable.purge)
+            return filetable.purge(self, where=where, info=info, dry_run=dry_run)
+        return purge(self, where=where, info=info, dry_run=dry_run)
 
     # --- tags and snapshots --------------------------------------------------------------------------------
 

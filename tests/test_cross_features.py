@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -112,3 +113,31 @@ def test_push_of_an_altered_table_raises_a_format_3_remote_to_format_4(store, tm
     store.push("origin")
     assert json.loads((remote_path / "logstore.json").read_text())["format_version"] == 4
     assert logstore.open(remote_path).table("ev").read(version=0).column_names == ["id", "qty"]
+
+
+def test_purging_a_file_deletes_its_blob_at_once_unless_another_file_holds_the_content(store, tmp_path):
+    folder = tmp_path / "f"
+    folder.mkdir()
+    secret = b"the secret document " * 200
+    (folder / "secret.txt").write_bytes(secret)
+    (folder / "public.txt").write_bytes(b"public " * 200)
+    store.add_files("docs", folder)  # 0
+    (folder / "secret.txt").unlink()
+    (folder / "other.txt").write_bytes(b"other " * 200)
+    store.add_files("docs", folder)  # 1: secret.txt gone from the folder, still in version 0
+    shared = tmp_path / "g"
+    shared.mkdir()
+    (shared / "copy.txt").write_bytes(b"public " * 200)  # the same content in another file table
+    store.add_files("more", shared)
+    t = store.table("docs")
+    public = {r["path"]: r["sha256"] for r in t.read(version=0).to_pylist()}
+    t.purge(where="path = 'secret.txt'")
+    blob_names = {p.name.split(".")[0] for p in (Path(store.path) / "blobs").rglob("*") if p.is_file()}
+    assert public["secret.txt"] not in blob_names  # no vacuum needed, no grace period waited
+    assert public["public.txt"] in blob_names
+    assert [r["path"] for r in t.read(version=0).to_pylist()] == ["public.txt"]
+    out = tmp_path / "out"
+    t.checkout(out, version=0)
+    assert [p.name for p in out.iterdir()] == ["public.txt"]
+    assert t.verify(full=True).problems == []
+    assert not any(secret[:40] in p.read_bytes() for p in Path(store.path).rglob("*") if p.is_file())
