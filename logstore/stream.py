@@ -150,5 +150,10 @@ class TableVersion:
 
 
 def at(table: Table, version: Version | None = None, *, as_of: Moment | None = None, tag: Tag | None = None) -> TableVersion:
-    """The TableVersion the selector names (the latest version without one)."""
-    return TableVersion(table, selectors.resolve(table._files, version, as_of=as_of, tag=tag))
+    """The TableVersion the selector names (the latest version without one); VersionExpiredError for a version the
+    table's retention has expired (a handle that could never read)."""
+    from . import expiry
+
+    number = selectors.resolve(table._files, version, as_of=as_of, tag=tag)
+    expiry.check(table._files, number)
+    return TableVersion(table, number)

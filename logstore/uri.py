@@ -32,7 +32,7 @@ from urllib.parse import quote, unquote, unquote_to_bytes
 
 import pyarrow as pa
 
-from . import fingerprint, layout, names, planner, selectors
+from . import expiry, fingerprint, layout, names, planner, selectors
 from .errors import CorruptionError, DatasetURIError, InvalidInputError, InvalidNameError
 from .materialize import ROW_ID
 from .storage import OBJECT_SCHEMES, LocalStorage
@@ -119,6 +119,7 @@ def of_table(table: Table, *, version: Version | None = None, as_of: Moment | No
     """The dataset URI of one version of `table` (the latest by default), resolved to its number."""
     files = table._files
     number = selectors.resolve(files, version, as_of=as_of, tag=tag)
+    expiry.check(files, number)  # a URI names rows someone can read: not those of an expired version
     storage = files.storage
     local = isinstance(storage, LocalStorage)
     location = str(storage.root) if isinstance(storage, LocalStorage) else str(storage.location)

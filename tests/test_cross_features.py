@@ -141,3 +141,14 @@ def test_purging_a_file_deletes_its_blob_at_once_unless_another_file_holds_the_c
     assert [p.name for p in out.iterdir()] == ["public.txt"]
     assert t.verify(full=True).problems == []
     assert not any(secret[:40] in p.read_bytes() for p in Path(store.path).rglob("*") if p.is_file())
+
+
+def test_an_expired_version_has_no_uri_and_no_readers(store):
+    t = store.create_table("t", pa.table({"id": [1, 2], "v": [1, 2]}), key="id")
+    t.update(set={"v": "v + 1"}, where="true")
+    t.update(set={"v": "v + 1"}, where="true")
+    t.expire(keep_last=1)
+    for read in (lambda: t.uri(version=0), lambda: t.at(version=0), lambda: t.fragments(version=0), lambda: list(t.to_batches(version=0))):
+        with pytest.raises(logstore.VersionExpiredError):
+            read()
+    assert logstore.read_uri(t.uri()).num_rows == 2
