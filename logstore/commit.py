@@ -74,7 +74,7 @@ class CommitInfo:
 # the operations that write a table's rows or columns from the caller's data: a file table's rows change only by
 # `add_files` (its rows must name blobs it stored), by restore and by purge
 ROW_VERBS = frozenset({"APPEND", "UPSERT", "UPDATE", "DELETE", "OVERWRITE", "MERGE", "ALTER"})
-FILE_TABLE = "file_table"  # the property of a file table (filetable.py)
+FILE_TABLE = "file_table"  # the table property (true) that makes a table a file table (filetable.py)
 
 
 def commit(table, operation: str, build: Callable[[Head], ChangeSet], info: CommitInfo, *, head: Callable[[], Head] | None = None) -> Commit:

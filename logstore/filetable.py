@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from . import names, operations, selectors, snapshot
 from .blobs import RAW, ZSTD, Blobs, Staged, blob_path, parse_name
-from .commit import CommitInfo, _publish_once, commit
+from .commit import FILE_TABLE, CommitInfo, _publish_once, commit
 from .errors import (
     CorruptionError,
     FileNotInVersionError,
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
     from .vacuum import VacuumReport
     from .verify import VerifyReport
 
-FILE_TABLE = "file_table"  # the table property (true) that makes a table a file table
 KEY = "path"
 COLUMNS = (
     Column("path", "VARCHAR"),
