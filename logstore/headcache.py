@@ -91,9 +91,9 @@ class _Stale(Exception):
 class _Lookup:
     """The rows of version `record.version` (the base) with the key column sorted, and the change rows after it.
 
-    The change rows are indexed as they come in (a few thousand per commit): `newest` maps each row id they touch
-    to the position (in version order) of its newest change row, `holders` each key value they hold (in a row
-    that is not a delete) to the row ids that held it."""
+    The change rows are indexed as they come in (a few thousand per commit), in numpy arrays (no Python object per
+    row): `touched` holds, sorted, each row id they touch and `newest` the position (in version order) of its newest
+    change row; `held_keys` holds, sorted, the key of each change row that is not a delete and `held_ids` its row id."""
 
     record: CommitRecord
     column: str
@@ -101,12 +101,16 @@ class _Lookup:
     keys: np.ndarray  # the base's key values, sorted (unique: a version holds each key once)
     order: np.ndarray  # the base position of each of `keys`
     version: int  # `changes` holds the change rows of versions record.version+1 .. version
+    base_ids: np.ndarray = field(default_factory=lambda: _EMPTY)  # the base's row ids, in the order of `keys`
     changes: list[pa.Table] = field(default_factory=list)  # _row_id, _op, _version and the columns, in version order
     change_rows: int = 0
-    newest: dict[int, int] = field(default_factory=dict)
-    holders: dict[int, list[int]] = field(default_factory=dict)
+    touched: np.ndarray = field(default_factory=lambda: _EMPTY)
+    newest: np.ndarray = field(default_factory=lambda: _EMPTY)
+    held_keys: np.ndarray = field(default_factory=lambda: _EMPTY)
+    held_ids: np.ndarray = field(default_factory=lambda: _EMPTY)
     pending: list[pa.Table] = field(default_factory=list)  # change rows after `changes`, not indexed yet
     pending_rows: int = 0
+    _all: pa.Table | None = None  # `changes` concatenated (built when a lookup needs it)
 
     def add(self, rows: pa.Table) -> None:
         """Take the change rows of the next version; indexed when a lookup needs them (appends never do)."""
@@ -114,15 +118,56 @@ class _Lookup:
         self.pending_rows += rows.num_rows
 
     def index(self) -> None:
-        for rows in self.pending:
-            row_ids = rows.column(ROW_ID).to_pylist()
-            self.newest.update(zip(row_ids, range(self.change_rows, self.change_rows + len(row_ids))))
-            live = rows.filter(pc.not_equal(rows.column(OP), DELETE))
-            for key, row_id in zip(live.column(self.column).to_pylist(), live.column(ROW_ID).to_pylist()):
-                self.holders.setdefault(key, []).append(row_id)
-            self.changes.append(rows)
-            self.change_rows += rows.num_rows
+        if not self.pending:
+            return
+        rows = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
+        row_ids = _int64s(rows.column(ROW_ID))
+        positions = np.arange(self.change_rows, self.change_rows + len(row_ids), dtype=np.int64)
+        # newest change row per row id: the later of equal row ids wins (a stable sort keeps version order)
+        self.touched, self.newest = _last_of_each(np.concatenate([self.touched, row_ids]), np.concatenate([self.newest, positions]))
+        live = _bools(pc.not_equal(rows.column(OP), DELETE))
+        keys = _int64s(rows.filter(pa.array(live)).column(self.column))  # a delete's key is NULL
+        keys_all = np.concatenate([self.held_keys, keys])
+        by_key = np.argsort(keys_all, kind="stable")
+        self.held_keys, self.held_ids = keys_all[by_key], np.concatenate([self.held_ids, row_ids[live]])[by_key]
+        self.changes.extend(self.pending)
+        self.change_rows += rows.num_rows
+        self._all = None
         self.pending, self.pending_rows = [], 0
+
+    def all_changes(self) -> pa.Table:
+        if self._all is None:
+            self._all = pa.concat_tables(self.changes)
+        return self._all
+
+
+_EMPTY = np.empty(0, np.int64)
+
+
+def _int64s(column: pa.ChunkedArray) -> np.ndarray:
+    """An integer column without NULLs as int64 (row ids and key values of change rows that are not deletes)."""
+    return np.asarray(column.to_numpy(), dtype=np.int64)
+
+
+def _bools(column: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _last_of_each(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `ids`, sorted, with the value of the last occurrence of each."""
+    by_id = np.argsort(ids, kind="stable")
+    ids, values = ids[by_id], values[by_id]
+    last = np.ones(len(ids), dtype=bool)
+    last[:-1] = ids[1:] != ids[:-1]
+    return ids[last], values[last]
+
+
+def _positions_of(sorted_ids: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `ids`: whether `sorted_ids` holds it, and where (meaningful where it does)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool), np.zeros(len(ids), dtype=np.int64)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return sorted_ids[at] == ids, at
 
 
 class HeadCache:
@@ -278,17 +323,18 @@ def _indexed(record: CommitRecord, column: str, base: pa.Table) -> _Lookup:
     """A lookup whose base is `base`, the rows of `record`'s version (one chunk)."""
     keys = base.column(column).to_numpy()
     order = np.argsort(keys, kind="stable")
-    return _Lookup(record, column, base, keys[order], order, record.version)
+    base_ids = _int64s(base.column(ROW_ID))[order]
+    return _Lookup(record, column, base, keys[order], order, record.version, base_ids=base_ids)
 
 
 def _merged(lookup: _Lookup, record: CommitRecord) -> _Lookup:
     """The lookup with its change rows applied to its base (`record` is the version they reach): the base rows no
     change row replaced, plus the newest change row of each row id unless it is a delete."""
     base = lookup.base
-    if lookup.newest:
-        replaced = pa.array(list(lookup.newest), pa.int64())
-        kept = base.filter(pc.invert(pc.is_in(base.column(ROW_ID), value_set=replaced)))
-        newest = pa.concat_tables(lookup.changes).take(pa.array(sorted(lookup.newest.values()), pa.int64()))
+    if len(lookup.touched):
+        replaced, _ = _positions_of(lookup.touched, _int64s(base.column(ROW_ID)))
+        kept = base.filter(pa.array(~replaced))
+        newest = lookup.all_changes().take(pa.array(np.sort(lookup.newest)))
         live = newest.filter(pc.not_equal(newest.column(OP), DELETE)).select(base.column_names)
         base = pa.concat_tables([kept, live]).combine_chunks()
     return _indexed(record, lookup.column, base)
@@ -328,24 +374,22 @@ def _find(lookup: _Lookup, values: pa.Array) -> pa.Table:
     row replaced, plus the newest change row of every row id that held one of them or replaced such a base row,
     unless it is a delete (a superset of the head rows holding the keys: the predicate is applied to them again)."""
     wanted = np.unique(values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
-    at = np.minimum(np.searchsorted(lookup.keys, wanted), max(len(lookup.keys) - 1, 0))
-    found = at[lookup.keys[at] == wanted] if len(lookup.keys) else at[:0]
-    base = lookup.base.take(pa.array(lookup.order[found]))
-    if not lookup.newest:
+    found, at = _positions_of(lookup.keys, wanted)
+    at = at[found]
+    if not len(lookup.touched):
+        return lookup.base.take(pa.array(lookup.order[at]))
+    replaced, where = _positions_of(lookup.touched, lookup.base_ids[at])
+    positions = [lookup.newest[where[replaced]]]
+    if len(lookup.held_keys):  # the row ids whose change rows held a wanted key: their newest change rows
+        start = np.searchsorted(lookup.held_keys, wanted, side="left")
+        count = np.searchsorted(lookup.held_keys, wanted, side="right") - start
+        held = lookup.held_ids[np.repeat(start - np.cumsum(count) + count, count) + np.arange(count.sum())]
+        _, where = _positions_of(lookup.touched, held)  # every held row id is touched
+        positions.append(lookup.newest[where])
+    base = lookup.base.take(pa.array(lookup.order[at[~replaced]]))
+    chosen = np.unique(np.concatenate(positions))
+    if not len(chosen):
         return base
-    newest = lookup.newest
-    base_ids = base.column(ROW_ID).to_pylist()
-    replaced = [row_id in newest for row_id in base_ids]
-    positions = {newest[row_id] for row_id, gone in zip(base_ids, replaced) if gone}
-    holders = lookup.holders
-    for key in wanted.tolist():
-        held = holders.get(key)
-        if held:  # few keys have change rows: no generator for the others
-            positions.update(newest[row_id] for row_id in held)
-    if any(replaced):
-        base = base.filter(pa.array([not gone for gone in replaced]))
-    if not positions:
-        return base
-    changed = pa.concat_tables(lookup.changes).take(pa.array(sorted(positions), pa.int64()))
+    changed = lookup.all_changes().take(pa.array(chosen))
     live = changed.filter(pc.not_equal(changed.column(OP), DELETE)).select(base.column_names)
     return pa.concat_tables([base, live])
