@@ -315,3 +315,39 @@ def test_key_lookup_random_operations(tmp_path_factory, ops, limit):
     finally:
         headcache.LOOKUP_MAX_CHANGE_ROWS = old
     assert_verified(writers["a"].table("p"))
+
+
+def move(table, pairs) -> None:
+    """A merge on the key moving key a to b for each (a, b) (found through the lookup: `on` is the integer key)."""
+    source = pa.table({"id": pa.array([a for a, _ in pairs], pa.int64()), "to": pa.array([b for _, b in pairs], pa.int64())})
+    table.merge(source, on="id").when_matched_update(set={"id": "source.to"}).execute()
+
+
+def test_key_lookup_follows_keys_that_move_between_rows(keyed, store):
+    """The lookup's index of change rows (numpy: per row id its newest change row, per key the row ids whose change
+    rows held it) when keys move: merges changing keys, a key deleted and appended again under a new row id, and a
+    key several row ids held at different versions; every lookup against a dict model."""
+    keyed.update({"score": "0"}, in_list(range(100)))
+    keyed.update({"score": "1"}, in_list(range(100)))  # the lookup is built
+    assert lookups(store) == [testing.prefix(keyed)]
+    model = {i: (f"n{i}", 1.0) for i in range(10)}
+    move(keyed, [(i, i + 100) for i in range(5)])  # keys 0..4 move to 100..104
+    model |= {i + 100: model.pop(i) for i in range(5)}
+    keyed.append(people([0, 1]))  # keys 0 and 1 again, in new row ids
+    model |= {0: ("n0", 0.0), 1: ("n1", 0.5)}
+    keyed.delete(in_list([1, 101] + list(range(300, 400))))
+    del model[1], model[101]
+    with pytest.raises(logstore.KeyViolationError):
+        move(keyed, [(102, 5)])  # row 5 holds key 5
+    move(keyed, [(103, 1), (104, 101)])  # keys deleted above: free again
+    model |= {1: model.pop(103), 101: model.pop(104)}
+    move(keyed, [(1, 4), (101, 1)])  # key 1 moves on, key 101's row takes it
+    model |= {4: model.pop(1)}
+    model |= {1: model.pop(101)}
+    assert state(keyed) == model
+    touched = [0, 1, 2, 3, 4, 100, 101, 102, 103, 104]
+    keyed.update({"name": "name || '!'", "score": "score + 1"}, in_list(touched + list(range(300, 400))))
+    model = {k: (v[0] + "!", v[1] + 1) if k in touched else v for k, v in model.items()}
+    assert state(keyed) == model
+    assert testing.head_cache(store)._lookups[testing.prefix(keyed)].change_rows > 0  # served by the change rows
+    assert_verified(keyed)
