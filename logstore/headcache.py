@@ -23,7 +23,7 @@ rows holding those keys, but a scan of the cache table still decodes all of it (
 with one integer key column, the second such operation of a thread keeps, besides (and independently of) the
 cache table, the rows of some version c as an Arrow table with its keys sorted (numpy), plus the change rows of
 versions c+1..head in memory (read from their change files, each checked like every read checks it). The rows of
-the head holding given keys are then found by binary search in the base and a hash lookup in the change rows,
+the head holding given keys are then found by binary search in the base and in the change rows (indexed in sorted numpy arrays),
 applying the materialization rule (per row id the newest change wins; a delete removes the row) to those rows
 alone: ~1 ms. Once more than LOOKUP_MAX_CHANGE_ROWS change rows lie beside the base, they are merged into it (the
 same rule, in Arrow: ~0.1 s for 1M rows, against ~1 s to build it from the files); dropped (the operation then
@@ -87,6 +87,9 @@ class _Stale(Exception):
     """A key lookup cannot be brought up to the head (columns changed, a change file unreadable or damaged)."""
 
 
+_EMPTY: np.ndarray = np.empty(0, np.int64)
+
+
 @dataclass
 class _Lookup:
     """The rows of version `record.version` (the base) with the key column sorted, and the change rows after it.
@@ -140,8 +143,6 @@ class _Lookup:
             self._all = pa.concat_tables(self.changes)
         return self._all
 
-
-_EMPTY = np.empty(0, np.int64)
 
 
 def _int64s(column: pa.ChunkedArray) -> np.ndarray:
