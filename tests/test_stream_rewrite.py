@@ -137,3 +137,111 @@ def test_streamed_upsert_and_overwrite_equal_the_in_memory_ones(tmp_path_factory
 @given(st.lists(st.one_of(write, other), min_size=1, max_size=12), st.booleans())
 def test_streamed_upsert_and_overwrite_equal_the_in_memory_ones_stress(tmp_path_factory, small_buffer, ops, key):
     check_history(tmp_path_factory.mktemp("h"), ops, key=key)
+
+
+def generated(start: int, stop: int, tag: str = "g", step: int = 300):
+    for i in range(start, stop, step):
+        yield rows(range(i, min(i + step, stop)), tag).to_batches()[0]
+
+
+def test_every_input_kind_is_staged_and_written_as_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "BUFFER_ROWS", 1000)
+    monkeypatch.setattr("logstore.ingest.ROW_GROUP_ROWS", 700)
+    rewrites = []
+    real = ingest.rewrite
+    monkeypatch.setattr(ingest, "rewrite", lambda *a, **k: rewrites.append(a[2]) or real(*a, **k))
+    pq.write_table(rows(range(1000, 4000), "p"), tmp_path / "p1.parquet", row_group_size=500)
+    pq.write_table(rows(range(4000, 5000), "q"), tmp_path / "p2.parquet", row_group_size=500)
+    writes = [
+        ("upsert", lambda: generated(0, 3000)),
+        ("upsert", lambda: str(tmp_path / "p*.parquet")),
+        ("overwrite", lambda: pa.RecordBatchReader.from_batches(rows([0]).schema, generated(2000, 4500, "o"))),
+        ("upsert", lambda: __import__("duckdb").sql("SELECT range AS k, range * 10 AS x, 'd' || range AS s FROM range(4000, 6000)")),
+        ("overwrite", lambda: str(tmp_path / "p1.parquet")),
+    ]
+    memory = logstore.init(tmp_path / "m").create_table("t", rows(range(100)), key="k")
+    streamed = logstore.init(tmp_path / "s").create_table("t", rows(range(100)), key="k")
+    for name, data in writes:
+        getattr(memory, name)(_read_all(data()))
+        getattr(streamed, name)(data())
+    assert rewrites == [name.upper() for name, _ in writes]  # every write took the staged path
+    assert versions(memory) == versions(streamed)
+    third, fifth = streamed.commit_info(3), streamed.commit_info(5)
+    assert (third.rows_inserted, third.rows_updated, third.rows_deleted) == (0, 2500, 2500)
+    assert (fifth.rows_inserted, fifth.rows_updated, fifth.rows_deleted) == (1000, 2000, 2000)
+    assert streamed.verify(full=True).problems == [] and staging_leftovers(streamed._store.path) == []
+
+
+def _read_all(data) -> pa.Table:
+    from logstore.inputs import to_reader
+
+    return to_reader(data).read_all()
+
+
+KILLED_CHILD = textwrap.dedent("""
+    import sys
+    import logstore
+    from logstore import ingest
+    sys.path.insert(0, sys.argv[2])
+    from test_stream_rewrite import generated
+    ingest.BUFFER_ROWS = 1000
+    ingest.ROW_GROUP_ROWS = 700
+
+    def source():
+        for i, batch in enumerate(generated(0, 60000)):
+            print("batch", i, flush=True)
+            yield batch
+        print("end", flush=True)
+
+    getattr(logstore.open(sys.argv[1]).table("t"), sys.argv[3])(source())
+    print("done", flush=True)
+""")
+
+
+@pytest.mark.parametrize(("operation", "kill_after", "delay"), [("upsert", "batch 3", 0), ("upsert", "end", 0.05), ("overwrite", "end", 0.2)])
+def test_a_killed_streamed_write_leaves_no_version_and_no_referenced_file(tmp_path, operation, kill_after, delay):
+    store = logstore.init(tmp_path / "store")
+    t = store.create_table("t", rows(range(50000)), key="k")
+    before = t.read()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, store.path, os.path.dirname(__file__), operation], stdout=subprocess.PIPE, text=True, env=env)
+    assert child.stdout is not None
+    for line in child.stdout:
+        if line.strip() == kill_after:
+            break
+    time.sleep(delay)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    t = logstore.open(store.path).table("t")
+    if t.version == 0:  # killed before its commit: nothing of it is visible
+        assert t.read().equals(before)
+    else:  # it committed before the kill: the whole write, nothing less
+        assert t.version == 1 and t.read().sort_by("k").equals(rows(range(60000), "g"))  # upsert or overwrite alike
+    report = t.verify(full=True)
+    assert report.problems == [] and report.unreferenced == []
+    t.upsert(generated(0, 10))  # the table takes writes as before
+    assert t.verify(full=True).problems == []
+
+
+def test_a_streamed_upsert_that_loses_a_race_is_computed_again_on_the_new_head(store, monkeypatch):
+    monkeypatch.setattr(ingest, "BUFFER_ROWS", 1000)
+    t = store.create_table("t", rows(range(10)), key="k")
+    other = store.table("t")
+    from logstore import commit as commits
+
+    real = commits._publish
+    raced = []
+
+    def publish(files, operation, head, changes, info):
+        if not raced and getattr(changes, "staged", None):
+            raced.append(True)
+            other.upsert(rows(range(5, 3000), "w"))  # another writer wins this version, with some of the same keys
+        return real(files, operation, head, changes, info)
+
+    monkeypatch.setattr(commits, "_publish", publish)
+    t.upsert(generated(2000, 4000))
+    assert t.version == 2 and t.commit_info(2).rows_updated == 1000 and t.commit_info(2).rows_inserted == 1000
+    expected = pa.concat_tables([rows(range(5), "a"), rows(range(5, 2000), "w"), rows(range(2000, 4000), "g")])
+    assert t.read().sort_by("k").equals(expected)
+    assert t.verify(full=True).problems == [] and t.verify(full=True).unreferenced == []
+    assert staging_leftovers(store.path) == []
