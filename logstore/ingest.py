@@ -34,7 +34,7 @@ from .errors import InvalidInputError
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
 from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
-from .schema import Column, arrow_schema, conform
+from .schema import Column, arrow_schema, conform, quote
 
 if TYPE_CHECKING:
     from .log import Commit
@@ -55,7 +55,9 @@ class Staged:
     def batches(self):
         import pyarrow.dataset as ds
 
-        return ds.dataset(list(self.paths), format="parquet", schema=self.schema).to_batches(batch_size=64 * 1024)
+        dataset = ds.dataset(list(self.paths), format="parquet", schema=self.schema)
+        # no read-ahead: pyarrow's default reads up to 16 batches and 4 files ahead, ~900 MB of a 10M-row input
+        return dataset.to_batches(batch_size=64 * 1024, batch_readahead=0, fragment_readahead=0)
 
     def remove(self, storage) -> None:
         if self.owned:
@@ -288,9 +290,7 @@ def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage,
         columns = _write_input(head, staged, source, merge)
         local = Head(head.record, head.plan, con, head.table_name, state=lambda: head.plan)
         if head.key:
-            keys = pq.read_table(source, columns=list(head.key))
-            _check_batch_keys(local, keys)
-            del keys
+            _check_staged_keys(local, source)
         name = "upsert_batch" if operation == "UPSERT" else "overwrite_batch"
         con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(source)})")
         sql = operations.upsert_sql(local, columns) if operation == "UPSERT" else operations.overwrite_sql(local, columns)
@@ -330,6 +330,37 @@ def _write_input(head: Head, staged: Staged, target: str, merge: bool) -> tuple[
     if position != staged.rows:
         raise InvalidInputError(staged.paths[0], f"the input changed while it was written: {position} rows read, {staged.rows} expected")
     return columns
+
+
+def _check_staged_keys(head: Head, source: str) -> None:
+    """operations._check_batch_keys over the key columns of a staged input file, in that order (nulls, NaN,
+    duplicates) and with the same errors, run by DuckDB within its memory limit rather than over Arrow arrays of the
+    whole input (pyarrow's hash table of 10M keys holds ~500 MB, and its pool keeps them)."""
+    from .errors import KeyViolationError
+    from .operations import _key_value, _nan_keys
+
+    key = list(head.key)
+    cols = ", ".join(quote(k) for k in key)
+    relation = f"read_parquet({_literal(source)})"
+    nulls = head.con.sql(f"SELECT {cols} FROM {relation} WHERE {' OR '.join(f'{quote(k)} IS NULL' for k in key)} LIMIT 6").fetchall()
+    if nulls:
+        raise KeyViolationError(key, "null values", [_key_value(r) for r in nulls])
+    schema = pq.read_schema(source)
+    if any(_may_hold_nan(schema.field(k).type) for k in key):
+        nans: list = []
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024, columns=key):
+            nans += _nan_keys(pa.Table.from_batches([batch]), key)[: 6 - len(nans)]
+            if len(nans) == 6:
+                break
+        if nans:
+            raise KeyViolationError(key, "NaN values (NaN cannot be a key)", nans)
+    dups = head.con.sql(f"SELECT {cols} FROM {relation} GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 6").fetchall()
+    if dups:
+        raise KeyViolationError(key, "duplicate values in the batch", [_key_value(r) for r in dups])
+
+
+def _may_hold_nan(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_nested(t)
 
 
 def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], version: int, next_row_id: int) -> tuple[tuple[int, int, int], int]:
