@@ -15,6 +15,7 @@ peak RSS and wall time of each:
     dask sum    today: one process, t.read(columns).to_pandas().sum() new: t.to_dask(columns).sum() on a
                                                                       2-worker LocalCluster (time; cluster start and the workers'
                                                                       import of logstore not counted)
+    ray sum     new: t.to_ray(columns).sum(columns) on a local Ray of 2 CPUs (run with dask sum, against its "today")
 
 Goals (10M rows): checkout <= 1 GB, append, upsert and overwrite <= 1.5 GB, iterate <= 500 MB, dask sum <= 1.2x one process's read.
 
@@ -79,6 +80,16 @@ CODE = {
         "        sys.stderr.write('seconds=%f\\n' % (time.perf_counter() - t0))\n"
         "    client.close(); cluster.close()"
     ),
+    "ray sum/new": (
+        "import ray\n"
+        "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)\n"
+        "ray.data.DataContext.get_current().enable_progress_bars = False\n"
+        "t = logstore.open(S).table('bench')\n"
+        "for _ in range(2):  # cold (the workers' first use of the files), then warm\n"
+        "    t0 = time.perf_counter(); t.to_ray(columns=COLS).sum(COLS)\n"
+        "    sys.stderr.write('seconds=%f\\n' % (time.perf_counter() - t0))\n"
+        "ray.shutdown()"
+    ),
 }
 
 
@@ -133,7 +144,10 @@ def main() -> int:
     results = {}
     names = ["checkout", "iterate", "dask sum", "append", "upsert", "overwrite"]
     chosen = [n.strip() for n in args.cases.split(",")] if args.cases else names
-    for case in [f"{n}/{which}" for n in names if n in chosen for which in ("today", "new")]:
+    cases = [f"{n}/{which}" for n in names if n in chosen for which in ("today", "new")]
+    if "dask sum" in chosen:  # ray beside it, against the same one-process read
+        cases.append("ray sum/new")
+    for case in cases:
         target = store
         if case.split("/")[0] in ("append", "upsert", "overwrite"):  # each write on its own copy of the store
             target = os.path.join(root, "copy")
@@ -152,6 +166,9 @@ def main() -> int:
     for i, label in enumerate(("cold", "warm") if "dask sum/new" in results else ()):
         ratio = results["dask sum/new"][2][i] / results["dask sum/today"][2][i]
         print(f"dask sum ({label}): {ratio:.2f}x one process's read (goal <= {DASK_GOAL}x: {'met' if ratio <= DASK_GOAL else 'MISSED'})")
+    for i, label in enumerate(("cold", "warm") if "ray sum/new" in results else ()):
+        ratio = results["ray sum/new"][2][i] / results["dask sum/today"][2][i]
+        print(f"ray sum ({label}): {ratio:.2f}x one process's read")
     if not args.dir:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -269,7 +269,7 @@ def cleanup(storage, rows: pa.Table | Staged | None, staged_files: list[str]) ->
 # 4. the fingerprint moves by the row-hash sums DuckDB computes over that file (new images) and over the head rows
 #    whose ids it changes (old images): fingerprint.advance's arithmetic, over files instead of Arrow tables.
 
-DUCKDB_MEMORY = "768MB"  # DuckDB's memory for a staged upsert's or overwrite's joins and sorts
+DUCKDB_MEMORY = "512MB"  # DuckDB's memory for a staged upsert's or overwrite's joins and sorts
 
 
 def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage, staged_files: list[str]) -> StagedChanges:
