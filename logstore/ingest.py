@@ -1,4 +1,5 @@
-"""Streaming writes: append and create_table from inputs larger than memory (inputs.to_reader's streams).
+"""Streaming writes: append, create_table, upsert and overwrite from inputs larger than memory (inputs.to_reader's
+streams). Upsert and overwrite: see "upsert and overwrite of a staged input" below; the rest of this text is append's.
 
 A streamed input is read batch by batch. If it ends within BUFFER_ROWS rows, it is one Arrow table and takes the
 ordinary path (operations.append). Otherwise it is staged: the batches are written as they come to a Parquet file
