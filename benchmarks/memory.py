@@ -7,12 +7,17 @@ peak RSS and wall time of each:
 
     checkout    today: t.read() then pyarrow.parquet.write_table      new: `logstore checkout` (DuckDB COPY)
     append      today: t.append(pyarrow.parquet.read_table(file))     new: t.append(file)  (ingest.py)
+    upsert      today: t.upsert(pyarrow.parquet.read_table(changed))  new: t.upsert(changed)  (ingest.rewrite)
+    overwrite   today: t.overwrite(pq.read_table(changed))            new: t.overwrite(changed)  (ingest.rewrite)
+                (`changed`: the `--rows` base rows with every 10th row's value changed: updates of the live rows,
+                inserts of the rows the workload deleted, and for overwrite deletes of the rows it appended)
     iterate     today: t.read() then its batches                      new: for b in t.to_batches(): ...
     dask sum    today: one process, t.read(columns).to_pandas().sum() new: t.to_dask(columns).sum() on a
                                                                       2-worker LocalCluster (time; cluster start and the workers'
                                                                       import of logstore not counted)
+    ray sum     new: t.to_ray(columns).sum(columns) on a local Ray of 2 CPUs (run with dask sum, against its "today")
 
-Goals (10M rows): checkout <= 1 GB, append <= 1.5 GB, iterate <= 500 MB, dask sum <= 1.2x one process's read.
+Goals (10M rows): checkout <= 1 GB, append, upsert and overwrite <= 1.5 GB, iterate <= 500 MB, dask sum <= 1.2x one process's read.
 
     python benchmarks/memory.py --rows 10000000 --commits 30
 """
@@ -35,8 +40,9 @@ import logstore
 from core import run_logstore
 from workload import Workload
 
-GOALS_MB = {"checkout": 1024, "append": 1536, "iterate": 500}
+GOALS_MB = {"checkout": 1024, "append": 1536, "upsert": 1536, "overwrite": 1536, "iterate": 500}
 DASK_GOAL = 1.2
+CHANGED = "changed_rows.parquet"  # beside the new rows' file
 NUMERIC = ["id", "user_id", "value"]
 LAUNCH = (
     "import os, sys\n"
@@ -50,6 +56,10 @@ CODE = {
     "checkout/today": "t = logstore.open(S).table('bench'); pq.write_table(t.read(), OUT, compression='zstd')",
     "append/today": "t = logstore.open(S).table('bench'); t.append(pq.read_table(FILE))",
     "append/new": "t = logstore.open(S).table('bench'); t.append(FILE)",
+    "upsert/today": "t = logstore.open(S).table('bench'); t.upsert(pq.read_table(CHANGED))",
+    "upsert/new": "t = logstore.open(S).table('bench'); t.upsert(CHANGED)",
+    "overwrite/today": "t = logstore.open(S).table('bench'); t.overwrite(pq.read_table(CHANGED))",
+    "overwrite/new": "t = logstore.open(S).table('bench'); t.overwrite(CHANGED)",
     "iterate/today": "t = logstore.open(S).table('bench'); n = sum(b.num_rows for b in t.read().to_batches())",
     "iterate/new": "t = logstore.open(S).table('bench'); n = sum(b.num_rows for b in t.to_batches())",
     "dask sum/today": (
@@ -70,6 +80,16 @@ CODE = {
         "        sys.stderr.write('seconds=%f\\n' % (time.perf_counter() - t0))\n"
         "    client.close(); cluster.close()"
     ),
+    "ray sum/new": (
+        "import ray\n"
+        "ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)\n"
+        "ray.data.DataContext.get_current().enable_progress_bars = False\n"
+        "t = logstore.open(S).table('bench')\n"
+        "for _ in range(2):  # cold (the workers' first use of the files), then warm\n"
+        "    t0 = time.perf_counter(); t.to_ray(columns=COLS).sum(COLS)\n"
+        "    sys.stderr.write('seconds=%f\\n' % (time.perf_counter() - t0))\n"
+        "ray.shutdown()"
+    ),
 }
 
 
@@ -78,7 +98,8 @@ def run(case: str, store: str, file: str, out: str) -> tuple[float, float, list[
     if case == "checkout/new":
         argv = [sys.executable, "-m", "logstore_cli", "--store", store, "checkout", "bench", "-o", out, "--force"]
     else:
-        head = f"import sys, time, logstore, pyarrow.parquet as pq\nS, FILE, OUT, COLS = {store!r}, {file!r}, {out!r}, {NUMERIC!r}\n"
+        changed = os.path.join(os.path.dirname(file), CHANGED)
+        head = f"import sys, time, logstore, pyarrow.parquet as pq\nS, FILE, CHANGED, OUT, COLS = {store!r}, {file!r}, {changed!r}, {out!r}, {NUMERIC!r}\n"
         script = os.path.join(os.path.dirname(out), "case.py")
         with open(script, "w") as f:
             f.write(head + CODE[case] + "\n")
@@ -113,15 +134,22 @@ def main() -> int:
         table = run_logstore(w, root, lambda m: None)["table"]
         fresh = w.base.set_column(0, "id", pa.array(w.base.column("id").to_numpy() + 10 * args.rows))  # new keys
         pq.write_table(fresh, file, compression="zstd")
-        del fresh, w
+        value = w.base.column("value").to_numpy().copy()
+        value[::10] += 1  # every 10th row changed
+        changed = w.base.set_column(w.base.column_names.index("value"), "value", pa.array(value))
+        pq.write_table(changed, os.path.join(root, CHANGED), compression="zstd")
+        del fresh, w, changed, value
     print(f"version {table.version}: {table.commit_info().num_rows:,} rows")
     out = os.path.join(root, "out.parquet")
     results = {}
-    names = ["checkout", "iterate", "dask sum", "append"]
+    names = ["checkout", "iterate", "dask sum", "append", "upsert", "overwrite"]
     chosen = [n.strip() for n in args.cases.split(",")] if args.cases else names
-    for case in [f"{n}/{which}" for n in names if n in chosen for which in ("today", "new")]:
+    cases = [f"{n}/{which}" for n in names if n in chosen for which in ("today", "new")]
+    if "dask sum" in chosen:  # ray beside it, against the same one-process read
+        cases.append("ray sum/new")
+    for case in cases:
         target = store
-        if case.startswith("append"):  # each append on its own copy of the store
+        if case.split("/")[0] in ("append", "upsert", "overwrite"):  # each write on its own copy of the store
             target = os.path.join(root, "copy")
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(store, target)
@@ -138,6 +166,9 @@ def main() -> int:
     for i, label in enumerate(("cold", "warm") if "dask sum/new" in results else ()):
         ratio = results["dask sum/new"][2][i] / results["dask sum/today"][2][i]
         print(f"dask sum ({label}): {ratio:.2f}x one process's read (goal <= {DASK_GOAL}x: {'met' if ratio <= DASK_GOAL else 'MISSED'})")
+    for i, label in enumerate(("cold", "warm") if "ray sum/new" in results else ()):
+        ratio = results["ray sum/new"][2][i] / results["dask sum/today"][2][i]
+        print(f"ray sum ({label}): {ratio:.2f}x one process's read")
     if not args.dir:
         shutil.rmtree(root, ignore_errors=True)
     return 0

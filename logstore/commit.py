@@ -119,7 +119,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     moment = timestamps.next_commit_time(base.commit.timestamp, info.timestamp)
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     staged = getattr(changes, "staged", None)  # change files written already: ingest.py's, distributed.py's
-    fresh = staged is not None or (inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id)
+    fresh = getattr(changes, "inserts_only", True) if staged is not None else (inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id)
     new_fingerprint = changes.fingerprint
     if new_fingerprint is None:
         new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
@@ -146,7 +146,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
         key=changes.key if changes.key is not None else base.key,
         files=written,
         next_row_id=changes.next_row_id,
-        change_rows_total=base.change_rows_total + (0 if fresh else changes.rows.num_rows),
+        change_rows_total=base.change_rows_total + (0 if fresh else getattr(changes, "staged_rows", changes.rows.num_rows)),
         properties=changes.properties if changes.properties is not None else base.properties,
         fingerprint=fingerprint.encode(new_fingerprint),
         table_id=base.table_id,

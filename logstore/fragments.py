@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,6 +63,9 @@ class Piece:
     # the SQL of the version's columns the file holds under another name or type, or not at all (evolution.special):
     # a file written before a rename, a widening or a drop is read by column identity, as the scan plan reads it
     mapped: tuple[tuple[str, str], ...] = ()
+    # the file's tag (storage.stat) when the driver's plan checked its SHA-256 (integrity.verified_tag): a worker
+    # that finds the file with this size and tag reads the bytes the driver hashed and does not hash them again
+    tag: str | None = None
 
     def sql(self, url: str, columns: tuple[Column, ...]) -> str:
         conditions = []
@@ -160,6 +163,8 @@ def _fetched(store: Store, fragment: Fragment) -> dict[str, str]:
         raise VersionFilesGoneError(fragment.table, fragment.version, gone.removeprefix(prefix), "file is missing")
     storage.prefetch(present)
     for path, piece in paths.items():
+        if piece.tag is not None:
+            integrity.remember(storage, path, piece.size, piece.sha256, piece.tag)
         integrity.check_file(storage, path, piece.size, piece.sha256, fragment.version, what=f"file (needed by version {fragment.version})", shown=path.removeprefix(prefix))
     return {p: storage.url(p) for p in paths}
 
@@ -178,7 +183,11 @@ def fragments(table: Table, version: int, *, columns: Columns = None, rows_per_f
     location = _location(store)
     groups: list[list[Piece]] = []
     scanned = 0
+    tags: dict[str, str | None] = {}
     for piece in (p for s in plan.slices for p in _pieces(plan, s, target)):
+        if piece.path not in tags:  # the plan has just checked the file: its tag then, once per file
+            tags[piece.path] = integrity.verified_tag(store._storage, piece.path, piece.size, piece.sha256)
+        piece = replace(piece, tag=tags[piece.path])
         if groups and scanned + (piece.stop - piece.start) <= target:
             groups[-1].append(piece)
             scanned += piece.stop - piece.start

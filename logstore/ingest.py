@@ -1,4 +1,5 @@
-"""Streaming writes: append and create_table from inputs larger than memory (inputs.to_reader's streams).
+"""Streaming writes: append, create_table, upsert and overwrite from inputs larger than memory (inputs.to_reader's
+streams). Upsert and overwrite: see "upsert and overwrite of a staged input" below; the rest of this text is append's.
 
 A streamed input is read batch by batch. If it ends within BUFFER_ROWS rows, it is one Arrow table and takes the
 ordinary path (operations.append). Otherwise it is staged: the batches are written as they come to a Parquet file
@@ -21,6 +22,7 @@ file: the staged files are removed, and nothing is published before the whole in
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,10 +32,10 @@ import pyarrow.parquet as pq
 from . import fingerprint, layout
 from .commit import ROW_GROUP_ROWS, _base_fingerprint, publish_staged
 from .errors import InvalidInputError
-from .layout import INSERT, OP, ROW_ID, VERSION
+from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
 from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
-from .schema import Column, arrow_schema, conform
+from .schema import Column, arrow_schema, conform, quote
 
 if TYPE_CHECKING:
     from .log import Commit
@@ -54,7 +56,9 @@ class Staged:
     def batches(self):
         import pyarrow.dataset as ds
 
-        return ds.dataset(list(self.paths), format="parquet", schema=self.schema).to_batches(batch_size=64 * 1024)
+        dataset = ds.dataset(list(self.paths), format="parquet", schema=self.schema)
+        # no read-ahead: pyarrow's default reads up to 16 batches and 4 files ahead, ~900 MB of a 10M-row input
+        return dataset.to_batches(batch_size=64 * 1024, batch_readahead=0, fragment_readahead=0)
 
     def remove(self, storage) -> None:
         if self.owned:
@@ -105,19 +109,27 @@ def _source_paths(pattern: str) -> list[str]:
 
 @dataclass(frozen=True)
 class StagedChanges(ChangeSet):
-    """A ChangeSet whose rows (all inserts of new row ids) are in a staged change file, written already."""
+    """A ChangeSet whose rows are in a staged change file, written already: all inserts of new row ids (an append),
+    or the change rows of an upsert or overwrite, counted by operation in `counts`."""
 
     staged: str = ""
     staged_rows: int = 0
+    counts: tuple[int, int, int] | None = None  # inserts, updates, deletes; None: staged_rows inserts
+    inserts_only: bool = True  # every row inserts a new row id
 
     def count(self, op: str) -> int:
-        return self.staged_rows if op == INSERT else 0
+        if self.counts is None:
+            return self.staged_rows if op == INSERT else 0
+        return dict(zip((INSERT, UPDATE, DELETE), self.counts))[op]
 
     def publish(self, files: TableFiles, version: int) -> tuple[DataFile, ...]:
-        """Publish the staged change file as the change file of `version`."""
+        """Publish the staged change file as the change file of `version` (none if it holds no rows, as a commit of
+        no change rows writes none)."""
+        if not self.staged_rows:
+            return ()
         relative = layout.new_change_file(version)
         size, digest = publish_staged(files.storage, files.path(relative), self.staged)
-        return (DataFile(path=relative, rows=self.staged_rows, size=size, sha256=digest, inserts_only=True),)
+        return (DataFile(path=relative, rows=self.staged_rows, size=size, sha256=digest, inserts_only=self.inserts_only),)
 
 
 def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges:
@@ -242,3 +254,193 @@ def cleanup(storage, rows: pa.Table | Staged | None, staged_files: list[str]) ->
         storage.delete_staged(path)
     if isinstance(rows, Staged):
         rows.remove(storage)
+
+
+# --- upsert and overwrite of a staged input ------------------------------------------------------------------------
+#
+# The same change rows as operations.upsert / operations.overwrite, computed by the same SQL (operations.upsert_sql,
+# overwrite_sql) over the staged input instead of an Arrow table in memory:
+#
+# 1. the input is conformed batch by batch (schema.conform, as in memory) and written with its position (__pos) to
+#    a staged Parquet file; the key checks (nulls, NaN, duplicates) run over its key columns, read alone;
+# 2. DuckDB runs the operation's SQL over that file and the head version's files (the files plan, not the head
+#    cache's decoded state, which would hold the whole head in memory), on a connection of its own whose memory is
+#    bounded by DUCKDB_MEMORY (its joins and sorts spill to a staging directory beyond that);
+# 3. the result is streamed into the staged change file, a row group at a time, counted by operation;
+# 4. the fingerprint moves by the row-hash sums DuckDB computes over that file (new images) and over the head rows
+#    whose ids it changes (old images): fingerprint.advance's arithmetic, over files instead of Arrow tables.
+
+DUCKDB_MEMORY = "512MB"  # DuckDB's memory for a staged upsert's or overwrite's joins and sorts
+
+
+def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage, staged_files: list[str]) -> StagedChanges:
+    """The change set of an UPSERT or OVERWRITE of a staged input (see above); the staged change file it writes is
+    listed in `staged_files` before it is written (for the caller to remove what is not published)."""
+    from . import connection, operations
+    from .errors import KeyRequiredError
+
+    if operation == "UPSERT" and not head.key:
+        raise KeyRequiredError(head.table_name, "upsert")
+    source = storage.staging_file(".parquet")
+    spill = storage.staging_file()
+    con = connection.new(
+        files=connection.Confined(directories=(str(storage.local_root),)),
+        settings={"memory_limit": DUCKDB_MEMORY, "temp_directory": spill},
+    )
+    try:
+        columns = _write_input(head, staged, source, merge)
+        local = Head(head.record, head.plan, con, head.table_name, state=lambda: head.plan)
+        if head.key:
+            _check_staged_keys(local, source)
+        name = "upsert_batch" if operation == "UPSERT" else "overwrite_batch"
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(source)})")
+        sql = operations.upsert_sql(local, columns) if operation == "UPSERT" else operations.overwrite_sql(local, columns)
+        target = storage.staging_file(".parquet")
+        staged_files.append(target)
+        counts, next_id = _write_result(con, sql, target, columns, head.record.version + 1, head.record.next_row_id)
+        old = _base_fingerprint(head) if head.record.version >= 0 else 0
+        new = _advance(local, old, target, columns) if sum(counts) else old
+    finally:
+        con.close()
+        storage.delete_staged(source)
+        shutil.rmtree(spill, ignore_errors=True)
+    empty = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns))).empty_table()
+    fresh = counts[1] == 0 and counts[2] == 0  # new rows always take new row ids
+    return StagedChanges(empty, columns, next_id, fingerprint=new, staged=target, staged_rows=sum(counts), counts=counts, inserts_only=fresh)
+
+
+def _write_input(head: Head, staged: Staged, target: str, merge: bool) -> tuple[Column, ...]:
+    """Write the staged input, conformed to the head's columns, with its position (__pos) to `target`; the columns."""
+    columns: tuple[Column, ...] = head.columns
+    writer: pq.ParquetWriter | None = None
+    position = 0
+    try:
+        for batch in staged.batches():
+            conformed, columns = conform(pa.Table.from_batches([batch]), head.columns, merge=merge or not head.columns)
+            rows = conformed.append_column("__pos", pa.array(range(position, position + conformed.num_rows), pa.int64()))
+            position += conformed.num_rows
+            if writer is None:
+                writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
+            writer.write_table(rows, row_group_size=ROW_GROUP_ROWS)
+        if writer is None:  # no batch at all
+            schema = arrow_schema(columns).append(pa.field("__pos", pa.int64()))
+            writer = pq.ParquetWriter(target, schema, compression="zstd")
+    finally:
+        if writer is not None:
+            writer.close()
+    if position != staged.rows:
+        raise InvalidInputError(staged.paths[0], f"the input changed while it was written: {position} rows read, {staged.rows} expected")
+    return columns
+
+
+def _check_staged_keys(head: Head, source: str) -> None:
+    """operations._check_batch_keys over the key columns of a staged input file, in that order (nulls, NaN,
+    duplicates) and with the same errors, run by DuckDB within its memory limit rather than over Arrow arrays of the
+    whole input (pyarrow's hash table of 10M keys holds ~500 MB, and its pool keeps them)."""
+    from .errors import KeyViolationError
+    from .operations import _key_value, _nan_keys
+
+    key = list(head.key)
+    cols = ", ".join(quote(k) for k in key)
+    relation = f"read_parquet({_literal(source)})"
+    nulls = head.con.sql(f"SELECT {cols} FROM {relation} WHERE {' OR '.join(f'{quote(k)} IS NULL' for k in key)} LIMIT 6").fetchall()
+    if nulls:
+        raise KeyViolationError(key, "null values", [_key_value(r) for r in nulls])
+    schema = pq.read_schema(source)
+    if any(_may_hold_nan(schema.field(k).type) for k in key):
+        nans: list = []
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=64 * 1024, columns=key):
+            nans += _nan_keys(pa.Table.from_batches([batch]), key)[: 6 - len(nans)]
+            if len(nans) == 6:
+                break
+        if nans:
+            raise KeyViolationError(key, "NaN values (NaN cannot be a key)", nans)
+    dups = head.con.sql(f"SELECT {cols} FROM {relation} GROUP BY ALL HAVING count(*) > 1 ORDER BY ALL LIMIT 6").fetchall()
+    if dups:
+        raise KeyViolationError(key, "duplicate values in the batch", [_key_value(r) for r in dups])
+
+
+def _may_hold_nan(t: pa.DataType) -> bool:
+    return pa.types.is_floating(t) or pa.types.is_nested(t)
+
+
+def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], version: int, next_row_id: int) -> tuple[tuple[int, int, int], int]:
+    """Stream the change rows `sql` returns into `target` as a change file of `version` (cast to the change file's
+    schema, as operations._change_set casts them); their counts (inserts, updates, deletes) and the next row id."""
+    import pyarrow.compute as pc
+
+    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
+    reader = con.sql(sql).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
+    counts = dict.fromkeys((INSERT, UPDATE, DELETE), 0)
+    next_id = next_row_id
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in reader:
+            rows = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+            for op, n in _op_counts(rows):
+                counts[op] += n
+            inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
+            if len(inserted):
+                next_id = max(next_id, pc.max(inserted).as_py() + 1)
+            pending.append(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
+            pending_rows += rows.num_rows
+            if pending_rows >= ROW_GROUP_ROWS:
+                writer = _flush(writer, target, pending)
+                pending, pending_rows = [], 0
+        if pending or writer is None:
+            writer = _flush(writer, target, pending, columns)
+    finally:
+        if writer is not None:
+            writer.close()
+    return (counts[INSERT], counts[UPDATE], counts[DELETE]), next_id
+
+
+def _op_counts(rows: pa.Table) -> list[tuple[str, int]]:
+    import pyarrow.compute as pc
+
+    counted = pc.value_counts(rows.column(OP).combine_chunks())
+    return list(zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist()))
+
+
+def _advance(head: Head, old: int, changes: str, columns: tuple[Column, ...]) -> int:
+    """fingerprint.advance over a change file: the head's fingerprint `old`, less the row hashes of the head rows
+    whose ids the file changes (old images), plus those of its rows that are not deletes (new images)."""
+    relation = f"read_parquet({_literal(changes)})"
+    added = int(head.con.execute(fingerprint.sum_sql(f"(SELECT * FROM {relation} WHERE {OP} <> '{DELETE}') AS c", columns)).fetchall()[0][0])
+    if head.record.version < 0:
+        return added % fingerprint.MOD
+    old_rows = f"(SELECT * FROM {head.state_sql()} AS h SEMI JOIN (SELECT {ROW_ID} FROM {relation}) AS c USING ({ROW_ID})) AS o"
+    removed = int(head.con.execute(fingerprint.sum_sql(old_rows, head.columns)).fetchall()[0][0])
+    return (old - removed + added) % fingerprint.MOD
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def rewrite_changes(head: Head, data: pa.Table | Staged, operation: str, *, merge: bool, storage, staged_files: list[str]) -> ChangeSet:
+    """operations.upsert / overwrite for an Arrow table, `rewrite` (above) for a staged input."""
+    from . import operations
+
+    if isinstance(data, pa.Table):
+        build = operations.upsert if operation == "UPSERT" else operations.overwrite
+        return build(head, data, merge=merge)
+    return rewrite(head, data, operation, merge=merge, storage=storage, staged_files=staged_files)
+
+
+def commit_rewrite(table, data: Any, operation: str, *, merge: bool, info) -> Commit:
+    """Table.upsert or Table.overwrite of a streamed input (inputs.is_stream): one commit, memory bounded."""
+    from .commit import commit
+
+    storage = table._storage
+    rows = stream_input(data, storage)
+    staged_files: list[str] = []
+    try:
+        done = commit(table, operation, lambda h: rewrite_changes(h, rows, operation, merge=merge, storage=storage, staged_files=staged_files), info)
+    finally:
+        cleanup(storage, rows, staged_files)
+    if isinstance(rows, Staged):
+        table._store._head_cache().drop_lookup(table._files)
+    return done

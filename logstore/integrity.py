@@ -86,3 +86,25 @@ def forget() -> None:
     """Drop the cache of checked files (tests)."""
     with _lock:
         _verified.clear()
+
+
+def verified_tag(storage, path: str, size: int, sha256: str) -> str | None:
+    """The tag (storage.stat) under which this process checked the content of `path` against `sha256`, if it did and
+    the file still has that size and tag; None otherwise (or when checksums are off). A process that finds the same
+    size and tag reads the content checked here (remember)."""
+    if mode() != "checksum":
+        return None
+    try:
+        st = storage.stat(path)
+    except FileNotFoundError:
+        return None
+    with _lock:
+        return st.tag if st.size == size and (storage.location, path, st.size, st.tag, sha256) in _verified else None
+
+
+def remember(storage, path: str, size: int, sha256: str, tag: str) -> None:
+    """Take the content of `path` as checked against `sha256` while the file has this size and tag: another process
+    (the driver of a distributed read, verified_tag) hashed it under them. check_file still stats the file, and
+    hashes it again if it was replaced since (a new inode and times, or ETag, is a new tag)."""
+    with _lock:
+        _verified.add((storage.location, path, size, tag, sha256))

@@ -126,21 +126,30 @@ def upsert(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
     _check_batch_keys(head, batch)
     head.con.register("upsert_batch", _with_position(batch))
     try:
-        on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
-        old, added = _split(columns, head.columns)
-        changed = _any_distinct("b", "h", [c for c in old if c.name not in head.key])
-        changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in added])) or "false"
-        sql = f"""
-            SELECT {_new_or_existing_id(head, 'h', 'b')} AS {ROW_ID},
-                   CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' ELSE '{UPDATE}' END AS {OP},
-                   {', '.join(f'b.{quote(c.name)}' for c in columns)}
-            FROM upsert_batch b LEFT JOIN (SELECT {ROW_ID}, {_names(head.columns)} FROM {head.state_sql()}) h ON {on}
-            WHERE h.{ROW_ID} IS NULL OR {changed}
-            ORDER BY {ROW_ID}"""
-        rows = head.run(sql)
+        rows = head.run(upsert_sql(head, columns))
     finally:
         head.con.unregister("upsert_batch")
     return _change_set(rows, columns, head)
+
+
+def upsert_sql(head: Head, columns) -> str:
+    """The change rows of upserting `upsert_batch` (the conformed input with its position, __pos) into the head."""
+    on = " AND ".join(f"b.{quote(k)} = h.{quote(k)}" for k in head.key)
+    old, added = _split(columns, head.columns)
+    changed = _any_distinct("b", "h", [c for c in old if c.name not in head.key])
+    changed = " OR ".join(filter(None, [changed] + [f"b.{quote(c.name)} IS NOT NULL" for c in added])) or "false"
+    return f"""
+        SELECT {_new_or_existing_id(head, 'h', 'b')} AS {ROW_ID},
+               CASE WHEN h.{ROW_ID} IS NULL THEN '{INSERT}' ELSE '{UPDATE}' END AS {OP},
+               {', '.join(f'b.{quote(c.name)}' for c in columns)}
+        FROM upsert_batch b LEFT JOIN (SELECT {ROW_ID}, {_names(head.columns)} FROM {head.state_sql()}) h ON {on}
+        WHERE h.{ROW_ID} IS NULL OR {changed}
+        ORDER BY {ROW_ID}"""
+
+
+def overwrite_sql(head: Head, columns) -> str:
+    """The change rows of making `overwrite_batch` (the conformed input with __pos) the table's rows."""
+    return _overwrite_by_key_sql(head, columns) if head.key else _overwrite_by_rows_sql(head, columns)
 
 
 def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:

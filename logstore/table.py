@@ -360,6 +360,11 @@ class Table:
         metadata: Metadata = None,
     ) -> Commit:
         """Insert rows with new keys, update rows whose key exists (unchanged rows are not rewritten)."""
+        if is_stream(data):  # streamed with bounded memory (logstore/ingest.py)
+            from . import ingest
+
+            info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+            return ingest.commit_rewrite(self, data, "UPSERT", merge=_merge(schema_mode), info=info)
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("UPSERT", lambda h: operations.upsert(h, batch, merge=merge), message, author, timestamp, metadata)
 
@@ -399,6 +404,11 @@ class Table:
         metadata: Metadata = None,
     ) -> Commit:
         """Make `data` the table's full state; stores only the row-level difference from the previous version."""
+        if is_stream(data):  # streamed with bounded memory (logstore/ingest.py)
+            from . import ingest
+
+            info = CommitInfo(message=message, author=author, timestamp=timestamp, metadata=metadata or {})
+            return ingest.commit_rewrite(self, data, "OVERWRITE", merge=_merge(schema_mode), info=info)
         batch, merge = to_arrow(data), _merge(schema_mode)
         return self._write("OVERWRITE", lambda h: operations.overwrite(h, batch, merge=merge), message, author, timestamp, metadata)
 

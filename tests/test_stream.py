@@ -412,3 +412,74 @@ def test_a_version_of_several_files_raises_a_format_3_marker_to_4(store):
     distributed.append(t, distributed.Local([rows(range(5, 7)), rows(range(7, 9))]), merge=False, info=CommitInfo())
     assert json.load(open(marker))["format_version"] == 4
     assert t.read().equals(rows(range(9)))
+
+
+WORKER = (
+    "import pickle, sys, pyarrow as pa, pyarrow.parquet as pq, logstore\n"
+    "from logstore import storage\n"
+    "hashed = []\n"
+    "real = storage.LocalStorage.sha256\n"
+    "storage.LocalStorage.sha256 = lambda self, path: hashed.append(path) or real(self, path)\n"
+    "frags = pickle.load(open(sys.argv[1], 'rb'))\n"
+    "try:\n"
+    "    pq.write_table(pa.concat_tables(f.to_arrow() for f in frags), sys.argv[2])\n"
+    "except logstore.CorruptionError as e:\n"
+    "    print('refused:', e)\n"
+    "print('hashed', len(hashed))\n"
+)
+
+
+def read_in_a_worker(frags, tmp_path) -> tuple[pa.Table | None, str]:
+    """Read pickled fragments in a fresh process: their rows (None if refused) and what it printed."""
+    path, out = tmp_path / "frags.pkl", tmp_path / "out.parquet"
+    path.write_bytes(pickle.dumps(frags))
+    out.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", WORKER, str(path), str(out)], check=True, env=env, cwd=tmp_path, capture_output=True, text=True)
+    return (pq.read_table(out) if out.exists() else None), done.stdout
+
+
+def same_size_impostor(path: str) -> bytes:
+    """Another valid change file of the same byte size as `path`'s, its strings changed (zstd, as the store writes)."""
+    original = pq.read_table(path)
+    for tag in "bcdefhijk":
+        values = [tag + v[1:] for v in original.column("s").to_pylist()]
+        sink = pa.BufferOutputStream()
+        pq.write_table(original.set_column(original.column_names.index("s"), "s", pa.array(values)), sink, compression="zstd")
+        if sink.getvalue().size == os.path.getsize(path):
+            return sink.getvalue().to_pybytes()
+    raise AssertionError("no impostor of the same size")
+
+
+def test_a_worker_does_not_hash_again_a_file_the_drivers_plan_checked(store, tmp_path):
+    t = store.create_table("t", rows(range(100)), key="k")
+    t.upsert(rows(range(50, 150), tag="z"))
+    frags = t.fragments(rows_per_fragment=30)
+    assert all(p.tag is not None for f in frags for p in f.pieces)
+    got, printed = read_in_a_worker(frags, tmp_path)
+    assert got is not None and got.equals(t.read()) and "hashed 0" in printed
+    target = os.path.join(store.path, frags[0].pieces[0].path)
+    os.utime(target, ns=(1, 1))  # same bytes, another tag (times): the worker hashes that file before reading it
+    got, printed = read_in_a_worker(frags, tmp_path)
+    assert got is not None and got.equals(t.read()) and "hashed 1" in printed
+
+
+@pytest.mark.parametrize("how", ["rename", "in place"])
+def test_a_file_replaced_after_planning_by_a_valid_one_of_the_same_size_is_refused(store, tmp_path, how):
+    t = store.create_table("t", rows(range(10)))
+    frags = t.fragments()
+    target = os.path.join(store.path, frags[0].pieces[0].path)
+    impostor = same_size_impostor(target)
+    os.chmod(target, 0o644)
+    if how == "rename":
+        (tmp_path / "impostor").write_bytes(impostor)
+        os.replace(tmp_path / "impostor", target)
+    else:
+        stat = os.stat(target)
+        with open(target, "r+b") as f:
+            f.write(impostor)
+        os.utime(target, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # even with the times put back
+    got, printed = read_in_a_worker(frags, tmp_path)
+    assert got is None and "refused" in printed and "checksum mismatch" in printed
+    with pytest.raises(logstore.CorruptionError, match="checksum mismatch"):
+        frags[0].to_arrow()  # and in the driver's process, which had checked the file before
