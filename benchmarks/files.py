@@ -12,7 +12,8 @@ Measured, in one run:
 * bytes: the logstore store (all of it: records, change files, blobs) and DVC's cache (.dvc/cache), against the unique
   content (every distinct file content of every version, counted once);
 * add: the median time of an add of a version against the floor "list the folder (stat every file) + SHA-256 of the
-  changed files", measured on the same folder just before each add; and DVC's `dvc add` + `git commit`;
+  changed files", measured on the same folder just before each add; and DVC's `dvc add` + `git commit`; as a
+  reference (not the goal), the floor plus fsynced copies of the changed files, which any durable store pays;
 * checkout of version 0: into a workspace holding the latest version (what `git checkout` + `dvc checkout` do), and
   into an empty directory; every logstore checkout is compared byte for byte with the folder as it was.
 Goals (issue 15): bytes <= 1.05x unique content and below DVC's cache; add <= 1.5x the floor; checkout of an old
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,6 +83,37 @@ def floor_seconds(root: Path, changed: list[str]) -> float:
         with open(root / path, "rb") as f:
             hashlib.file_digest(f, "sha256")
     return time.perf_counter() - started
+
+
+def durable_floor_seconds(root: Path, changed: list[str], scratch: Path) -> float:
+    """The floor plus the least that storing the changed files durably costs (a reference, not the goal's floor):
+    list the folder (stat every file), then read and SHA-256 each changed file and write a copy of it fsynced (8 at
+    a time, as logstore does), then fsync the copies' directory once."""
+    scratch.mkdir(parents=True, exist_ok=True)
+
+    def copy(item: tuple[int, str]) -> None:
+        with open(root / item[1], "rb") as f:
+            data = f.read()
+        hashlib.sha256(data).hexdigest()
+        with open(scratch / str(item[0]), "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+
+    started = time.perf_counter()
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            os.stat(os.path.join(dirpath, name))
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(copy, enumerate(changed)))
+    fd = os.open(scratch, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(scratch)
+    return seconds
 
 
 def du(root: Path, skip: str | None = None) -> int:
@@ -134,6 +167,7 @@ def main() -> None:
     unique: dict[str, int] = {}
     ls_add: list[float] = []
     floors: list[float] = []
+    durable_floors: list[float] = []
     dvc_add: list[float] = []
     paths = sorted(sizes)
     changed: list[str] = paths
@@ -147,15 +181,17 @@ def main() -> None:
         for path, digest in state.items():
             unique[digest] = os.path.getsize(data / path)
         floor = floor_seconds(data, changed)
+        durable = durable_floor_seconds(data, changed, work / "scratch") if v > 0 else 0.0
         seconds = timed(lambda: store.add_files("data", data, message=f"v{v}"))
         if v > 0:
             floors.append(floor)
+            durable_floors.append(durable)
             ls_add.append(seconds)
         if use_dvc:
             d = timed(lambda: (run([args.dvc, "add", "-q", "data"], repo), run(["git", "add", "data.dvc", ".gitignore"], repo), run(["git", "commit", "-qm", f"v{v}"], repo)))
             if v > 0:
                 dvc_add.append(d)
-        print(f"version {v}: logstore add {seconds:.2f}s (floor {floor:.2f}s)" + (f", dvc add+commit {d:.2f}s" if use_dvc else ""), flush=True)
+        print(f"version {v}: logstore add {seconds:.2f}s (floor {floor:.2f}s, durable floor {durable:.2f}s)" + (f", dvc add+commit {d:.2f}s" if use_dvc else ""), flush=True)
     table = store.table("data")
     assert table.version == args.versions
 
@@ -173,6 +209,7 @@ def main() -> None:
         ("stored bytes (MB)", store_bytes / 1e6, None, store_bytes / unique_bytes),
         ("add of a version, median (s)", statistics.median(ls_add), None, statistics.median(ls_add) / statistics.median(floors)),
         ("  floor: list folder + hash changed (s)", statistics.median(floors), None, None),
+        ("  ref: floor + fsynced copies of changed (s)", statistics.median(durable_floors), None, statistics.median(ls_add) / statistics.median(durable_floors)),
         ("checkout v0 into latest workspace (s)", ls_old, None, None),
         ("checkout v0 into empty dir (s)", ls_fresh, None, None),
     ]
@@ -193,8 +230,8 @@ def main() -> None:
         assert folder_state(data) == states[0]
         rows[1] = (rows[1][0], rows[1][1], dvc_cache / 1e6, store_bytes / unique_bytes)
         rows[2] = (rows[2][0], rows[2][1], statistics.median(dvc_add), rows[2][3])
-        rows[4] = (rows[4][0], ls_old, dvc_old, ls_old / dvc_old)
-        rows[5] = (rows[5][0], ls_fresh, dvc_fresh, ls_fresh / dvc_fresh)
+        rows[5] = (rows[5][0], ls_old, dvc_old, ls_old / dvc_old)
+        rows[6] = (rows[6][0], ls_fresh, dvc_fresh, ls_fresh / dvc_fresh)
     print()
     print(f"{args.files} files, {args.megabytes} MB, {args.versions} versions changing {args.change:.0%} each; logstore {logstore.__version__}")
     print(f"{'':42} {'logstore':>10} {'dvc':>10} {'ratio':>8}")

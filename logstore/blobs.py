@@ -141,22 +141,20 @@ class Blobs:
             return Found(path, encoding, info.modified)
         return None
 
-    def publish(self, staged: Staged) -> Found:
-        """Publish a staged blob unless the content is stored already (the staging file is consumed either way)."""
-        found = self.find(staged.sha256)
-        if found is not None:
-            self.storage.delete_staged(staged.staged)
-            return found
+    def publish(self, staged: Staged, *, sync_directory: bool = True) -> str:
+        """Publish a staged blob that find() did not see (the staging file is consumed); its path. With
+        sync_directory=False its directory entry is made durable only by storage.sync_directories([path])."""
         path = blob_path(staged.sha256, staged.encoding)
         if os.path.getsize(staged.staged) > STREAMED_PUT:  # an object store's put-if-absent holds the file in memory
-            self.storage.put_staged(path, staged.staged)  # the same name is the same content: replacing is harmless
+            self.storage.put_staged(path, staged.staged, sync_directory=sync_directory)  # same name, same content
         else:
-            self.storage.put_staged_if_absent(path, staged.staged)
-        return Found(path, staged.encoding, self.storage.stat(path).modified)
+            self.storage.put_staged_if_absent(path, staged.staged, sync_directory=sync_directory)
+        return path
 
-    def refresh(self, staged: Staged, found: Found) -> None:
+    def refresh(self, staged: Staged, found: Found, *, sync_directory: bool = True) -> str:
         """Write a blob that exists already again (same content, same name), making it young for vacuum's grace."""
-        self.storage.put_staged(found.path, self._restaged(staged, found.encoding))
+        self.storage.put_staged(found.path, self._restaged(staged, found.encoding), sync_directory=sync_directory)
+        return found.path
 
     def _restaged(self, staged: Staged, encoding: str) -> str:
         if encoding == staged.encoding:

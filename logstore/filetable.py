@@ -2,9 +2,11 @@
 
 `add_files` scans a folder, compares it with the latest version (a file whose size and mtime match its row is not
 read again, as git's index does; check=True reads every file), reads each new or changed file once (hashing it and
-staging its blob), publishes the blobs, then commits the difference in one commit: the folder's rows as an overwrite
-(or an upsert with delete_missing=False), so unchanged rows are not rewritten. A killed add leaves at most
-unreferenced blobs and staging files, which vacuum removes; no version. Nothing changed: no version.
+staging its blob) and publishes the blobs, then commits the difference in one commit: an upsert of the rows of
+new and changed files and a delete of the paths no longer there (none with delete_missing=False); unchanged rows
+are neither read by the commit nor rewritten. The blobs' directories are fsynced once each before the commit
+record is published. A killed add leaves at most unreferenced blobs and staging files, which vacuum removes; no
+version. Nothing changed: no version.
 
 `checkout` writes a version as a folder, byte for byte, with executable bits and mtimes; `open_file` gives one
 file's content. Both verify every byte against the row's SHA-256 (CorruptionError).
@@ -42,7 +44,7 @@ from .errors import (
     TableNotFoundError,
 )
 from .log import Commit, CommitRecord, new_table_id
-from .materialize import Plan
+from .materialize import ROW_ID, Plan
 from .operations import Head
 from .schema import Column
 
@@ -88,47 +90,76 @@ class Entry:
         return self.mtime_ns // 1000
 
 
+@dataclass(frozen=True)
+class Listing:
+    """The regular files under a folder, as parallel lists: no object per file (a folder may hold millions, and
+    an add of a few changed files should cost little more than listing it)."""
+
+    root: str
+    paths: list[str]  # relative, '/'-separated, in the order found
+    sizes: list[int]
+    mtimes_ns: list[int]
+    executable: list[bool]
+
+    def entry(self, i: int) -> Entry:
+        return Entry(self.paths[i], os.path.join(self.root, self.paths[i]), self.sizes[i], self.mtimes_ns[i], self.executable[i])
+
+
 # --- scanning a folder ------------------------------------------------------------------------------------------
 
 
-def scan(root: str | os.PathLike[str]) -> dict[str, Entry]:
-    """Every regular file under `root` by its relative path. FolderInputError for a missing root, a symbolic link,
-    something that is neither file nor directory, an unreadable file or directory, or a name that is not UTF-8."""
+def scan(root: str | os.PathLike[str]) -> Listing:
+    """Every regular file under `root`. FolderInputError for a missing root, a symbolic link, something that is
+    neither file nor directory, an unreadable directory, or a name that is not UTF-8."""
     top = os.fspath(root)
     try:
         if not stat.S_ISDIR(os.stat(top).st_mode):
             raise FolderInputError(top, f"{top!r} is not a directory")
     except OSError as e:
         raise FolderInputError(top, f"cannot add {top!r}: {e.strerror or e}") from None
-    found: dict[str, Entry] = {}
-    _scan_dir(top, "", found)
-    return dict(sorted(found.items()))
+    listing = Listing(top, [], [], [], [])
+    _scan_dir(top, "", listing)
+    return listing
 
 
-def _scan_dir(directory: str, prefix: str, found: dict[str, Entry]) -> None:
+def _scan_dir(directory: str, prefix: str, listing: Listing) -> None:
+    """One os.scandir per directory and one lstat per entry (DirEntry.stat), as a plain walk of the folder does."""
     try:
-        entries = list(os.scandir(directory))
+        with os.scandir(directory) as it:
+            entries = list(it)
     except OSError as e:
         raise FolderInputError(directory, f"cannot list {directory!r}: {e.strerror or e}") from None
+    _check_names(entries)
+    paths, sizes, mtimes, executable = listing.paths, listing.sizes, listing.mtimes_ns, listing.executable
     for entry in entries:
-        relative = prefix + _utf8(entry.name, entry.path)
         if entry.is_symlink():
             raise FolderInputError(entry.path, f"{entry.path!r} is a symbolic link: file tables store regular files only (copy the target in, or remove the link)")
-        st = entry.stat(follow_symlinks=False)
-        if stat.S_ISDIR(st.st_mode):
-            _scan_dir(entry.path, relative + "/", found)
-        elif stat.S_ISREG(st.st_mode):  # an unreadable file is refused when it is read (new or changed files only)
-            found[relative] = Entry(relative, entry.path, st.st_size, st.st_mtime_ns, bool(st.st_mode & stat.S_IXUSR))
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError as e:
+            raise FolderInputError(entry.path, f"cannot read {entry.path!r}: {e.strerror or e}") from None
+        mode = st.st_mode
+        if stat.S_ISREG(mode):  # an unreadable file is refused when it is read (new or changed files only)
+            paths.append(prefix + entry.name)
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime_ns)
+            executable.append(bool(mode & stat.S_IXUSR))
+        elif stat.S_ISDIR(mode):
+            _scan_dir(entry.path, prefix + entry.name + "/", listing)
         else:
             raise FolderInputError(entry.path, f"{entry.path!r} is not a regular file or directory")
 
 
-def _utf8(name: str, local: str) -> str:
+def _check_names(entries: list[os.DirEntry[str]]) -> None:
+    """FolderInputError naming the first name that is not valid UTF-8 (checked per directory at once)."""
     try:
-        name.encode("utf-8")
+        "".join(e.name for e in entries).encode("utf-8")
     except UnicodeEncodeError:
-        raise FolderInputError(os.fsencode(local), f"file name {os.fsencode(local)!r} is not valid UTF-8") from None
-    return name
+        for e in entries:
+            try:
+                e.name.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FolderInputError(os.fsencode(e.path), f"file name {os.fsencode(e.path)!r} is not valid UTF-8") from None
 
 
 # --- adding a folder ------------------------------------------------------------------------------------------
@@ -146,6 +177,27 @@ def file_table(store: Store, name: str) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class HeadRows:
+    """The latest version's rows as parallel lists (mtime in integer microseconds), with an index by path."""
+
+    paths: list[str]
+    sizes: list[int]
+    sha256: list[str]
+    executable: list[bool]
+    mtimes_us: list[int]
+    index: dict[str, int]
+
+    @staticmethod
+    def of(rows: pa.Table | None) -> HeadRows:
+        if rows is None:
+            return HeadRows([], [], [], [], [], {})
+        paths = rows.column("path").to_pylist()
+        mtimes = rows.column("mtime").cast(pa.int64()).to_pylist()
+        columns = [rows.column(n).to_pylist() for n in ("size", "sha256", "executable")]
+        return HeadRows(paths, columns[0], columns[1], columns[2], mtimes, {p: i for i, p in enumerate(paths)})
+
+
 def add_files(
     store: Store,
     name: str,
@@ -159,79 +211,93 @@ def add_files(
     chunk_size: int | None = None,
 ) -> Commit:
     """Commit the folder at `path` as the next version of file table `name` (created on first use); the latest
-    commit, unchanged, if nothing changed."""
+    commit, unchanged, if nothing changed.
+
+    Only the differences are committed: an upsert of the rows of new and changed files (read, hashed and published
+    as blobs, THREADS at a time) and a delete of the paths the folder no longer holds. Each blob's bytes are fsynced
+    as it is published; the directories holding the blobs are fsynced once each, after all of them and before the
+    commit record is published (storage.sync_directories), so no record is durable before a blob it names."""
     info = CommitInfo(message=message, author=author, timestamp=timestamp)
     names.check("table", name)
-    entries = scan(path)
+    listing = scan(path)
     try:
         table: Table | None = file_table(store, name)
     except TableNotFoundError:
         table = None
-    head = _rows_by_path(table.read()) if table is not None else {}
+    head = HeadRows.of(table.read() if table is not None else None)
+    to_read, flipped = _candidates(listing, head, check)
     blobs = Blobs(store._storage, **({"chunk_size": chunk_size} if chunk_size is not None else {}))
-    staged: dict[str, Staged] = {}
-    try:
-        rows = _rows(entries, head, blobs, staged, check)
-        if table is not None and not _changed(rows, head, delete_missing):
-            return table.commit_info()
-        _publish_blobs(blobs, staged, {r["sha256"] for r in head.values()})
-        batch = _batch(rows)
-        if table is None:
-            return _create(store, name, batch, info)
-        build = (lambda h: operations.overwrite(h, batch, merge=False)) if delete_missing else (lambda h: operations.upsert(h, batch, merge=False))
-        return commit(table, OPERATION, build, info)
-    finally:
-        for s in staged.values():
-            store._storage.delete_staged(s.staged)
+    started = time.time()
+    hashes, touched = _store_contents(blobs, [listing.entry(i) for i in to_read], set(head.sha256))
+    rows, content_changed = _changed_rows(listing, head, to_read + flipped, hashes)
+    deleted = sorted(set(head.paths) - set(listing.paths)) if delete_missing else []
+    if table is not None and not content_changed and not deleted:
+        return table.commit_info()
+    store._storage.sync_directories(sorted(touched))  # before any record names these blobs
+    if time.time() - started > BLOB_GRACE / 2:
+        raise LogstoreError(f"publishing the blobs took over {BLOB_GRACE / 2:g}s; nothing was committed (add again: the blobs stay)")
+    batch = _batch(rows)
+    if table is None:
+        return _create(store, name, batch, info)
+    return commit(table, OPERATION, _diff(batch, deleted), info)
 
 
-def _rows_by_path(rows: pa.Table) -> dict[str, dict[str, Any]]:
-    """The head's rows by path, mtime as integer microseconds."""
-    columns = {name: rows.column(name).to_pylist() for name in ("path", "size", "sha256", "executable")}
-    columns["mtime"] = rows.column("mtime").cast(pa.int64()).to_pylist()
-    names = list(columns)
-    return {values[0]: dict(zip(names, values)) for values in zip(*columns.values())}
+def _candidates(listing: Listing, head: HeadRows, check: bool) -> tuple[list[int], list[int]]:
+    """Indices of the listing's files to read (new, or size or mtime unlike the head row's; all with check) and of
+    those whose executable bit alone differs (their row keeps its hash)."""
+    index, sizes, mtimes, executable = head.index, head.sizes, head.mtimes_us, head.executable
+    to_read: list[int] = []
+    flipped: list[int] = []
+    for i, (path, size, mtime_ns, x) in enumerate(zip(listing.paths, listing.sizes, listing.mtimes_ns, listing.executable)):
+        j = index.get(path)
+        if j is None or check or sizes[j] != size or mtimes[j] != mtime_ns // 1000:
+            to_read.append(i)
+        elif executable[j] != x:
+            flipped.append(i)
+    return to_read, flipped
 
 
-def _rows(entries: dict[str, Entry], head: dict[str, dict[str, Any]], blobs: Blobs, staged: dict[str, Staged], check: bool) -> dict[str, dict[str, Any]]:
-    """The folder's rows (mtime in integer microseconds): a file whose size and mtime match its row keeps the row's
-    hash; others are read (staged, THREADS at a time: hashing, compressing and fsyncing release the GIL)."""
-    to_read = [e for path, e in entries.items() if check or not _same_stat(head.get(path), e)]
-    _stage_all(blobs, to_read, staged)
-    return {
-        path: {"path": path, "size": e.size, "sha256": staged[path].sha256 if path in staged else head[path]["sha256"], "executable": e.executable, "mtime": e.mtime_us}
-        for path, e in entries.items()
-    }
+def _changed_rows(listing: Listing, head: HeadRows, indices: list[int], hashes: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
+    """The rows of these files that differ from the head's (sorted by path; an mtime alone is a difference
+    recorded along with real changes), and whether any content differs: a new path, other bytes, another
+    executable bit."""
+    rows: list[dict[str, Any]] = []
+    content_changed = False
+    for i in indices:
+        path = listing.paths[i]
+        j = head.index.get(path)
+        sha = hashes[path] if path in hashes else head.sha256[j]  # type: ignore[index]  # flipped: j is set
+        row = {"path": path, "size": listing.sizes[i], "sha256": sha, "executable": listing.executable[i], "mtime": listing.mtimes_ns[i] // 1000}
+        if j is None or sha != head.sha256[j] or row["executable"] != head.executable[j]:
+            content_changed = True
+        elif row["size"] == head.sizes[j] and row["mtime"] == head.mtimes_us[j]:
+            continue  # read again (check=True) and the same
+        rows.append(row)
+    rows.sort(key=lambda r: r["path"])
+    return rows, content_changed
 
 
-def _batch(rows: dict[str, dict[str, Any]]) -> pa.Table:
-    values = list(rows.values())
-    arrays = {name: [r[name] for r in values] for name in ARROW_SCHEMA.names}
+def _batch(rows: list[dict[str, Any]]) -> pa.Table:
+    arrays = {name: [r[name] for r in rows] for name in ARROW_SCHEMA.names}
     mtimes = pa.array(arrays["mtime"], pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     return pa.table({**{n: pa.array(arrays[n], ARROW_SCHEMA.field(n).type) for n in ARROW_SCHEMA.names if n != "mtime"}, "mtime": mtimes}, schema=ARROW_SCHEMA)
 
 
-def _same_stat(old: dict[str, Any] | None, e: Entry) -> bool:
-    return old is not None and old["size"] == e.size and old["mtime"] == e.mtime_us
+def _diff(batch: pa.Table, deleted: list[str]) -> Any:
+    """The commit's changes against a head: an upsert of `batch` and a delete of the `deleted` paths."""
 
+    def build(head: Head) -> operations.ChangeSet:
+        parts = []
+        if batch.num_rows or not deleted:
+            parts.append(operations.upsert(head, batch, merge=False))
+        if deleted:
+            parts.append(operations.delete_keys(head, pa.table({KEY: pa.array(deleted, pa.string())})))
+        if len(parts) == 1:
+            return parts[0]
+        rows = pa.concat_tables([p.rows for p in parts]).sort_by(ROW_ID)
+        return operations.ChangeSet(rows, parts[0].columns, max(p.next_row_id for p in parts))
 
-def _stage_all(blobs: Blobs, entries: list[Entry], staged: dict[str, Staged]) -> None:
-    """Stage every entry's content into `staged` (by path); the first error is raised once all have finished, the
-    staged files of the others in `staged` for the caller to delete."""
-
-    def stage(e: Entry) -> None:
-        s = blobs.stage(e.local)
-        staged[e.path] = s
-        _unchanged_since_scan(e, s)
-
-    if len(entries) <= 1:
-        for e in entries:
-            stage(e)
-        return
-    with ThreadPoolExecutor(THREADS) as pool:
-        futures = [pool.submit(stage, e) for e in entries]
-    for f in futures:
-        f.result()
+    return build
 
 
 def _us(moment: dt.datetime) -> int:
@@ -248,42 +314,40 @@ def _unchanged_since_scan(e: Entry, s: Staged) -> None:
         raise FolderInputError(e.local, f"{e.local!r} changed while it was being added; add again")
 
 
-def _changed(rows: dict[str, dict[str, Any]], head: dict[str, dict[str, Any]], delete_missing: bool) -> bool:
-    """Whether the folder differs from the head in content: a path added or removed, other bytes, another executable
-    bit (an mtime alone is no change; it is recorded along with real changes)."""
-    if delete_missing and set(head) - set(rows):
-        return True
-    for path, row in rows.items():
-        old = head.get(path)
-        if old is None or old["sha256"] != row["sha256"] or old["executable"] != row["executable"]:
-            return True
-    return False
+def _store_contents(blobs: Blobs, entries: list[Entry], referenced: set[str]) -> tuple[dict[str, str], set[str]]:
+    """Read each entry once (hash it, write its blob to a staging file) and publish the blobs not stored yet,
+    THREADS at a time (hashing, compressing and fsyncing release the GIL), their directory entries not yet
+    fsynced. Returns {path: sha256} and the blob paths the new rows may name (published here, or found: another
+    add may have published one without syncing its directory yet), for storage.sync_directories. An existing blob
+    the head does not reference is written again if it is old enough that vacuum could take it before this add
+    commits (see BLOB_GRACE). The first error is raised once all have finished; nothing is left in staging."""
+    hashes: dict[str, str] = {}
+    touched: set[str] = set()
 
+    def store(e: Entry) -> None:
+        s = blobs.stage(e.local)
+        try:
+            _unchanged_since_scan(e, s)
+            found = blobs.find(s.sha256)
+            if found is None:
+                touched.add(blobs.publish(s, sync_directory=False))
+            elif s.sha256 not in referenced and found.modified < time.time() - BLOB_GRACE / 2:
+                touched.add(blobs.refresh(s, found, sync_directory=False))
+            else:
+                touched.add(found.path)
+        finally:
+            blobs.storage.delete_staged(s.staged)
+        hashes[e.path] = s.sha256
 
-def _publish_blobs(blobs: Blobs, staged: dict[str, Staged], referenced: set[str]) -> None:
-    """Publish the staged blobs (THREADS at a time); rewrite an existing blob the table's head does not reference if
-    it is old enough that vacuum could take it before this add commits (see BLOB_GRACE)."""
-    started = time.time()
-    first: dict[str, str] = {}  # sha256 -> the path whose staged file publishes it
-    for path, s in staged.items():
-        first.setdefault(s.sha256, path)
-
-    def publish(path: str) -> None:
-        s = staged[path]
-        found = blobs.find(s.sha256)
-        if found is None:
-            blobs.publish(s)
-        elif s.sha256 not in referenced and found.modified < time.time() - BLOB_GRACE / 2:
-            blobs.refresh(s, found)
-        else:
-            return
-        del staged[path]  # consumed
-
-    with ThreadPoolExecutor(THREADS) as pool:
-        for _ in pool.map(publish, list(first.values())):
-            pass
-    if time.time() - started > BLOB_GRACE / 2:
-        raise LogstoreError(f"publishing the blobs took over {BLOB_GRACE / 2:g}s; nothing was committed (add again: the blobs stay)")
+    if len(entries) <= 1:
+        for e in entries:
+            store(e)
+        return hashes, touched
+    with ThreadPoolExecutor(min(THREADS, len(entries))) as pool:
+        futures = [pool.submit(store, e) for e in entries]
+    for f in futures:
+        f.result()
+    return hashes, touched
 
 
 def _create(store: Store, name: str, batch: pa.Table, info: CommitInfo) -> Commit:

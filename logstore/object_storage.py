@@ -124,8 +124,9 @@ class ObjectStorage:
             return False
         return True
 
-    def put_staged_if_absent(self, path: str, staged: str) -> bool:
-        """Publish a local staged file; the staged file is consumed (kept as the cached copy if it was published)."""
+    def put_staged_if_absent(self, path: str, staged: str, *, sync_directory: bool = True) -> bool:
+        """Publish a local staged file; the staged file is consumed (kept as the cached copy if it was published).
+        An object is durable once its PUT returns: sync_directory is accepted for LocalStorage's protocol only."""
         try:
             try:
                 result = self._call("PUT", obstore.put, path, Path(staged), mode="create")
@@ -140,12 +141,15 @@ class ObjectStorage:
     def put(self, path: str, data: bytes) -> None:
         self._call("PUT", obstore.put, path, data)
 
-    def put_staged(self, path: str, staged: str) -> None:
+    def put_staged(self, path: str, staged: str, *, sync_directory: bool = True) -> None:
         """Replace (or create) `path` with a local staged file (streamed from disk); the staged file is consumed."""
         try:
             self._call("PUT", obstore.put, path, Path(staged))
         finally:
             _unlink_quietly(staged)
+
+    def sync_directories(self, paths) -> None:
+        """Nothing to do: an object store has no directories, and each PUT is durable when it returns."""
 
     def delete(self, path: str) -> None:
         """Remove an object (a missing one is not an error) and its cached copy."""

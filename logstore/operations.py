@@ -196,6 +196,25 @@ def delete(head: Head, where: str | None) -> ChangeSet:
     return _change_set(rows, head.columns, head, parameters={"where": where})
 
 
+def delete_keys(head: Head, keys: pa.Table) -> ChangeSet:
+    """Change rows deleting the head's rows whose key is one of `keys` (a table of the key columns; keys that are
+    not in the head are no change). For a writer that knows the keys, e.g. the paths a folder no longer holds."""
+    if not head.key:
+        raise KeyRequiredError(head.table_name, "delete by key")
+    nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
+    on = " AND ".join(f"h.{quote(k)} = k.{quote(k)}" for k in head.key)
+    head.con.register("deleted_keys", keys.select(list(head.key)))
+    try:
+        sql = f"""
+            SELECT h.{ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}
+            FROM {head.state_sql()} h SEMI JOIN deleted_keys k ON {on}
+            ORDER BY {ROW_ID}"""
+        rows = head.run(sql)
+    finally:
+        head.con.unregister("deleted_keys")
+    return _change_set(rows, head.columns, head)
+
+
 def overwrite(head: Head, data: pa.Table, *, merge: bool) -> ChangeSet:
     batch, columns = _conform(head, data, merge)
     if head.key:

@@ -127,11 +127,13 @@ class LocalStorage:
         finally:
             _unlink_quietly(staged)
 
-    def put_staged_if_absent(self, path: str, staged: str) -> bool:
+    def put_staged_if_absent(self, path: str, staged: str, *, sync_directory: bool = True) -> bool:
         """Publish a staged file under `path` unless a file is already there; the staged file is consumed.
 
         Durable when it returns True: the file's bytes, its directory entry and the entries of any directory created
-        on the way are fsynced. If it raises, the file may or may not have been published.
+        on the way are fsynced. If it raises, the file may or may not have been published. With
+        sync_directory=False the file's directory entry is not fsynced here: the caller batches many puts and calls
+        sync_directories with their paths before anything naming them is published.
         """
         target = self._full(path)
         try:
@@ -141,22 +143,31 @@ class LocalStorage:
                 self._link(staged, target)
             except FileExistsError:
                 return False
-            self._fsync(target.parent)
+            if sync_directory:
+                self._fsync(target.parent)
             return True
         finally:
             _unlink_quietly(staged)
 
-    def put_staged(self, path: str, staged: str) -> None:
+    def put_staged(self, path: str, staged: str, *, sync_directory: bool = True) -> None:
         """Replace (or create) `path` with a staged file atomically and durably; the staged file is consumed. For
-        content-addressed files only (blobs.py), where any two versions of the file hold the same content."""
+        content-addressed files only (blobs.py), where any two versions of the file hold the same content.
+        sync_directory=False: as for put_staged_if_absent."""
         target = self._full(path)
         try:
             self._fsync(staged)
             self._make_dirs(target.parent)
             os.replace(staged, target)
-            self._fsync(target.parent)
+            if sync_directory:
+                self._fsync(target.parent)
         finally:
             _unlink_quietly(staged)
+
+    def sync_directories(self, paths) -> None:
+        """Make durable the directory entries of files put with sync_directory=False: each distinct directory
+        holding one of `paths` is fsynced once."""
+        for directory in sorted({self._full(p).parent for p in paths}):
+            self._fsync(directory)
 
     # The steps of publishing, as methods so that a test can make any one of them fail.
 

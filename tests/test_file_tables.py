@@ -372,12 +372,12 @@ def test_vacuum_keeps_every_needed_blob_and_removes_the_rest(store, tmp_path):
     b = blobs.Blobs(store._storage)
     orphan_file = tmp_path / "orphan"
     orphan_file.write_bytes(b"left by a killed add " * 100)
-    orphan = b.publish(b.stage(str(orphan_file)))
+    orphan_path = b.publish(b.stage(str(orphan_file)))
     report = store.table("f").vacuum(dry_run=True, older_than=0)
-    assert orphan.path in report.too_young  # younger than the blob grace: an in-flight add may need it
+    assert orphan_path in report.too_young  # younger than the blob grace: an in-flight add may need it
     age_files(root / "blobs", filetable.BLOB_GRACE + 60)
     report = store.table("f").vacuum(dry_run=True, older_than=0)
-    assert [r.path for r in report.removals if r.path.startswith("blobs/")] == [orphan.path]
+    assert [r.path for r in report.removals if r.path.startswith("blobs/")] == [orphan_path]
     store.table("f").vacuum(dry_run=False, older_than=0)
     assert {p.name for p in blob_files(root)} == needed
     for v, state in enumerate(expected):
@@ -393,11 +393,11 @@ def test_an_add_relying_on_an_old_unreferenced_blob_refreshes_it(store, tmp_path
     b = blobs.Blobs(store._storage)
     content = tmp_path / "content"
     content.write_bytes(b"an orphan that a later add needs " * 50)
-    orphan = b.publish(b.stage(str(content)))
+    orphan_path = b.publish(b.stage(str(content)))
     age_files(Path(store.path) / "blobs", filetable.BLOB_GRACE)  # old enough for vacuum to take it
     shutil.copyfile(content, src / "b")
     store.add_files("f", src)
-    sha = orphan.path.rsplit("/", 1)[-1].split(".")[0]
+    sha = orphan_path.rsplit("/", 1)[-1].split(".")[0]
     assert b.find(sha).modified > time.time() - 600  # written again: young for vacuum's grace
     report = store.table("f").vacuum(dry_run=False, older_than=0)
     assert not [r for r in report.removals if r.path.startswith("blobs/")]
