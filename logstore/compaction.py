@@ -444,7 +444,7 @@ def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile],
     for f in group:
         full = layout.join(prefix, f.file.path)
         integrity.check_file(storage, full, f.file.size, f.file.sha256, None, what="change file (compaction input)")
-        parts.append(pq.read_table(storage.url(full)))
+        parts.append(pq.ParquetFile(storage.url(full)).read())  # a third of read_table's cost for a small file (no dataset)
     try:
         merged = pa.concat_tables(parts, promote_options="default")
     except (pa.ArrowInvalid, pa.ArrowTypeError):

@@ -321,7 +321,7 @@ def change_rows(url: str, key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarra
     process by `key` (the file's identity: store, path, size, SHA-256; planner._identity)."""
 
     def load():
-        t = pq.read_table(url, columns=[ROW_ID, VERSION, OP])
+        t = pq.ParquetFile(url).read(columns=[ROW_ID, VERSION, OP])  # not read_table: no pyarrow.dataset (its import and its set-up per call)
         deleted = pc.equal(t.column(OP), DELETE).to_numpy()
         return t.column(ROW_ID).to_numpy(), t.column(VERSION).to_numpy(), deleted
 
@@ -405,7 +405,7 @@ def _row_ids(f: File):
         dense = _dense_from_statistics(f) if f.inserts_only else None  # only insert-only files are sorted by row id
         if dense is not None:
             return dense
-        ids = pq.read_table(f.source.url, columns=[ROW_ID]).column(ROW_ID).to_numpy()
+        ids = pq.ParquetFile(f.source.url).read(columns=[ROW_ID]).column(ROW_ID).to_numpy()
         if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
             return (int(ids[0]), len(ids))
         if bool(np.all(ids[1:] > ids[:-1])):
