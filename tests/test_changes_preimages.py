@@ -11,14 +11,20 @@ from __future__ import annotations
 import glob
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_changes import ChangeModel, without_time
 
 import logstore
 from logstore import CorruptionError, codec, planner, testing
+
+from test_model import KEYED_SCHEMA, KEYLESS_SCHEMA, as_table, assignments, keyed_rows, keyless_rows, predicates
 
 ARCHIVE = Path(__file__).parent / "data" / "store_format_v4.tar.gz"
 
@@ -184,3 +190,73 @@ def test_a_forged_pre_image_with_a_re_sealed_record_is_caught_by_verify(store):
     report = fresh.verify(full=True)
     assert not report.ok
     assert any(p.kind == "fingerprint" and p.version == 1 and "pre-images" in p.message for p in report.problems)
+
+
+# --- model: longer histories with many deletes, compactions, vacuums, snapshots and purges ---------------------------
+
+
+def _purge_model(model, pred) -> set:
+    """Remove from every version every row id one of whose images matches `pred` (purge.py's lineage)."""
+    ids = {i for state in model.states for i, r in state.items() if pred(r)} | {i for i, r in model.rows.items() if pred(r)}
+    for state, writes in zip(model.states, model.writes):
+        for i in ids:
+            state.pop(i, None)
+            writes.pop(i, None)
+    model.rows = {i: r for i, r in model.rows.items() if i not in ids}
+    model.written = {i: w for i, w in model.written.items() if i not in ids}
+    return ids
+
+
+def _apply(data, t, model, schema, *, keyed: bool, steps: int) -> None:
+    kinds = ["append", "update", "delete", "delete", "delete", "snapshot", "compact", "purge"]
+    for step in range(steps):
+        kind = data.draw(st.sampled_from(kinds), label=f"op {step}")
+        if kind == "append":
+            batch = data.draw(keyed_rows(unique=False) if keyed else keyless_rows(), label="rows")
+            if model.append(batch):
+                model.commit(t.append(as_table(batch, schema)))
+        elif kind == "update":
+            sets = {c: e for c, e in data.draw(assignments(), label="set").items() if not (keyed and c == "k")}
+            sql, pred = data.draw(predicates(keyed), label="where")
+            model.update(sets, pred)
+            model.commit(t.update(set={c: e[0] for c, e in sets.items()}, where=sql))
+        elif kind == "delete":
+            sql, pred = data.draw(predicates(keyed), label="where")
+            model.delete(pred)
+            model.commit(t.delete(where=sql))
+        elif kind == "snapshot":
+            t.snapshot()
+        elif kind == "compact":
+            t.compact()
+            t.vacuum(dry_run=False, older_than=0)
+        elif kind == "purge":
+            sql, pred = data.draw(predicates(keyed), label="purge where")
+            if sql is None:
+                continue
+            purged = _purge_model(model, pred)
+            done = t.purge(where=sql)
+            assert (done is None) == (not purged)
+            if done is not None:
+                model.commit(done)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_pre_images_match_the_model_through_compactions_and_purges(no_fsync, data):
+    keyed = data.draw(st.booleans(), label="keyed")
+    schema = KEYED_SCHEMA if keyed else KEYLESS_SCHEMA
+    model = ChangeModel(keyed=keyed, columns=tuple(schema.names))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = logstore.init(Path(tmp) / "store")
+        rows = data.draw(keyed_rows() if keyed else keyless_rows(), label="initial rows")
+        t = store.create_table("t", as_table(rows, schema), schema=schema, key="k" if keyed else None, properties={"snapshot_commits": 3})
+        for r in rows:
+            model.insert(r)
+        model.commit(t.history(limit=1)[0])
+        _apply(data, t, model, schema, keyed=keyed, steps=data.draw(st.integers(8, 14), label="steps"))
+        latest = len(model.states) - 1
+        for start in range(latest + 1):
+            for end in sorted({start, min(start + 3, latest), latest}):
+                assert without_time(t.changes(start, end).to_pylist()) == model.changes(start, end), f"changes({start}, {end})"
+            assert t.diff(start, latest).to_pylist() == model.diff(start, latest), f"diff({start}, {latest})"
+        assert t.verify(full=True).ok
