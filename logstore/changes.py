@@ -1,7 +1,9 @@
 """Change feed and diff: row-level changes between versions, read from the change log.
 
-The change log already stores every commit's changes as rows, so the feed is always on. What the log does not
-store is the old image of a row (an update row holds the new image, a delete row only the row id). Old images come
+The change log already stores every commit's changes as rows, so the feed is always on. A delete row of a
+format-5 `DELETE` commit (record flag `preimages`) holds the deleted row's values: that is its old image, read with the
+change rows (a range of such deletes and of inserts is a plain scan of its change files). Other old images (an update
+row holds the new image; a delete row of another operation or of format 4 only the row id) come
 from the row's previous change inside the range, or, for a row's first change in the range, from the state as of
 the version before the range: that lookup is the read plan of that version restricted to the row ids the range
 touched, found by their positions in its files (`ScanPlan.restricted`, scan.py; the ids come from a narrow read of
