@@ -8,7 +8,9 @@ Builds the workload with core.run_logstore (or reuses a store built before with 
 of --repeat warm runs alternated with their baselines:
 
     changes   t.changes(first delete, last delete)     the delete block (101..200 at full size): every deleted row
-                                                       with its values, looked up as of the version before it
+                                                       with its values (format 5: stored in the delete rows, so the
+                                                       feed is a scan of the range's change files; a format-4 store
+                                                       built with --store looks them up in the version before it)
     diff      t.diff(0, latest)                          the net difference between the first and last versions
     full join the same difference computed the obvious way: both versions materialized by logstore and joined in
               DuckDB (FULL OUTER JOIN on the key, IS DISTINCT FROM on every column), fetched to Arrow
@@ -131,8 +133,8 @@ def main() -> int:
         )
         changes_s = timed(lambda: table.changes(first, last), args.repeat)
         # references measured in this run: reading just the range's change files (what a feed that stores
-        # pre-images, like Delta's CDF, reads), and decoding every column of the base file, which the lookup of
-        # the deleted rows' values cannot avoid (their ids are spread over every page of it)
+        # pre-images, like Delta's CDF and format 5, reads), and decoding every column of the base file, which a
+        # lookup of the deleted rows' values (format 4) cannot avoid (their ids are spread over every page of it)
         from logstore import changes as changes_module
 
         span = changes_module._Range(testing.files(table), first, last)

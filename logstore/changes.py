@@ -1,7 +1,9 @@
 """Change feed and diff: row-level changes between versions, read from the change log.
 
-The change log already stores every commit's changes as rows, so the feed is always on. What the log does not
-store is the old image of a row (an update row holds the new image, a delete row only the row id). Old images come
+The change log already stores every commit's changes as rows, so the feed is always on. A delete row of a
+format-5 `DELETE` commit (record flag `preimages`) holds the deleted row's values: that is its old image, read with the
+change rows (a range of such deletes and of inserts is a plain scan of its change files). Other old images (an update
+row holds the new image; a delete row of another operation or of format 4 only the row id) come
 from the row's previous change inside the range, or, for a row's first change in the range, from the state as of
 the version before the range: that lookup is the read plan of that version restricted to the row ids the range
 touched, found by their positions in its files (`ScanPlan.restricted`, scan.py; the ids come from a narrow read of
@@ -69,7 +71,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import compaction, evolution, integrity, materialize, planner, scan, selectors, timestamps
+from . import compaction, evolution, fingerprint, integrity, materialize, planner, scan, selectors, timestamps
 from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .planner import TableFiles
@@ -133,6 +135,8 @@ class _Range:
         self.records = {v: files.log.read(v) for v in range(max(first, 0), last + 1)}
         self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
+        # format 5: versions whose delete rows hold the deleted rows' values (their pre-images)
+        self.preimage_versions = [v for v, r in self.records.items() if r.preimages]
         for path, size, sha256, held, version, inserts_only, schema, physical in _range_files(files, max(first, 0), last, self.records):
             integrity.check_file(files.storage, files.path(path), size, sha256, version, what="change file")
             key = (files.storage.location, files.path(path), size, sha256)
@@ -165,30 +169,41 @@ class _Range:
         """Whether any change in the range can touch a row that existed before it (else no lookup is needed)."""
         return any(not f.inserts_only for f in self.change_files)
 
+    def needs_lookup(self) -> bool:
+        """Whether a change of the range needs an old image it does not hold: an update, or a delete written without
+        its pre-image (before format 5, or by an operation that does not store it)."""
+        return self.touches_old_rows() and any(
+            r.commit.rows_updated or (r.commit.rows_deleted and not r.preimages) for r in self.records.values() if r.version >= self.first
+        )
+
     def changed_row_ids(self) -> np.ndarray:
         """The sorted row ids of every change row of the range."""
         return _distinct(self._row_ids(self.change_files))
 
-    def old_row_ids(self) -> tuple[np.ndarray, bool]:
+    def old_row_ids(self, *, skip_preimages: bool = False) -> tuple[np.ndarray, bool]:
         """The sorted row ids the range changes that may have existed before it, and whether every row id the range
         changes is changed by one change row only (then each old image is the row as of the version before the
-        range). The ids are those of its rows in files that are not insert-only (an insert-only file inserts fresh row
+        range). With `skip_preimages`, delete rows that hold their pre-image (format 5) are left out. The ids are those of its rows in files that are not insert-only (an insert-only file inserts fresh row
         ids only, at or above the next row id of the version before the range) below that next row id: a superset of
         the rows whose first change in the range is not an insert (an extra id finds no row)."""
-        ids = np.sort(self._row_ids([f for f in self.change_files if not f.inserts_only]))
+        ids = np.sort(self._row_ids([f for f in self.change_files if not f.inserts_only], skip_preimages=skip_preimages))
         repeated = ids[1:] == ids[:-1]
         limit = self.log.read(self.first - 1).next_row_id if self.first >= 1 else 0
         once = not repeated.any() and (not len(ids) or int(ids[-1]) < limit)
         ids = ids[np.concatenate([[True], ~repeated])] if len(ids) else ids
         return ids[ids < limit], once
 
-    def _row_ids(self, change_files: list[_File]) -> np.ndarray:
+    def _row_ids(self, change_files: list[_File], *, skip_preimages: bool = False) -> np.ndarray:
         """The row ids of the rows of versions first..last in `change_files` (narrow columns, cached per process as
-        reads cache them), unsorted."""
+        reads cache them), unsorted; with `skip_preimages`, not those of delete rows holding their pre-image."""
         parts = []
+        holding = np.array(self.preimage_versions, dtype=np.int64)
         for f in change_files:
-            rid, ver, _ = scan.change_rows(f.url, f.key)
-            parts.append(rid[(ver >= self.first) & (ver <= self.last)])
+            rid, ver, deleted = scan.change_rows(f.url, f.key)
+            wanted = (ver >= self.first) & (ver <= self.last)
+            if skip_preimages and len(holding):
+                wanted &= ~(deleted & np.isin(ver, holding))
+            parts.append(rid[wanted])
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
@@ -330,38 +345,49 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
     plan = None
     values = "".join(", " + n for n in names)
     images = [f"SELECT {ROW_ID}, {VERSION}{values} FROM _ch WHERE {OP} <> '{DELETE}'"]
+    held = f"({OP} = '{DELETE}' AND ({_version_in(VERSION, span.preimage_versions)}))" if span.preimage_versions else "false"
+    lookup = span.needs_lookup()  # else every old image the feed shows is a delete row's own values (format 5)
     once = False  # every row id the range changes is changed once: its old image is the lookup's, no window
-    if before >= 0 and span.touches_old_rows():
-        ids, once = span.old_row_ids()
+    if before >= 0 and lookup:
+        ids, once = span.old_row_ids(skip_preimages=True)
         state, plan = _state_of_ids(files, before, ids, columns, exclude)
         looked_up = f"SELECT {ROW_ID}, {before} AS {VERSION}{values} FROM ({state})"
         images = [looked_up] if once else images + [looked_up]
-    if once:
-        ctes.append(f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, {before} AS _pv FROM _ch WHERE {OP} <> '{INSERT}')")
+    if not lookup:
+        pass
+    elif once:
+        ctes.append(f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, {before} AS _pv FROM _ch WHERE {OP} <> '{INSERT}' AND NOT {held})")
     else:
         ctes.append(
             f"_old AS (SELECT {ROW_ID}, {OP}, {VERSION}, coalesce(lag({VERSION}) OVER (PARTITION BY {ROW_ID} ORDER BY {VERSION}), {before}) AS _pv "
-            f"FROM _ch QUALIFY {OP} <> '{INSERT}')"
+            f"FROM _ch QUALIFY {OP} <> '{INSERT}' AND NOT {held})"
         )
-    ctes.append(f"_img AS ({' UNION ALL '.join(images)})")
+    if lookup:
+        ctes.append(f"_img AS ({' UNION ALL '.join(images)})")
     times = [(v, span.records[v].commit.timestamp) for v in span.changed_versions]
     # a pre-image is the row as of version - 1: NULL for the columns that version lacks
-    pre_values = []
-    for c in columns:
-        absent = [v for v in range(max(start_version - 1, 0), end_version) if c.ident not in span.idents_at(v)]
-        value = f"i.{quote(c.name)}"
-        if absent:
-            lacking = evolution.missing(c).rsplit(" AS ", 1)[0]  # its default, else NULL
-            value = f"CASE WHEN {_version_in(f'o.{VERSION} - 1', absent)} THEN {lacking} ELSE {value} END"
-        pre_values.append(f"{value} AS {quote(c.name)}")
+    def pre_values(image: str) -> list[str]:
+        out = []
+        for c in columns:
+            absent = [v for v in range(max(start_version - 1, 0), end_version) if c.ident not in span.idents_at(v)]
+            value = f"{image}.{quote(c.name)}"
+            if absent:
+                lacking = evolution.missing(c).rsplit(" AS ", 1)[0]  # its default, else NULL
+                value = f"CASE WHEN {_version_in(f'o.{VERSION} - 1', absent)} THEN {lacking} ELSE {value} END"
+            out.append(f"{value} AS {quote(c.name)}")
+        return out
+
     post = (
         f"SELECT {', '.join(names + [''])}CASE {OP} WHEN '{INSERT}' THEN 'insert' ELSE 'update_postimage' END AS {CHANGE_TYPE}, "
         f"{VERSION}, {ROW_ID}, 1 AS _ord FROM _ch WHERE {OP} <> '{DELETE}'"
     )
-    pre = (
-        f"SELECT {', '.join(pre_values + [''])}CASE o.{OP} WHEN '{UPDATE}' THEN 'update_preimage' ELSE 'delete' END AS {CHANGE_TYPE}, "
-        f"o.{VERSION}, o.{ROW_ID}, 0 AS _ord FROM _old o LEFT JOIN _img i ON o.{ROW_ID} = i.{ROW_ID} AND o._pv = i.{VERSION}"
-    )
+    # a delete row of a format-5 commit holds the pre-image itself; other old images are joined from _img
+    pre = f"SELECT {', '.join(pre_values('o') + [''])}'delete' AS {CHANGE_TYPE}, o.{VERSION}, o.{ROW_ID}, 0 AS _ord FROM _ch o WHERE {held}"
+    if lookup:
+        pre = f"({pre}) UNION ALL (" + (
+            f"SELECT {', '.join(pre_values('i') + [''])}CASE o.{OP} WHEN '{UPDATE}' THEN 'update_preimage' ELSE 'delete' END AS {CHANGE_TYPE}, "
+            f"o.{VERSION}, o.{ROW_ID}, 0 AS _ord FROM _old o LEFT JOIN _img i ON o.{ROW_ID} = i.{ROW_ID} AND o._pv = i.{VERSION}"
+        ) + ")"
     if times:
         values = ", ".join(f"({v}, TIMESTAMPTZ {_lit(timestamps.encode(t))})" for v, t in times)
         ctes.append(f"_times AS (SELECT * FROM (VALUES {values}) AS t({VERSION}, {TIMESTAMP}))")
@@ -396,6 +422,30 @@ def changes(files: TableFiles, start, end=None) -> pa.Table:
     first, last = change_range(files, start, end)
     result = _run(files, changes_query(files, first, last), lambda exclude: changes_query(files, first, last, exclude))
     return _utc(result, TIMESTAMP)
+
+
+# --- verify: stored pre-images against the fingerprints --------------------------------------------------------------
+
+
+def preimage_mismatch(files: TableFiles, con: duckdb.DuckDBPyConnection, version: int) -> str | None:
+    """For a version whose delete rows hold pre-images (format 5): why they disagree with the rows they claim to
+    delete, else None. The commit's fingerprint is its parent's minus the row hashes of the rows it deleted (plus those
+    of any new images), so the pre-images must make up exactly that difference (verify.py; a replaced change file
+    carrying other values than the deleted rows had is caught even when its record was re-sealed to match it)."""
+    record = files.log.read(version)
+    parent = files.log.read(version - 1) if version >= 1 else None
+    if not record.preimages or parent is None or record.fingerprint is None or parent.fingerprint is None:
+        return None
+    span = _Range(files, version, version)
+    rows = f"({_change_rows_sql(span.change_files, parent.columns, version, version)}) AS c"
+    deleted = fingerprint.sum_sql(f"(SELECT * FROM {rows} WHERE {OP} = '{DELETE}') AS d", parent.columns)
+    written = fingerprint.sum_sql(f"(SELECT * FROM {rows} WHERE {OP} <> '{DELETE}') AS n", record.columns)
+    old_hash, new_hash = (int(con.execute(q).fetchall()[0][0]) for q in (deleted, written))
+    expected = (fingerprint.decode(parent.fingerprint) - old_hash + new_hash) % 2**64
+    if fingerprint.encode(expected) == record.fingerprint:
+        return None
+    return (f"the pre-images in its delete rows do not match the rows it deleted: version {version - 1}'s fingerprint "
+            f"{parent.fingerprint} minus their row hashes gives {fingerprint.encode(expected)}, the record says {record.fingerprint}")
 
 
 # --- diff -----------------------------------------------------------------------------------------------------------

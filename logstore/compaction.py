@@ -437,7 +437,7 @@ def _delete(storage, prefix: str, files) -> None:
 
 
 def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
-    from .commit import publish_staged
+    from .commit import publish_staged, row_id_encoding
 
     storage, prefix = files.storage, files.prefix
     parts = []
@@ -456,7 +456,7 @@ def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile],
     merged = merged.sort_by([(layout.VERSION, "ascending"), (layout.ROW_ID, "ascending")])
     staged = storage.staging_file(".parquet")
     try:
-        pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS, **row_id_encoding(merged.column_names))
     except BaseException:
         storage.delete_staged(staged)
         raise

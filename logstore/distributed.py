@@ -174,7 +174,7 @@ class DistributedChanges(ChangeSet):
 
     def publish(self, files: TableFiles, version: int) -> tuple[DataFile, ...]:
         if len(self.written) > 1:
-            marker.upgrade(files.storage)  # several change files for one version: format 4
+            marker.upgrade(files.storage, 4)  # several change files for one version: format 4
         return self.written
 
 

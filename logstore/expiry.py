@@ -153,7 +153,7 @@ def expire(table, *, before=None, keep_last=None, keep_tags: bool = True, dry_ru
 
     from . import marker
 
-    marker.upgrade(files.storage)
+    marker.upgrade(files.storage, 4)
     done = commit(table, OPERATION, build, info or CommitInfo())
     for v in [cutoff, *kept]:  # reads of the oldest readable versions then need no file of an expired one
         _snapshot(table, files, v)

@@ -16,8 +16,8 @@ from .errors import CorruptionError, DamagedHeadError, HeadMissingError, Timesta
 from .layout import log_name  # noqa: F401 - the file name of a commit record, known by this name here too
 from .schema import Column
 
-FORMAT_VERSION = 4  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); 3: the row order, snapshots carry `_version`; 4: file tables, retention, schema evolution (marker.py); see docs/format.md
-READABLE_FORMATS = (1, 2, 3, 4)
+FORMAT_VERSION = 5  # 2: records carry `table_id`; tables keep a head hint (`_head.json`); 3: the row order, snapshots carry `_version`; 4: file tables, retention, schema evolution (marker.py); 5: delete rows carry pre-images (changes.py); see docs/format.md
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,7 @@ class CommitRecord:
     properties: dict
     fingerprint: str | None = None  # content fingerprint of this version (fingerprint.py); None if unknown
     table_id: str | None = None  # the table's identity, fixed at version 0; None in records of format 1
+    preimages: bool = False  # format 5: every delete row of this commit holds the deleted row's values (changes.py)
 
     def __post_init__(self) -> None:
         if self.commit.fingerprint != self.fingerprint:  # the public Commit carries the record's fingerprint
@@ -104,6 +105,7 @@ class CommitRecord:
             "properties": self.properties,
             "fingerprint": self.fingerprint,
             **({"table_id": self.table_id} if self.table_id is not None else {}),
+            **({"preimages": True} if self.preimages else {}),
         }
 
     @classmethod
@@ -131,6 +133,7 @@ class CommitRecord:
             properties=dict(obj.get("properties") or {}),
             fingerprint=_fingerprint(obj.get("fingerprint")),
             table_id=_table_id(obj.get("table_id")),
+            preimages=obj.get("preimages") is True,
         )
 
     def encode(self) -> bytes:

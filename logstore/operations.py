@@ -42,6 +42,7 @@ class ChangeSet:
     num_rows: int | None = None  # rows after this commit, when the counts of change rows cannot tell (reset)
     fingerprint: int | None = None  # the fingerprint after this commit, when known without the head's rows (reset)
     key: tuple[str, ...] | None = None  # the key after this commit, if it changes it (ALTER renaming a key column)
+    preimages: bool = False  # every delete row holds the deleted row's values (format 5; changes.py reads them)
 
     def count(self, op: str) -> int:
         if self.rows.num_rows == 0:
@@ -187,13 +188,15 @@ def update(head: Head, assignments: dict, where: str | None) -> ChangeSet:
 
 
 def delete(head: Head, where: str | None) -> ChangeSet:
-    nulls = ", ".join(f"CAST(NULL AS {c.type}) AS {quote(c.name)}" for c in head.columns)
+    """Delete rows for the rows matching `where`, each holding the row's values (its pre-image, format 5: the
+    change feed reads it instead of looking the row up in older files)."""
+    values = ", ".join(f"t.{quote(c.name)}" for c in head.columns)
     old_hash = f"{fingerprint.row_hash_sql(head.columns, 't')} AS {OLD_HASH}"  # the content fingerprint's old images
     with _predicate(head, where) as (predicate, state):
         no_new = f"0::UBIGINT AS {NEW_HASH}"  # deletes leave no new images
-        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + nulls if nulls else ''}, {old_hash}, {no_new} FROM {state} AS t WHERE {predicate} ORDER BY {ROW_ID}"
+        sql = f"SELECT {ROW_ID}, '{DELETE}' AS {OP}{', ' + values if values else ''}, {old_hash}, {no_new} FROM {state} AS t WHERE {predicate} ORDER BY {ROW_ID}"
         rows = head.run(sql, expression=where, where=where)
-    return _change_set(rows, head.columns, head, parameters={"where": where})
+    return replace(_change_set(rows, head.columns, head, parameters={"where": where}), preimages=True)
 
 
 def delete_keys(head: Head, keys: pa.Table) -> ChangeSet:

@@ -144,14 +144,18 @@ def _inventory(files: TableFiles, head: int) -> _Inventory:
 
 
 def _lineage(files: TableFiles, con, inv: _Inventory, where: str, columns: tuple[Column, ...]) -> np.ndarray:
-    """The sorted row ids whose image matches `where` in any file (a change row that is not a delete, a snapshot
-    row): every image a version ever had is stored in one of them."""
+    """The sorted row ids whose image matches `where` in any file (a change row that is not a delete, a delete row
+    holding its pre-image (format 5), a snapshot row): every image a version ever had is stored in one of them."""
     parts = []
+    holding = [r.version for r in inv.records if r.preimages]  # format 5: their delete rows hold pre-images, images too
     for path in inv.paths():
         url = files.url(path)
         held = _held(inv, path, url)
         not_delete = f"{OP} <> '{DELETE}' AND " if OP in held else ""
-        parts.append(f"SELECT {ROW_ID} FROM (SELECT {ROW_ID}{', ' + OP if OP in held else ''}, {_project(columns, held)} FROM read_parquet({_literal(url)})) AS t WHERE {not_delete}({where})")
+        if holding and OP in held and VERSION in held:
+            not_delete = f"({OP} <> '{DELETE}' OR {VERSION} IN ({', '.join(map(str, holding))})) AND "
+        inner = f"{ROW_ID}{', ' + OP if OP in held else ''}{', ' + VERSION if VERSION in held and not_delete else ''}"
+        parts.append(f"SELECT {ROW_ID} FROM (SELECT {inner}, {_project(columns, held)} FROM read_parquet({_literal(url)})) AS t WHERE {not_delete}({where})")
     if not parts:
         return np.zeros(0, dtype=np.int64)
     found = np.zeros(0, dtype=np.int64)
@@ -530,7 +534,7 @@ def _compaction_json(rec: compaction.CompactionRecord, rewrites: dict[str, _Rewr
 
 def _publish(files: TableFiles, head: CommitRecord, plan: _Plan, ids: np.ndarray, where: str, info: CommitInfo, started: float) -> CommitRecord | None:
     version = head.version + 1
-    marker.upgrade(files.storage)
+    marker.upgrade(files.storage, 4)
     _write_state(files, version, "pending", plan.new)
     new_fp = None
     if head.fingerprint is not None:

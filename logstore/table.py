@@ -497,7 +497,7 @@ class Table:
 
         head = self._log.head()
         evolution.alter(head.columns, head.key, head.version + 1, add=add, drop=drop, rename=rename, widen=widen)  # refusals first
-        marker.upgrade(self._storage)  # a format-3 logstore would read renamed columns by their old names: it must refuse the store
+        marker.upgrade(self._storage, 4)  # a format-3 logstore would read renamed columns by their old names: it must refuse the store
         build = lambda h: evolution.change_set(h, add=add, drop=drop, rename=rename, widen=widen)  # noqa: E731
         return self._write("ALTER", build, message, author, timestamp, metadata)
 
