@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import logstore
 from logstore import compaction, distributed, ingest, scan
-from logstore.commit import CommitInfo
+from logstore.commit import CommitInfo, row_id_encoding
 
 from conftest import file_state, staging_leftovers
 
@@ -445,7 +445,8 @@ def same_size_impostor(path: str) -> bytes:
     for tag in "bcdefhijk":
         values = [tag + v[1:] for v in original.column("s").to_pylist()]
         sink = pa.BufferOutputStream()
-        pq.write_table(original.set_column(original.column_names.index("s"), "s", pa.array(values)), sink, compression="zstd")
+        changed = original.set_column(original.column_names.index("s"), "s", pa.array(values))
+        pq.write_table(changed, sink, compression="zstd", **row_id_encoding(changed.column_names))
         if sink.getvalue().size == os.path.getsize(path):
             return sink.getvalue().to_pybytes()
     raise AssertionError("no impostor of the same size")
