@@ -26,7 +26,12 @@ Goals (issue 7): bytes below Lance's and at least 50x below Delta's; update and 
 than Lance's; reads no slower than Delta's. Goals (issue 13), printed as ratios below the table (median wall time
 and median CPU time, user + system of every thread of this process): changes(c/3+1 .. 2c/3) at most 0.5x Delta's
 change data feed of the same range, diff(0, c) at most 0.25x the full outer join; the append commit median against
-Lance's is in the table.
+Lance's is in the table. Goals (issue 19): after the workload, each system runs --merges merges of --merge-source rows
+(benchmarks/merge.py's sources: half update matched rows, a quarter insert new ids, a quarter delete matched rows the
+source flags as deleted) into its table as of the last commit, one after another in the same process; logstore's
+median merge at least 3x faster than Delta Lake's (whose table has the change data feed on, as above) and faster than
+Lance's merge_insert (plus a delete: Lance has no delete-when-matched clause), bytes written at most 1.5x the floor
+of the changed rows (their new images and the deleted ids once, Parquet zstd).
 """
 
 from __future__ import annotations
@@ -133,7 +138,7 @@ class System:
         """The row changes of versions first..last as an Arrow table (None: the system has no change feed)."""
         return None
 
-    def run(self, w: Workload, read_versions, ts_version: int, repeat: int, expected) -> dict:
+    def run(self, w: Workload, read_versions, ts_version: int, repeat: int, expected, merges=None) -> dict:
         result = {"latency": {k: [] for k in KINDS}}
         result["create"], _ = timed(lambda: self.create(w))
         ts_wall = None
@@ -168,7 +173,24 @@ class System:
         if hasattr(self, "diff"):
             wall, cpu, got = wall_and_cpu(lambda: self.diff(0, w.commits), repeat)
             result["diff"] = (wall, cpu, got.num_rows)
+        if merges is not None:
+            result["merge"] = self.run_merges(merges)
         return result
+
+    def run_merges(self, merges) -> dict:
+        """Issue 19: benchmarks/merge.py's merges, one after another, into this table as of the workload's last
+        commit (a CDC pipeline's writer: the same process that made the commits). Each result is checked."""
+        import merge as bench  # here, not at the top: merge.py imports this module
+
+        times, written = [], []
+        for m, source in enumerate(merges.sources):
+            before = dir_bytes(self.path)
+            t, _ = timed(lambda: self.merge(source))
+            times.append(t)
+            written.append(dir_bytes(self.path) - before)
+            bench.check(self.name, m, self.read_latest(), merges.expected[m])
+        log(f"  {self.name}: merges " + " ".join(f"{t:.3f}" for t in times) + " s")
+        return {"median": statistics.median(times), "first": times[0], "bytes": statistics.median(written)}
 
     def feed_bytes(self) -> int | None:
         """Bytes of files kept only for the change feed (None: none)."""
@@ -222,6 +244,14 @@ class Logstore(System):
     def diff(self, a, b):
         return self._open().diff(a, b)
 
+    def merge(self, source):
+        import merge as bench
+
+        bench.merge_logstore(self.table, source)
+
+    def read_latest(self):
+        return self.table.read(columns=["id", "value"])
+
 
 class Delta(System):
     name = "delta"
@@ -270,6 +300,16 @@ class Delta(System):
     def feed_bytes(self):
         return dir_bytes(os.path.join(self.path, "_change_data"))
 
+    def merge(self, source):
+        import merge as bench
+
+        bench.merge_delta(self.path, source)
+
+    def read_latest(self):
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path).to_pyarrow_table(columns=["id", "value"])
+
 
 class Lance(System):
     name = "lance"
@@ -307,6 +347,16 @@ class Lance(System):
 
         x = lance.dataset(self.path, version=v + 1)  # noqa: F841 - DuckDB scans it by name
         return duckdb.sql(GROUP_BY).fetchall()
+
+    def merge(self, source):
+        import merge as bench
+
+        bench.merge_lance(self.path, source)
+
+    def read_latest(self):
+        import lance
+
+        return lance.dataset(self.path).to_table(columns=["id", "value"])
 
 
 def check(system: str, what: str, table: pa.Table, expected: tuple[int, float]) -> None:
@@ -356,7 +406,7 @@ def full_join(old_path: str, new_path: str, columns) -> str:
     )
 
 
-def goals(results: dict, join: tuple[float, float, int], first: int, last: int, commits: int) -> str:
+def goals(results: dict, join: tuple[float, float, int], first: int, last: int, commits: int, merge_floor=None) -> str:
     """The issue-13 goals as ratios: wall time (median) and CPU time (median)."""
     out = ["", f"{'goal (issue 13)':<50} {'logstore':>22} {'baseline':>22} {'ratio wall / cpu':>17}  target"]
 
@@ -376,10 +426,28 @@ def goals(results: dict, join: tuple[float, float, int], first: int, last: int, 
             raise AssertionError(f"diff(0, {commits}): {ours['diff'][2]} rows, the full join {join[2]}")
         line(f"diff(0, {commits}) vs full outer join ({join[2]:,} rows)", ours["diff"], join, DIFF_GOAL)
     out.append("(wall / CPU: medians; CPU is user + system time of every thread of the process)")
+    out += merge_goals(results, merge_floor)
     return "\n".join(out)
 
 
-def report(results: dict, floor: int, names) -> str:
+def merge_goals(results: dict, floor) -> list[str]:
+    """The issue-19 goals: a merge at least 3x faster than Delta Lake's, faster than Lance's, bytes <= 1.5x floor."""
+    ours = results.get("logstore", {}).get("merge")
+    if ours is None:
+        return []
+    out = ["", "goal (issue 19), merge median (first merge in brackets)"]
+    for peer, target in (("delta", 1 / 3), ("lance", 1.0)):
+        theirs = results.get(peer, {}).get("merge")
+        if theirs is not None:
+            ratio, first = ours["median"] / theirs["median"], ours["first"] / theirs["first"]
+            met = "met" if ratio <= target else "MISSED"
+            out.append(f"merge vs {peer:<6} {ratio:.2f}x ({first:.2f}x)  <= {target:.2f}: {met}")
+    ratio = ours["bytes"] / floor
+    out.append(f"merge bytes written {ratio:.2f}x the changed rows' floor  <= 1.5: {'met' if ratio <= 1.5 else 'MISSED'}")
+    return out
+
+
+def report(results: dict, floor: int, names, merge_floor=None) -> str:
     rows = []
 
     def add(metric, values, fmt):
@@ -407,6 +475,13 @@ def report(results: dict, floor: int, names) -> str:
     first, last = feed_range(commits)
     add(f"changes({first} .. {last})", {n: r["changes"][0] for n, r in results.items() if "changes" in r}, fmt_time)
     add(f"diff(0, {commits})", {n: r["diff"][0] for n, r in results.items() if "diff" in r}, fmt_time)
+    merged = {n: r["merge"] for n, r in results.items() if "merge" in r}
+    if merged:
+        add("merge median", {n: m["median"] for n, m in merged.items()}, fmt_time)
+        add("merge, first", {n: m["first"] for n, m in merged.items()}, fmt_time)
+        add("merge bytes written (median)", {n: m["bytes"] for n, m in merged.items()}, fmt_bytes)
+        if merge_floor:
+            add("  x changed rows' floor", {n: m["bytes"] / merge_floor for n, m in merged.items()}, lambda x: f"{x:.2f}x")
     header = ["metric"] + list(names) + [f"{names[0]}/{p}" for p in names[1:]]
     widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
     line = lambda row: "| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"  # noqa: E731
@@ -416,6 +491,17 @@ def report(results: dict, floor: int, names) -> str:
     return "\n".join(out)
 
 
+def plan_merges(latest: pa.Table, args, scratch: str):
+    """benchmarks/merge.py's sources (half updates, a quarter inserts, a quarter CDC-flagged deletes) drawn from the
+    workload's last version, and the median floor of one merge's changed rows (None, None: no merges)."""
+    if not args.merges:
+        return None, None
+    import merge as bench
+
+    merges = bench.Merges(latest, args.merge_source, args.merges)
+    return merges, statistics.median(bench.floor_bytes(parts, scratch) for parts in merges.floors)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -423,6 +509,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=3, help="reads per measurement (the median is shown)")
     parser.add_argument("--systems", default="logstore,delta,lance")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directories")
+    parser.add_argument("--merges", type=int, default=7, help="merges after the workload (issue 19; 0: none)")
+    parser.add_argument("--merge-source", type=int, default=10_000, help="source rows per merge")
     args = parser.parse_args(argv)
 
     w = Workload(args.rows, args.commits)
@@ -450,12 +538,13 @@ def main(argv=None) -> None:
         join_sql = full_join(paths[0], paths[c], ends[0].column_names)
         wall, cpu, joined = wall_and_cpu(lambda: con.sql(join_sql).to_arrow_table(), args.repeat)
         join = (wall, cpu, joined.num_rows)
+        merges, merge_floor = plan_merges(ends[c], args, scratch)
         del ends, joined
         for name in names:
             root = tempfile.mkdtemp(prefix=f"{name}-", dir=scratch)
             log(f"{name}: running in {root}")
             gc.collect()
-            results[name] = classes[name](root).run(w, read_versions, ts_version, args.repeat, expected)
+            results[name] = classes[name](root).run(w, read_versions, ts_version, args.repeat, expected, merges)
             results[name]["commits"] = c
             if args.keep:
                 kept = tempfile.mkdtemp(prefix=f"logstore-compare-{name}-")
@@ -466,8 +555,8 @@ def main(argv=None) -> None:
     if len({repr(a) for a in answers.values()}) > 1:
         raise AssertionError(f"GROUP BY answers differ: {answers}")
     print(f"compare: {w.describe()}; reads are the median of {args.repeat}")
-    print(report(results, floor, names))
-    print(goals(results, join, *feed_range(c), c))
+    print(report(results, floor, names, merge_floor))
+    print(goals(results, join, *feed_range(c), c, merge_floor))
 
 
 if __name__ == "__main__":

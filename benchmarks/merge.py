@@ -57,14 +57,15 @@ BYTES_GOAL = 1.5  # bytes written / floor, at most
 
 
 class Merges:
-    """The sources of the merges, and the expected state after each (ids live, sum of value), from one seed."""
+    """The sources of the merges, and the expected state after each (rows live, sum of value), from one seed."""
 
-    def __init__(self, w: Workload, n_source: int, merges: int, seed: int = 19):
+    def __init__(self, start: pa.Table, n_source: int, merges: int, seed: int = 19):
+        """`start`: the table's rows before the first merge (the standard columns); new ids follow its largest."""
         rng = np.random.default_rng(seed)
-        state = {"ids": w.base.column("id").to_numpy().copy(), "next": int(w.rows)}
-        values = dict(zip(w.base.column("id").to_pylist(), w.base.column("value").to_pylist()))
+        state = {"next": int(pc.max(start.column("id")).as_py()) + 1}
+        values = dict(zip(start.column("id").to_pylist(), start.column("value").to_pylist()))
         self.sources, self.expected, self.floors = [], [], []
-        template = w.base.slice(0, n_source)
+        template = start.slice(0, n_source)
         for m in range(merges):
             live = np.fromiter(values.keys(), np.int64)
             picked = rng.choice(live, size=n_source // 2 + n_source // 4, replace=False)
@@ -111,6 +112,28 @@ def check(name: str, m: int, table: pa.Table, expected) -> None:
         raise AssertionError(f"{name} after merge {m}: {got}, expected {expected}")
 
 
+def merge_logstore(table, source: pa.Table) -> None:
+    table.merge(source, on="id").when_matched_delete("source.deleted").when_matched_update_all().when_not_matched_insert_all().execute()
+
+
+def merge_delta(path: str, source: pa.Table) -> None:
+    import deltalake
+
+    merger = deltalake.DeltaTable(path).merge(source, predicate="target.id = source.id", source_alias="source", target_alias="target")
+    merger.when_matched_delete(predicate="source.deleted").when_matched_update_all().when_not_matched_insert_all().execute()
+
+
+def merge_lance(path: str, source: pa.Table) -> None:
+    """Lance's merge_insert has no delete-when-matched clause: merge_insert of the kept rows, then a delete."""
+    import lance
+
+    flagged = source.column("deleted")
+    upserts = source.filter(pc.invert(flagged)).drop_columns(["deleted"])
+    lance.dataset(path).merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(upserts)
+    gone = source.filter(flagged).column("id").to_pylist()
+    lance.dataset(path).delete(f"id IN ({', '.join(str(i) for i in gone)})")
+
+
 class Logstore:
     name = "logstore"
 
@@ -119,7 +142,7 @@ class Logstore:
         return os.path.join(root, "store")
 
     def merge(self, source: pa.Table) -> None:
-        self.table.merge(source, on="id").when_matched_delete("source.deleted").when_matched_update_all().when_not_matched_insert_all().execute()
+        merge_logstore(self.table, source)
 
     def read(self) -> pa.Table:
         return self.table.read(columns=["id", "value"])
@@ -136,10 +159,7 @@ class Delta:
         return self.path
 
     def merge(self, source: pa.Table) -> None:
-        import deltalake
-
-        merger = deltalake.DeltaTable(self.path).merge(source, predicate="target.id = source.id", source_alias="source", target_alias="target")
-        merger.when_matched_delete(predicate="source.deleted").when_matched_update_all().when_not_matched_insert_all().execute()
+        merge_delta(self.path, source)
 
     def read(self) -> pa.Table:
         import deltalake
@@ -158,14 +178,7 @@ class Lance:
         return self.path
 
     def merge(self, source: pa.Table) -> None:
-        import lance
-
-        flagged = source.column("deleted")
-        upserts = source.filter(pc.invert(flagged)).drop_columns(["deleted"])
-        ds = lance.dataset(self.path)
-        ds.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(upserts)
-        gone = source.filter(flagged).column("id").to_pylist()
-        lance.dataset(self.path).delete(f"id IN ({', '.join(str(i) for i in gone)})")
+        merge_lance(self.path, source)
 
     def read(self) -> pa.Table:
         import lance
@@ -195,7 +208,7 @@ def main() -> None:
     parser.add_argument("--systems", default="logstore,delta,lance")
     args = parser.parse_args()
     w = Workload(rows=args.rows, commits=3)
-    merges = Merges(w, args.source, args.merges)
+    merges = Merges(w.base, args.source, args.merges)
     root = tempfile.mkdtemp(prefix="logstore-merge-bench-")
     try:
         floor = statistics.median(floor_bytes(parts, root) for parts in merges.floors)
