@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import fingerprint, layout
-from .commit import ROW_GROUP_ROWS, _base_fingerprint, publish_staged
+from .commit import ROW_GROUP_ROWS, _base_fingerprint, publish_staged, row_id_encoding
 from .errors import InvalidInputError
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
@@ -149,7 +149,7 @@ def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges
         storage.delete_staged(target)
         raise
     old = _base_fingerprint(head) if head.record.version >= 0 else 0
-    empty = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns))).empty_table()
+    empty = _change_schema(columns, version=False).empty_table()
     next_id = head.record.next_row_id + staged.rows
     return StagedChanges(empty, columns, next_id, fingerprint=(old + added) % fingerprint.MOD, staged=target, staged_rows=staged.rows)
 
@@ -157,42 +157,60 @@ def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges
 def _write_changes(head: Head, staged: Staged, target: str, version: int, merge: bool) -> tuple[Column, ...]:
     """Write the staged input as the change rows of `version` to `target`, a row group at a time; the columns."""
     columns: tuple[Column, ...] = head.columns
-    writer: pq.ParquetWriter | None = None
-    pending: list[pa.Table] = []
-    pending_rows = 0
     next_id = head.record.next_row_id
-    try:
+    with _RowGroups(target) as out:
         for batch in staged.batches():
             conformed, columns = conform(pa.Table.from_batches([batch]), head.columns, merge=merge or not head.columns)
             ids = pa.array(range(next_id, next_id + conformed.num_rows), pa.int64())
             next_id += conformed.num_rows
             rows = conformed.add_column(0, ROW_ID, ids)
             rows = rows.add_column(1, OP, pa.repeat(pa.scalar(INSERT, pa.string()), rows.num_rows))
-            rows = rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows))
-            pending.append(rows)
-            pending_rows += rows.num_rows
-            if pending_rows >= ROW_GROUP_ROWS:
-                writer = _flush(writer, target, pending)
-                pending, pending_rows = [], 0
-        if pending or writer is None:
-            writer = _flush(writer, target, pending, columns)
-    finally:
-        if writer is not None:
-            writer.close()
+            out.add(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
+        out.finish(_change_schema(columns, version=True))
     if next_id - head.record.next_row_id != staged.rows:
         raise InvalidInputError(staged.paths[0], f"the input changed while it was written: {next_id - head.record.next_row_id} rows read, {staged.rows} expected")
     return columns
 
 
-def _flush(writer: pq.ParquetWriter | None, target: str, pending: list[pa.Table], columns: tuple[Column, ...] = ()) -> pq.ParquetWriter:
-    if pending:
-        table = pa.concat_tables(pending)
-    else:  # no rows at all: an empty file of the change file's schema
-        table = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string()), pa.field(VERSION, pa.int64())] + list(arrow_schema(columns))).empty_table()
-    if writer is None:
-        writer = pq.ParquetWriter(target, table.schema, compression="zstd")
-    writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-    return writer
+class _RowGroups:
+    """A change file written a row group at a time: tables are buffered until they make ROW_GROUP_ROWS rows, zstd,
+    `_row_id` in the change files' encoding (commit.row_id_encoding). `finish(schema)` writes the rest (an empty
+    file of `schema` when no row came); leaving the `with` block closes the file, also on an error."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.writer: pq.ParquetWriter | None = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+
+    def __enter__(self) -> _RowGroups:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+    def add(self, rows: pa.Table) -> None:
+        self.pending.append(rows)
+        self.rows += rows.num_rows
+        if self.rows >= ROW_GROUP_ROWS:
+            self._write(pa.concat_tables(self.pending))
+
+    def finish(self, schema: pa.Schema) -> None:
+        if self.pending or self.writer is None:
+            self._write(pa.concat_tables(self.pending) if self.pending else schema.empty_table())
+
+    def _write(self, table: pa.Table) -> None:
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.target, table.schema, compression="zstd", **row_id_encoding(table.schema.names))
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.pending, self.rows = [], 0
+
+
+def _change_schema(columns: tuple[Column, ...], *, version: bool) -> pa.Schema:
+    """The schema of a change file's rows of `columns`: `_row_id`, `_op`, (`_version`,) the columns."""
+    meta = [pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + ([pa.field(VERSION, pa.int64())] if version else [])
+    return pa.schema(meta + list(arrow_schema(columns)))
 
 
 def _row_hash_sum(head: Head, path: str, columns: tuple[Column, ...]) -> int:
@@ -304,7 +322,7 @@ def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage,
         con.close()
         storage.delete_staged(source)
         shutil.rmtree(spill, ignore_errors=True)
-    empty = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns))).empty_table()
+    empty = _change_schema(columns, version=False).empty_table()
     fresh = counts[1] == 0 and counts[2] == 0  # new rows always take new row ids
     return StagedChanges(empty, columns, next_id, fingerprint=new, staged=target, staged_rows=sum(counts), counts=counts, inserts_only=fresh)
 
@@ -369,14 +387,11 @@ def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], versi
     schema, as operations._change_set casts them); their counts (inserts, updates, deletes) and the next row id."""
     import pyarrow.compute as pc
 
-    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
+    schema = _change_schema(columns, version=False)
     reader = con.sql(sql).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
     counts = dict.fromkeys((INSERT, UPDATE, DELETE), 0)
     next_id = next_row_id
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    writer: pq.ParquetWriter | None = None
-    try:
+    with _RowGroups(target) as out:
         for batch in reader:
             rows = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
             for op, n in _op_counts(rows):
@@ -384,16 +399,8 @@ def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], versi
             inserted = rows.filter(pc.equal(rows.column(OP), INSERT)).column(ROW_ID)
             if len(inserted):
                 next_id = max(next_id, pc.max(inserted).as_py() + 1)
-            pending.append(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
-            pending_rows += rows.num_rows
-            if pending_rows >= ROW_GROUP_ROWS:
-                writer = _flush(writer, target, pending)
-                pending, pending_rows = [], 0
-        if pending or writer is None:
-            writer = _flush(writer, target, pending, columns)
-    finally:
-        if writer is not None:
-            writer.close()
+            out.add(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
+        out.finish(_change_schema(columns, version=True))
     return (counts[INSERT], counts[UPDATE], counts[DELETE]), next_id
 
 

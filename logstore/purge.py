@@ -55,7 +55,15 @@ from . import (
     snapshot,
     timestamps,
 )
-from .commit import FIRST_BACKOFF, MAX_ATTEMPTS, MAX_BACKOFF, PUBLISH_WINDOW, CommitInfo, publish_staged
+from .commit import (
+    FIRST_BACKOFF,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF,
+    PUBLISH_WINDOW,
+    CommitInfo,
+    publish_staged,
+    row_id_encoding,
+)
 from .errors import CommitConflictError, CorruptionError
 from .layout import DELETE, OP, ROW_ID, VERSION
 from .log import Commit, CommitRecord
@@ -238,7 +246,8 @@ def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, w
     compression = meta.row_group(0).column(0).compression.lower() if meta.num_row_groups else "zstd"
     staged = storage.staging_file(".parquet")
     try:
-        with pq.ParquetWriter(staged, f.schema_arrow, compression=compression if compression != "uncompressed" else "none") as writer:
+        codec = compression if compression != "uncompressed" else "none"
+        with pq.ParquetWriter(staged, f.schema_arrow, compression=codec, **row_id_encoding(f.schema_arrow.names)) as writer:
             for g in range(meta.num_row_groups):
                 part = mask[starts[g] : starts[g + 1]]
                 group = _take(read[g], ~part) if g in read else f.read_row_group(g)
