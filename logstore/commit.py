@@ -204,7 +204,7 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     The file is built in memory (a commit's change file is small) and hashed there, then written to a staging
     file in one write: no second pass over the file to hash it."""
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, **row_id_encoding(rows.column_names))
+    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(rows.column_names))
     data = sink.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     staged = files.storage.staging_file(".parquet")
@@ -219,12 +219,23 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     return DataFile(path=relative, rows=rows.num_rows, size=data.size, sha256=digest, inserts_only=inserts_only)
 
 
-def row_id_encoding(names) -> dict:
-    """pq.write_table options storing `_row_id` DELTA_BINARY_PACKED (ascending ids cost a few bits a row instead of
-    ~1.5 bytes under zstd: 2.2 MB of the standard workload) and every other column as pyarrow's default does."""
+DICTIONARY_PAGE_BYTES = 16 << 10  # a column's dictionary page grows to this, then the column is written plain
+
+
+def change_file_encoding(names) -> dict:
+    """pq.write_table / ParquetWriter options of every file logstore writes with pyarrow: `_row_id`
+    DELTA_BINARY_PACKED (ascending ids cost a few bits a row instead of ~1.5 bytes under zstd: 2.2 MB of the standard
+    workload), the other columns dictionary-encoded until a column's dictionary page reaches DICTIONARY_PAGE_BYTES,
+    then plain. pyarrow's 1 MiB default keeps a row group of 65,536 distinct values (ids, text) in a dictionary of
+    its own, which is larger and slower to write than plain values under zstd (benchmarks/README.md, "Commit latency",
+    round 3); low-cardinality columns stay dictionary-encoded."""
     if ROW_ID not in names:
-        return {}
-    return {"use_dictionary": [n for n in names if n != ROW_ID], "column_encoding": {ROW_ID: "DELTA_BINARY_PACKED"}}
+        return {"dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES}
+    return {
+        "use_dictionary": [n for n in names if n != ROW_ID],
+        "column_encoding": {ROW_ID: "DELTA_BINARY_PACKED"},
+        "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
+    }
 
 
 def publish_staged(storage, path: str, staged: str, *, known: tuple[int, str] | None = None) -> tuple[int, str]:

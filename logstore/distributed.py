@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import fingerprint, layout, marker
-from .commit import PUBLISH_WINDOW, ROW_GROUP_ROWS, _base_fingerprint, commit, row_id_encoding
+from .commit import PUBLISH_WINDOW, ROW_GROUP_ROWS, _base_fingerprint, change_file_encoding, commit
 from .errors import InvalidInputError, SchemaMismatchError
 from .layout import INSERT, OP, ROW_ID, VERSION
 from .log import DataFile
@@ -76,7 +76,7 @@ def write_partition(part: Any, task: Task) -> Written | None:
     rows = rows.add_column(1, OP, pa.repeat(pa.scalar(INSERT, pa.string()), rows.num_rows))
     rows = rows.add_column(2, VERSION, pa.repeat(pa.scalar(task.version, pa.int64()), rows.num_rows))
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, **row_id_encoding(rows.column_names))
+    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(rows.column_names))
     body = sink.getvalue().to_pybytes()
     store = _store(task.location, task.storage_options)
     if not store._storage.put_if_absent(task.path, body):

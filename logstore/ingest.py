@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import fingerprint, layout
-from .commit import ROW_GROUP_ROWS, _base_fingerprint, publish_staged, row_id_encoding
+from .commit import ROW_GROUP_ROWS, _base_fingerprint, change_file_encoding, publish_staged
 from .errors import InvalidInputError
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
@@ -174,7 +174,7 @@ def _write_changes(head: Head, staged: Staged, target: str, version: int, merge:
 
 class _RowGroups:
     """A change file written a row group at a time: tables are buffered until they make ROW_GROUP_ROWS rows, zstd,
-    `_row_id` in the change files' encoding (commit.row_id_encoding). `finish(schema)` writes the rest (an empty
+    `_row_id` in the change files' encoding (commit.change_file_encoding). `finish(schema)` writes the rest (an empty
     file of `schema` when no row came); leaving the `with` block closes the file, also on an error."""
 
     def __init__(self, target: str):
@@ -202,7 +202,7 @@ class _RowGroups:
 
     def _write(self, table: pa.Table) -> None:
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.target, table.schema, compression="zstd", **row_id_encoding(table.schema.names))
+            self.writer = pq.ParquetWriter(self.target, table.schema, compression="zstd", **change_file_encoding(table.schema.names))
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.pending, self.rows = [], 0
 

@@ -61,8 +61,8 @@ from .commit import (
     MAX_BACKOFF,
     PUBLISH_WINDOW,
     CommitInfo,
+    change_file_encoding,
     publish_staged,
-    row_id_encoding,
 )
 from .errors import CommitConflictError, CorruptionError
 from .layout import DELETE, OP, ROW_ID, VERSION
@@ -247,7 +247,7 @@ def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, w
     staged = storage.staging_file(".parquet")
     try:
         codec = compression if compression != "uncompressed" else "none"
-        with pq.ParquetWriter(staged, f.schema_arrow, compression=codec, **row_id_encoding(f.schema_arrow.names)) as writer:
+        with pq.ParquetWriter(staged, f.schema_arrow, compression=codec, **change_file_encoding(f.schema_arrow.names)) as writer:
             for g in range(meta.num_row_groups):
                 part = mask[starts[g] : starts[g + 1]]
                 group = _take(read[g], ~part) if g in read else f.read_row_group(g)

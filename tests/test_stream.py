@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 import logstore
 from logstore import compaction, distributed, ingest, scan
-from logstore.commit import CommitInfo, row_id_encoding
+from logstore.commit import CommitInfo, change_file_encoding
 
 from conftest import file_state, staging_leftovers
 
@@ -446,7 +446,7 @@ def same_size_impostor(path: str) -> bytes:
         values = [tag + v[1:] for v in original.column("s").to_pylist()]
         sink = pa.BufferOutputStream()
         changed = original.set_column(original.column_names.index("s"), "s", pa.array(values))
-        pq.write_table(changed, sink, compression="zstd", **row_id_encoding(changed.column_names))
+        pq.write_table(changed, sink, compression="zstd", **change_file_encoding(changed.column_names))
         if sink.getvalue().size == os.path.getsize(path):
             return sink.getvalue().to_pybytes()
     raise AssertionError("no impostor of the same size")
