@@ -132,7 +132,7 @@ class _Range:
     def __init__(self, files: TableFiles, first: int, last: int):
         self.log = files.log
         self.first, self.last = first, last
-        self.records = {v: files.log.read(v) for v in range(max(first, 0), last + 1)}
+        self.records = {r.version: r for r in files.log.read_range(max(first, 0), last)}  # through log checkpoints
         self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
         # format 5: versions whose delete rows hold the deleted rows' values (their pre-images)

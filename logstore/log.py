@@ -150,8 +150,11 @@ def _fingerprint(value) -> str | None:
     return value
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def _table_id(value) -> str | None:
-    if value is not None and not (isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value)):
+    if value is not None and not (isinstance(value, str) and len(value) == 32 and set(value) <= _HEX_DIGITS):
         raise ValueError(f"table_id must be 32 lower-case hex digits, not {value!r}")
     return value
 
