@@ -284,14 +284,19 @@ def write_rows(relation: duckdb.DuckDBPyRelation, target: str, fmt: str | None, 
     what went to stdout stays written."""
     import duckdb
 
-    from logstore.export import write_relation
-
     if target == "-":
         flush()
     try:
         return write_relation(relation, stdout_binary() if target == "-" else target, fmt, force=force, store=store)
     except duckdb.Error as e:
         raise CommandError(first_line(e)) from None
+
+
+def write_relation(relation: duckdb.DuckDBPyRelation, target, fmt: str | None, *, force: bool = False, store: Store | None = None) -> int:
+    """logstore.export.write_relation, imported on first use (with DuckDB, pyarrow and the files module)."""
+    from logstore.export import write_relation as write
+
+    return write(relation, target, fmt, force=force, store=store)
 
 
 class CommandError(click.ClickException):
