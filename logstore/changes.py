@@ -132,7 +132,8 @@ class _Range:
     def __init__(self, files: TableFiles, first: int, last: int):
         self.log = files.log
         self.first, self.last = first, last
-        self.records = {v: files.log.read(v) for v in range(max(first, 0), last + 1)}
+        versions = range(max(first, 0), last + 1)  # read through the log's checkpoints where it has them
+        self.records = dict(zip(versions, files.log.read_range(versions.start, versions.stop - 1))) if versions else {}
         self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
         # format 5: versions whose delete rows hold the deleted rows' values (their pre-images)

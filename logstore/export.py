@@ -35,6 +35,9 @@ groups of ROW_GROUP_SIZE rows in order with any number of threads; checked by te
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import io
 import os
 import shutil
 import tempfile
@@ -99,10 +102,23 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
         read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         write_fd = os.open(fifo, os.O_WRONLY)
         os.set_blocking(read_fd, True)
+        _widen(read_fd)
         copied, failed = [0], []
 
         def pump() -> None:
             try:
+                sink = _sink(out)
+                while sink is not None:  # the kernel moves the pipe's pages into the file or pipe: no copies here
+                    try:
+                        moved = os.splice(read_fd, sink, PIPE_CHUNK)
+                    except OSError as e:
+                        if e.errno not in _NO_SPLICE:
+                            raise
+                        sink = None  # e.g. a terminal or a file opened for appending: copy instead
+                    else:
+                        if not moved:
+                            return
+                        copied[0] += moved
                 while chunk := os.read(read_fd, PIPE_CHUNK):
                     out.write(chunk)
                     copied[0] += len(chunk)
@@ -131,6 +147,29 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
     if flush is not None:
         flush()
     return copied[0]
+
+
+_NO_SPLICE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EXDEV}
+
+
+def _sink(out: IO[bytes]) -> int | None:
+    """The descriptor to splice the pipe into: that of a plain file or stream (io's own raw or buffered files, e.g.
+    stdout, its buffer flushed first); None for anything else (a compressor, an in-memory stream), which is written
+    through its write()."""
+    if not hasattr(os, "splice") or type(out) not in (io.BufferedWriter, io.BufferedRandom, io.FileIO):
+        return None
+    try:
+        out.flush()
+        return out.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def _widen(fd: int) -> None:
+    """Give the pipe a buffer of PIPE_CHUNK bytes where the system allows (Linux: 64 KiB by default), so that
+    DuckDB's writer and the copy wake each other up less often."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_CHUNK)
 
 
 @contextlib.contextmanager
