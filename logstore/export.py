@@ -10,7 +10,9 @@ does not compress into a pipe). Memory stays bounded by DuckDB's buffers, whatev
 the number of rows.
 
 Where DuckDB writes: the COPY runs on the relation's own connection (so the query runs where it was planned,
-in parallel with the writer), into a named pipe (FIFO) that a thread copies into the destination. The store's
+in parallel with the writer), into a named pipe (FIFO) that a thread empties into the destination: with splice(2)
+into a plain file or stream (the kernel moves the pages; stdout redirected to a file or a pipe, the temporary file
+of a path), else through the destination's write() (a compressor, an in-memory stream, a terminal). The store's
 connections may write only inside the store (logstore/connection.py), so with `store=` the pipe is made in the
 store's staging directory, where they already write snapshots; the confinement of every connection stays as it was.
 Without `store`, the pipe is made in a private temporary directory (enough for a relation on an unconfined
