@@ -217,10 +217,11 @@ def _copy_over_arrow(relation: duckdb.DuckDBPyRelation, path: str, fmt: str) -> 
 def _copy_sql(columns: list[str], types: list, source: str, path: str, fmt: str) -> str:
     if fmt == "parquet":
         # DuckDB writes a column REQUIRED when the statistics of what it reads show no NULL, so the same rows read
-        # through other files (a snapshot, a compacted block) would give other bytes: an empty branch whose NULLs
-        # the planner cannot rule out keeps every column OPTIONAL, as the table's schema says (all nullable)
-        nulls = ", ".join(f"CAST(NULL AS {type_})" for type_ in types)
-        rows = f"SELECT * FROM {source} UNION ALL (SELECT {nulls} WHERE random() < 0)"
+        # through other files (a snapshot, a compacted block) would give other bytes: a NULL the planner cannot rule
+        # out (random() is never folded) keeps every column OPTIONAL, as the table's schema says (all nullable).
+        # Not an empty UNION ALL branch: with one, DuckDB wrote the parts of a read of several files out of their
+        # order (and on one thread)
+        rows = f"SELECT CASE WHEN random() < 0 THEN NULL ELSE COLUMNS(*) END FROM {source}"  # each column, its name kept
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
         return f"COPY ({rows}) TO {_literal(path)} ({options})"
     select = ", ".join(_text_column(name, str(type_), fmt) for name, type_ in zip(columns, types))
