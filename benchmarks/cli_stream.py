@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/cli_stream.py                           # 1M rows, 300 commits
     .venv/bin/python benchmarks/cli_stream.py --rows 100000 --commits 30 --repeat 1   # a quick run
     .venv/bin/python benchmarks/cli_stream.py --dir /tmp/cli-stream --keep          # build once, reuse later
+    .venv/bin/python benchmarks/cli_stream.py --dir /tmp/cli-stream --keep --before /tmp/old   # and an older checkout
 
 Builds the standard workload (benchmarks/workload.py: `--rows` base rows, `--commits` commits in blocks of updates,
 deletes and appends) in a store (reused with --keep), writes plain Parquet files (pyarrow, zstd) holding exactly the
@@ -12,6 +13,10 @@ of the same rows to the same format and compression. Wall time is the best of th
 alternated: on a shared machine the fastest run is the one least disturbed); CPU time (user + system) and memory
 (peak RSS) are the medians, from os.wait4 in a small launcher process. Commands printing to stdout write into a file (a shell
 redirect). Goals (issue 13): time <= 1.5x the baseline, peak memory <= 2x.
+
+--before DIR measures the CLI of another checkout of logstore (e.g. `git archive <commit> | tar -x -C DIR`) in the
+same run: each repeat runs it, this checkout's CLI and the baseline in turn, so both see the same machine state, and
+the first run's output files of the two are compared byte for byte ("same bytes").
 
     sql -f csv / -f json           logstore sql "SELECT * FROM bench" > file   (the latest version)
     sql -o x.parquet               logstore sql "SELECT * FROM bench" -o file
@@ -90,12 +95,26 @@ def child_env(root: str, *, bytecode: bool) -> dict[str, str]:
 ENV: dict[str, str] | None = None  # set by main(): child_env(...)
 
 
-def timed(argv: list[str], stdout_path: str | None, cwd: str) -> Run:
+def before_env(root: str, checkout: str, *, bytecode: bool) -> dict[str, str]:
+    """child_env for the CLI of another checkout of logstore: its directory first on PYTHONPATH, and `logstore_cli`
+    mapped onto its cli/ (as .pp does here)."""
+    mapping = os.path.join(root, "before-pp")
+    os.makedirs(mapping, exist_ok=True)
+    link = os.path.join(mapping, "logstore_cli")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(os.path.join(os.path.abspath(checkout), "cli"), link)
+    env = child_env(root, bytecode=bytecode)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.abspath(checkout), mapping])
+    return env
+
+
+def timed(argv: list[str], stdout_path: str | None, cwd: str, env: dict[str, str] | None = None) -> Run:
     """Run argv as a fresh process (stdout into stdout_path, if given); its wall time and peak RSS."""
     out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
     try:
         t0 = time.perf_counter()
-        child = subprocess.run([sys.executable, "-S", "-c", LAUNCH, *argv], stdout=out, stderr=subprocess.PIPE, cwd=cwd, env=ENV)
+        child = subprocess.run([sys.executable, "-S", "-c", LAUNCH, *argv], stdout=out, stderr=subprocess.PIPE, cwd=cwd, env=env or ENV)
         seconds = time.perf_counter() - t0
     finally:
         if stdout_path:
@@ -182,6 +201,7 @@ def main() -> int:
     parser.add_argument("--only", action="append", help="run only the cases whose name contains this (repeatable)")
     parser.add_argument("--json", metavar="FILE", help="also write the results to FILE as JSON")
     parser.add_argument("--no-bytecode-cache", action="store_true", help="keep PYTHONDONTWRITEBYTECODE as it is set here (every process compiles logstore again)")
+    parser.add_argument("--before", metavar="DIR", help="also measure the CLI of this other checkout of logstore, alternately with this one")
     args = parser.parse_args()
 
     def progress(message):
@@ -199,12 +219,20 @@ def main() -> int:
         global ENV
         ENV = child_env(root, bytecode=not args.no_bytecode_cache)
         subprocess.run([sys.executable, "-m", "logstore_cli", "--help"], stdout=subprocess.DEVNULL, env=ENV, check=True, cwd=root)  # compiles once
+        old_env = before_env(root, args.before, bytecode=not args.no_bytecode_cache) if args.before else None
+        if old_env is not None:
+            subprocess.run([sys.executable, "-m", "logstore_cli", "--help"], stdout=subprocess.DEVNULL, env=old_env, check=True, cwd=root)
         subprocess.run([sys.executable, "-c", "import duckdb"], env=ENV, check=True, cwd=root)
         results = []
+        load_start = os.getloadavg()
         for c in cases(latest, args.rows, plain, args.only):
             ext = c.fmt if c.fmt != "ndjson" else "ndjson"
-            mine, base = [], []
+            mine, base, old = [], [], []
             for i in range(args.repeat):
+                if old_env is not None:
+                    old_target = os.path.join(outputs, f"before.{ext}")
+                    argv, stdout_path = ours_argv(store, c, old_target)
+                    old.append(timed(argv, stdout_path, root, old_env))
                 target = os.path.join(outputs, f"ours.{ext}")
                 argv, stdout_path = ours_argv(store, c, target)
                 mine.append(timed(argv, stdout_path, root))
@@ -212,6 +240,7 @@ def main() -> int:
                 base.append(timed(baseline_argv(c.plain, reference, c.fmt), None, root))
                 if i == 0:
                     size, base_size = os.path.getsize(target), os.path.getsize(reference)
+                    same = _same_bytes(target, old_target) if old_env is not None else None
             row = {
                 "case": c.name,
                 "rows": c.rows,
@@ -227,6 +256,14 @@ def main() -> int:
             row["time_ratio"] = row["seconds"] / row["baseline_seconds"]
             row["memory_ratio"] = row["rss_mb"] / row["baseline_rss_mb"]
             row["cpu_ratio"] = row["cpu_seconds"] / row["baseline_cpu_seconds"]
+            if old:
+                row["before_seconds"] = min(r.seconds for r in old)
+                row["before_cpu_seconds"] = statistics.median(r.cpu_seconds for r in old)
+                row["before_rss_mb"] = statistics.median(r.rss_mb for r in old)
+                row["before_time_ratio"] = row["before_seconds"] / row["baseline_seconds"]
+                row["before_cpu_ratio"] = row["before_cpu_seconds"] / row["baseline_cpu_seconds"]
+                row["before_memory_ratio"] = row["before_rss_mb"] / row["baseline_rss_mb"]
+                row["same_bytes"] = same
             results.append(row)
             progress(f"  {c.name}: {row['time_ratio']:.2f}x time, {row['memory_ratio']:.2f}x memory")
     finally:
@@ -235,7 +272,8 @@ def main() -> int:
 
     print()
     print(f"logstore CLI output against DuckDB COPY: {args.rows:,} base rows, {args.commits} commits; {os.cpu_count()} CPUs; "
-          f"fresh processes; wall time the best of {args.repeat}, CPU time and peak RSS the median")
+          f"fresh processes; wall time the best of {args.repeat}, CPU time and peak RSS the median; "
+          f"load average {load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"{'case':<18} {'rows':>10} {'logstore':>9} {'COPY':>8} {'time':>6} {'CPU':>6} {'RSS MB':>7} {'COPY MB':>8} {'memory':>7}  goals (<= {GOALS['time']}x, <= {GOALS['memory']}x)")
     missed = 0
     for r in results:
@@ -243,10 +281,28 @@ def main() -> int:
         missed += not ok
         print(f"{r['case']:<18} {r['rows']:>10,} {r['seconds']:>8.2f}s {r['baseline_seconds']:>7.2f}s {r['time_ratio']:>5.2f}x {r['cpu_ratio']:>5.2f}x "
               f"{r['rss_mb']:>7.0f} {r['baseline_rss_mb']:>8.0f} {r['memory_ratio']:>6.2f}x  {'ok' if ok else 'MISSED'}")
+    if args.before:
+        print()
+        print(f"before ({args.before}) and after (this checkout), alternately in the same run: time / CPU / memory ratios to COPY")
+        print(f"{'case':<18} {'before':>22} {'after':>22}  {'after CPU s':>11} {'before CPU s':>12}  same bytes")
+        for r in results:
+            b = f"{r['before_time_ratio']:.2f}x / {r['before_cpu_ratio']:.2f}x / {r['before_memory_ratio']:.2f}x"
+            a = f"{r['time_ratio']:.2f}x / {r['cpu_ratio']:.2f}x / {r['memory_ratio']:.2f}x"
+            print(f"{r['case']:<18} {b:>22} {a:>22}  {r['cpu_seconds']:>11.2f} {r['before_cpu_seconds']:>12.2f}  {'yes' if r['same_bytes'] else 'NO'}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return 1 if missed else 0
+
+
+def _same_bytes(a: str, b: str) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(1 << 20), fb.read(1 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 if __name__ == "__main__":

@@ -5,11 +5,9 @@ A version argument is a version number (`3`), a moment (`@2022-01-01`, `@2022-01
 
 from __future__ import annotations
 
-import click
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
-from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
+import click
 
 from .options import output_file, output_file_options
 from .output import (
@@ -23,6 +21,9 @@ from .output import (
     table_rows,
     write_rows,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 VERSION_HELP = "A version number, @TIMESTAMP (ISO-8601, UTC unless it has an offset) or a tag name."
 LIMIT = click.option(
@@ -142,6 +143,10 @@ def _facts(rows: pa.Table) -> dict:
 
 def _readable(rows: pa.Table) -> pa.Table:
     """For people: drop `_old_` columns no shown row changed, and show the changed columns as one string."""
+    import pyarrow.compute as pc
+
+    from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
+
     keep = []
     for name in rows.column_names:
         if name.startswith(OLD_PREFIX) and rows.column(name).null_count == rows.num_rows:

@@ -95,6 +95,9 @@ def cli(ctx: click.Context, store_path: str | None, debug: bool) -> None:
 
 
 def main() -> None:
+    # numpy's OpenBLAS starts a thread per core when numpy is imported (~40 ms of CPU at each start); the CLI does
+    # no linear algebra. Set before anything imports numpy; an explicit setting in the environment wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli(prog_name="logstore")
     except BrokenPipeError:

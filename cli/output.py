@@ -43,14 +43,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
-import duckdb
-import pyarrow as pa
 
 from logstore.errors import first_line
-from logstore.export import write_relation
-from logstore.files import json_value
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where rows are written or shown: a command that prints none does not pay for them
+    import duckdb
+    import pyarrow as pa
+
     from logstore import Store
 
 FORMATS = ("table", "json", "csv")
@@ -117,6 +116,12 @@ def _prepare_json(value):
         return {str(k): _prepare_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_prepare_json(v) for v in value]
+    return _json_value(value)
+
+
+def _json_value(value):
+    from logstore.files import json_value
+
     return json_value(value)
 
 
@@ -131,7 +136,7 @@ def _csv_cell(value) -> str:
         return ",".join(f"{k}={_csv_cell(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ",".join(_csv_cell(v) for v in value)
-    plain = json_value(value)
+    plain = _json_value(value)
     return plain if isinstance(plain, str) else str(plain)
 
 
@@ -146,7 +151,7 @@ def _table_cell(value) -> str:
         return ", ".join(f"{k}={_table_cell(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
         return ", ".join(_table_cell(v) for v in value)
-    plain = json_value(value)
+    plain = _json_value(value)
     text = plain if isinstance(plain, str) else str(plain)
     return text.replace("\n", "\\n")
 
@@ -277,12 +282,21 @@ def write_rows(relation: duckdb.DuckDBPyRelation, target: str, fmt: str | None, 
     the bytes written. `store`: the store whose connection runs the relation (DuckDB writes into a pipe in its
     staging directory). A query failing part-way is one `error:` line; a file is then not written at all, while
     what went to stdout stays written."""
+    import duckdb
+
     if target == "-":
         flush()
     try:
         return write_relation(relation, stdout_binary() if target == "-" else target, fmt, force=force, store=store)
     except duckdb.Error as e:
         raise CommandError(first_line(e)) from None
+
+
+def write_relation(relation: duckdb.DuckDBPyRelation, target, fmt: str | None, *, force: bool = False, store: Store | None = None) -> int:
+    """logstore.export.write_relation, imported on first use (with DuckDB, pyarrow and the files module)."""
+    from logstore.export import write_relation as write
+
+    return write(relation, target, fmt, force=force, store=store)
 
 
 class CommandError(click.ClickException):

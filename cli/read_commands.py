@@ -7,9 +7,7 @@ import os
 import click
 
 import logstore
-import logstore.filetable
 
-from . import file_commands
 from .options import selector, selector_options
 from .output import (
     count,
@@ -83,8 +81,12 @@ def checkout(state, table, version, at, tag, output, file_format, force):
       logstore checkout events -o - | head                     # CSV on stdout
       logstore checkout events --version 3 --file-format ndjson -o - | head
     """
+    from logstore import filetable
+
     chosen = selector(version, at, tag)
-    if logstore.filetable.is_file_table(state.table(table)):  # a folder of files: written as a directory
+    if filetable.is_file_table(state.table(table)):  # a folder of files: written as a directory
+        from . import file_commands
+
         return file_commands.checkout_folder(state, state.table(table), chosen, output, force)
     if output and output != "-" and (file_format or os.path.splitext(output)[1]):
         file_format = logstore.files.output_format(output, file_format)  # refuses what it cannot write, before reading

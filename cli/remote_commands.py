@@ -4,15 +4,18 @@ logstore/sync.py)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from logstore import sync
-from logstore.sync import SyncProgress, SyncReport, describe
+import logstore
 
 from .context import STORE_DIR
 from .options import key_values
 from .output import count, human_bytes, output_options, progress, render, render_one, status
+
+if TYPE_CHECKING:
+    from logstore.sync import SyncProgress, SyncReport
 
 REPORT_FIELDS = ["table", "head_before", "head", "versions", "files", "bytes", "records", "created"]
 
@@ -163,12 +166,12 @@ def clone(url, path, tables, lazy, options, fmt):
     """
     target = path if "://" in path else str(Path(path) / STORE_DIR)
     with _Progress("cloning") as bar:
-        _store, report = sync.clone(url, target, tables=list(tables) or None, storage_options=options or None, progress=bar.update, lazy=lazy)
+        _store, report = logstore.sync.clone(url, target, tables=list(tables) or None, storage_options=options or None, progress=bar.update, lazy=lazy)
     _show(report, fmt)
 
 
 def _show(report: SyncReport, fmt: str) -> None:
-    rows = describe(report)
+    rows = logstore.sync.describe(report)
     if fmt == "json":
         render_one({"direction": report.direction, "source": report.source, "destination": report.destination, "tables": rows}, fmt)
         return

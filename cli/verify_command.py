@@ -8,7 +8,7 @@ import re
 
 import click
 
-from logstore.repair import QUARANTINE_DIR
+import logstore
 
 from .output import count, human_bytes, output_options, render, render_one, status
 
@@ -162,7 +162,7 @@ def repair(state, table, fmt):
         return
     if moves:
         render(moves, fmt, fields=["source", "target", "reason"])
-    status(f"{table}: head {report.head_before} -> {report.head_after}; moved {count(len(moves), 'file')} to {QUARANTINE_DIR}/")
+    status(f"{table}: head {report.head_before} -> {report.head_after}; moved {count(len(moves), 'file')} to {logstore.repair.QUARANTINE_DIR}/")
 
 
 def _duration(text: str) -> dt.timedelta:

@@ -10,7 +10,9 @@ does not compress into a pipe). Memory stays bounded by DuckDB's buffers, whatev
 the number of rows.
 
 Where DuckDB writes: the COPY runs on the relation's own connection (so the query runs where it was planned,
-in parallel with the writer), into a named pipe (FIFO) that a thread copies into the destination. The store's
+in parallel with the writer), into a named pipe (FIFO) that a thread empties into the destination: with splice(2)
+into a plain file or stream (the kernel moves the pages; stdout redirected to a file or a pipe, the temporary file
+of a path), else through the destination's write() (a compressor, an in-memory stream, a terminal). The store's
 connections may write only inside the store (logstore/connection.py), so with `store=` the pipe is made in the
 store's staging directory, where they already write snapshots; the confinement of every connection stays as it was.
 Without `store`, the pipe is made in a private temporary directory (enough for a relation on an unconfined
@@ -35,6 +37,9 @@ groups of ROW_GROUP_SIZE rows in order with any number of threads; checked by te
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import io
 import os
 import shutil
 import tempfile
@@ -99,10 +104,23 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
         read_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         write_fd = os.open(fifo, os.O_WRONLY)
         os.set_blocking(read_fd, True)
+        _widen(read_fd)
         copied, failed = [0], []
 
         def pump() -> None:
             try:
+                sink = _sink(out)
+                while sink is not None:  # the kernel moves the pipe's pages into the file or pipe: no copies here
+                    try:
+                        moved = os.splice(read_fd, sink, PIPE_CHUNK)
+                    except OSError as e:
+                        if e.errno not in _NO_SPLICE:
+                            raise
+                        sink = None  # e.g. a terminal or a file opened for appending: copy instead
+                    else:
+                        if not moved:
+                            return
+                        copied[0] += moved
                 while chunk := os.read(read_fd, PIPE_CHUNK):
                     out.write(chunk)
                     copied[0] += len(chunk)
@@ -131,6 +149,29 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
     if flush is not None:
         flush()
     return copied[0]
+
+
+_NO_SPLICE = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF, errno.EXDEV}
+
+
+def _sink(out: IO[bytes]) -> int | None:
+    """The descriptor to splice the pipe into: that of a plain file or stream (io's own raw or buffered files, e.g.
+    stdout, its buffer flushed first); None for anything else (a compressor, an in-memory stream), which is written
+    through its write()."""
+    if not hasattr(os, "splice") or type(out) not in (io.BufferedWriter, io.BufferedRandom, io.FileIO):
+        return None
+    try:
+        out.flush()
+        return out.fileno()
+    except (OSError, ValueError):
+        return None
+
+
+def _widen(fd: int) -> None:
+    """Give the pipe a buffer of PIPE_CHUNK bytes where the system allows (Linux: 64 KiB by default), so that
+    DuckDB's writer and the copy wake each other up less often."""
+    with contextlib.suppress(AttributeError, OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_CHUNK)
 
 
 @contextlib.contextmanager
@@ -176,10 +217,11 @@ def _copy_over_arrow(relation: duckdb.DuckDBPyRelation, path: str, fmt: str) -> 
 def _copy_sql(columns: list[str], types: list, source: str, path: str, fmt: str) -> str:
     if fmt == "parquet":
         # DuckDB writes a column REQUIRED when the statistics of what it reads show no NULL, so the same rows read
-        # through other files (a snapshot, a compacted block) would give other bytes: an empty branch whose NULLs
-        # the planner cannot rule out keeps every column OPTIONAL, as the table's schema says (all nullable)
-        nulls = ", ".join(f"CAST(NULL AS {type_})" for type_ in types)
-        rows = f"SELECT * FROM {source} UNION ALL (SELECT {nulls} WHERE random() < 0)"
+        # through other files (a snapshot, a compacted block) would give other bytes: a NULL the planner cannot rule
+        # out (random() is never folded) keeps every column OPTIONAL, as the table's schema says (all nullable).
+        # Not an empty UNION ALL branch: with one, DuckDB wrote the parts of a read of several files out of their
+        # order (and on one thread)
+        rows = f"SELECT CASE WHEN random() < 0 THEN NULL ELSE COLUMNS(*) END FROM {source}"  # each column, its name kept
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
         return f"COPY ({rows}) TO {_literal(path)} ({options})"
     select = ", ".join(_text_column(name, str(type_), fmt) for name, type_ in zip(columns, types))

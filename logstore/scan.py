@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import layout
@@ -321,11 +320,65 @@ def change_rows(url: str, key: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarra
     process by `key` (the file's identity: store, path, size, SHA-256; planner._identity)."""
 
     def load():
-        t = pq.ParquetFile(url).read(columns=[ROW_ID, VERSION, OP])  # not read_table: no pyarrow.dataset (its import and its set-up per call)
-        deleted = pc.equal(t.column(OP), DELETE).to_numpy()
-        return t.column(ROW_ID).to_numpy(), t.column(VERSION).to_numpy(), deleted
+        # not read_table: no pyarrow.dataset (its import and its set-up per call); _op as a dictionary: "is a
+        # delete" is one comparison of its small integer codes
+        t = pq.ParquetFile(url, read_dictionary=[OP]).read(columns=[ROW_ID, VERSION, OP])
+        return integers(t.column(ROW_ID)), integers(t.column(VERSION)), equals(t.column(OP), DELETE)
 
     return _cached(("changes",) + key, load, url)
+
+
+# Arrow to numpy through the arrays' buffers: pyarrow's own conversions (to_numpy, np.asarray, pa.array of numpy
+# values, Python scalars in compute calls) import pandas on their first use (pyarrow's pandas shim), 0.3-0.5 s that
+# a CLI read would pay for nothing (tests/test_cli_imports.py).
+
+
+def integers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """An integer column without NULLs as one numpy array (a view of its buffer when it has one chunk); ValueError
+    for NULLs or a non-integer type (a damaged file: the caller reports it)."""
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = []
+    for chunk in chunks:
+        if not pa.types.is_integer(chunk.type):
+            raise ValueError(f"expected integers, found {chunk.type}")
+        if chunk.null_count:
+            raise ValueError(f"{chunk.null_count} NULL values where integers are expected")
+        dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(chunk.type) else 'u'}{chunk.type.bit_width // 8}")
+        data = chunk.buffers()[1]
+        if len(chunk) and data is not None:
+            parts.append(np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize))
+    if not parts:
+        return np.zeros(0, dtype=np.int64)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def equals(column: pa.ChunkedArray, value: str) -> np.ndarray:
+    """Whether each value of a dictionary-encoded string column is `value` (NULL: False), as numpy bools."""
+    parts = []
+    for chunk in column.chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            raise ValueError(f"expected a dictionary-encoded column, found {chunk.type}")
+        codes = [i for i, v in enumerate(chunk.dictionary.to_pylist()) if v == value]
+        hit = np.isin(_codes(chunk.indices), codes) if codes else np.zeros(len(chunk), dtype=bool)
+        if chunk.null_count:
+            hit &= _valid(chunk)
+        parts.append(hit)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
+
+
+def _codes(indices: pa.Array) -> np.ndarray:
+    """A dictionary's index array as numpy (slots of NULLs hold arbitrary codes: mask them with _valid)."""
+    dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(indices.type) else 'u'}{indices.type.bit_width // 8}")
+    data = indices.buffers()[1]
+    if data is None or not len(indices):
+        return np.zeros(len(indices), dtype=dtype)
+    return np.frombuffer(data, dtype=dtype, count=len(indices), offset=indices.offset * dtype.itemsize)
+
+
+def _valid(chunk: pa.Array) -> np.ndarray:
+    """The validity bitmap of an array as one bool per value."""
+    bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little", count=chunk.offset + len(chunk))[chunk.offset :].astype(bool)
 
 
 def _bitmap(rows: int, positions: np.ndarray) -> bytes:
@@ -405,7 +458,7 @@ def _row_ids(f: File):
         dense = _dense_from_statistics(f) if f.inserts_only else None  # only insert-only files are sorted by row id
         if dense is not None:
             return dense
-        ids = pq.ParquetFile(f.source.url).read(columns=[ROW_ID]).column(ROW_ID).to_numpy()
+        ids = integers(pq.ParquetFile(f.source.url).read(columns=[ROW_ID]).column(ROW_ID))
         if len(ids) and ids[-1] - ids[0] + 1 == len(ids) and bool(np.all(np.diff(ids) == 1)):
             return (int(ids[0]), len(ids))
         if bool(np.all(ids[1:] > ids[:-1])):
