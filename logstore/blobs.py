@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -91,13 +92,20 @@ class Blobs:
 
     # --- writing --------------------------------------------------------------------------------------------
 
-    def stage(self, local: str) -> Staged:
+    def stage(self, local: str, *, size: int | None = None) -> Staged:
         """Read the local file `local` once, in chunks: hash it and write its blob (compressed or not) to a staging
-        file. FolderInputError if it cannot be read."""
+        file. FolderInputError if it cannot be read. `size` (what a listing saw) lets a file smaller than a chunk be
+        read in one read and compressed at most once (_stage_whole)."""
         staged = self.storage.staging_file(".blob")
         try:
             with _open_input(local) as source, open(staged, "wb") as out:
-                first = source.read(self.chunk_size)
+                if size is not None and size < self.chunk_size:
+                    first = _read(source, size + 1)
+                    if len(first) <= size:  # the whole file (it did not grow since it was listed)
+                        return _stage_whole(first, out, staged)
+                    first += _read(source, self.chunk_size - len(first))
+                else:
+                    first = _read(source, self.chunk_size)
                 digest, size = hashlib.sha256(first), len(first)
                 if _worth_compressing(first):
                     sha, size, compressed = self._write_zstd(source, first, digest, out)
@@ -106,7 +114,7 @@ class Blobs:
                     out.seek(0)
                     out.truncate()
                     source.seek(0)
-                    first = source.read(self.chunk_size)
+                    first = _read(source, self.chunk_size)
                     digest, size = hashlib.sha256(first), len(first)
                 out.write(first)
                 for chunk in _chunks_of(source, self.chunk_size):
@@ -261,9 +269,38 @@ def _content(stored: Iterator[bytes], found: Found, sha256: str, size: int, chun
         yield previous
 
 
+def _stage_whole(content: bytes, out: BinaryIO, staged: str) -> Staged:
+    """The blob of a whole file's `content` (smaller than a chunk) written to `out`: compressed once, kept if that
+    saves MIN_SAVING (no separate trial on a sample: for small files it would cost as much as the compression)."""
+    sha = hashlib.sha256(content).hexdigest()
+    if _may_compress(content):
+        packed = _compressor().compress(content)
+        if len(packed) <= (1 - MIN_SAVING) * len(content):
+            out.write(packed)
+            return Staged(sha, len(content), ZSTD, staged)
+    out.write(content)
+    return Staged(sha, len(content), RAW, staged)
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor at LEVEL (a compressor is not to be used by two threads at once)."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=LEVEL)
+    return compressor
+
+
+def _may_compress(first: bytes) -> bool:
+    """Whether content starting with `first` may be worth compressing: not tiny, not of a compressed format."""
+    return not (len(first) < 64 or first.startswith(COMPRESSED_SIGNATURES) or first[4:8] == b"ftyp")  # mp4/mov/heic
+
+
 def _worth_compressing(first: bytes) -> bool:
     """Whether to try zstd: the first chunk is not of a compressed format and compresses by MIN_SAVING."""
-    if len(first) < 64 or first.startswith(COMPRESSED_SIGNATURES) or first[4:8] == b"ftyp":  # mp4/mov/heic
+    if not _may_compress(first):
         return False
     sample = first[: 1024 * 1024]
     return len(zstandard.ZstdCompressor(level=1).compress(sample)) <= (1 - MIN_SAVING) * len(sample)
@@ -274,6 +311,13 @@ def _open_input(local: str) -> BinaryIO:
         return open(local, "rb")
     except OSError as e:
         raise FolderInputError(local, f"cannot read {local!r}: {e.strerror or e}") from None
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    try:
+        return f.read(n)
+    except OSError as e:
+        raise FolderInputError(getattr(f, "name", "?"), f"cannot read {getattr(f, 'name', '?')!r}: {e.strerror or e}") from None
 
 
 def _chunks_of(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:
