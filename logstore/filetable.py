@@ -332,18 +332,18 @@ def _known_changes(head: Head, known: HeadRows, batch: pa.Table, deleted: list[s
 
 
 def _hash_sums(head: Head, old: pa.Table, new: pa.Table) -> tuple[int, int]:
-    """The content fingerprint's row-hash sums (fingerprint.py) of the old and the new images, in one query."""
-    suffix = uuid.uuid4().hex
-    names = (f"logstore_files_old_{suffix}", f"logstore_files_new_{suffix}")
-    head.con.register(names[0], old)
-    head.con.register(names[1], new)
+    """The content fingerprint's row-hash sums (fingerprint.py) of the old and the new images, in one grouped query."""
+    side = "__logstore_side"
+    both = pa.concat_tables([old.select([ROW_ID, *ARROW_SCHEMA.names]), new.select([ROW_ID, *ARROW_SCHEMA.names])])
+    both = both.append_column(side, pa.array([0] * old.num_rows + [1] * new.num_rows, pa.int8()))
+    name = f"logstore_files_images_{uuid.uuid4().hex}"
+    head.con.register(name, both)
     try:
-        sql = f"SELECT ({fingerprint.sum_sql(names[0], head.columns)}), ({fingerprint.sum_sql(names[1], head.columns)})"
-        old_hash, new_hash = head.con.execute(sql).fetchall()[0]
+        sql = f"SELECT {side}, (sum({fingerprint.row_hash_sql(head.columns)}::HUGEINT) % {fingerprint.MOD})::UBIGINT FROM {name} GROUP BY {side}"
+        sums = dict(head.con.execute(sql).fetchall())
     finally:
-        head.con.unregister(names[0])
-        head.con.unregister(names[1])
-    return int(old_hash), int(new_hash)
+        head.con.unregister(name)
+    return int(sums.get(0, 0)), int(sums.get(1, 0))
 
 
 def add_files(
