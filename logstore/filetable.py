@@ -4,9 +4,16 @@
 read again, as git's index does; check=True reads every file), reads each new or changed file once (hashing it and
 staging its blob) and publishes the blobs, then commits the difference in one commit: an upsert of the rows of
 new and changed files and a delete of the paths no longer there (none with delete_missing=False); unchanged rows
-are neither read by the commit nor rewritten. The blobs' directories are fsynced once each before the commit
-record is published. A killed add leaves at most unreferenced blobs and staging files, which vacuum removes; no
-version. Nothing changed: no version.
+are neither read by the commit nor rewritten. The blobs' directories are fsynced once each (several at a time)
+before the commit record is published. A killed add leaves at most unreferenced blobs and staging files, which
+vacuum removes; no version. Nothing changed: no version.
+
+What an add costs beyond listing the folder and reading the changed files (benchmarks/files.py): the head's rows are
+read once, with their row ids, and kept for the next add of the table in this process while the head stays the
+version they are the rows of (`_known_heads`, matched by table id, version and content fingerprint); the commit's
+change rows and the two sums of the content fingerprint are computed from them and the few changed rows (one small
+query), exactly what the general upsert and delete would give (they run instead when another writer committed in
+between); the files are read, staged and published by one pool of THREADS threads kept across adds.
 
 `checkout` writes a version as a folder, byte for byte, with executable bits and mtimes; `open_file` gives one
 file's content. Both verify every byte against the row's SHA-256 (CorruptionError).
