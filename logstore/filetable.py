@@ -128,48 +128,76 @@ def scan(root: str | os.PathLike[str]) -> Listing:
     except OSError as e:
         raise FolderInputError(top, f"cannot add {top!r}: {e.strerror or e}") from None
     listing = Listing(top, [], [], [], [])
-    _scan_dir(top, "", listing)
+    fd = _open_dir(top, None)
+    try:
+        _scan_dir(top, "", listing, fd)
+    finally:
+        os.close(fd)
     return listing
 
 
-def _scan_dir(directory: str, prefix: str, listing: Listing) -> None:
-    """One os.scandir per directory and one lstat per entry (DirEntry.stat), as a plain walk of the folder does."""
+def _open_dir(path: str, parent: int | None, name: str = "") -> int:
+    """A descriptor of the directory `path`: `name` opened relative to the descriptor `parent`, if given, without
+    following a link put there since it was listed."""
     try:
-        with os.scandir(directory) as it:
+        if parent is None:
+            return os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError as e:
+        raise FolderInputError(path, f"cannot list {path!r}: {e.strerror or e}") from None
+
+
+def _scan_dir(directory: str, prefix: str, listing: Listing, fd: int) -> None:
+    """One os.scandir per directory and one lstat per entry (DirEntry.stat, relative to the directory's descriptor:
+    no lookup of the whole path per file), as a plain walk of the folder does."""
+    try:
+        with os.scandir(fd) as it:
             entries = list(it)
     except OSError as e:
         raise FolderInputError(directory, f"cannot list {directory!r}: {e.strerror or e}") from None
-    _check_names(entries)
-    paths, sizes, mtimes, executable = listing.paths, listing.sizes, listing.mtimes_ns, listing.executable
+    _check_names(entries, directory)
+    add_path, add_size, add_mtime, add_executable = listing.paths.append, listing.sizes.append, listing.mtimes_ns.append, listing.executable.append
     for entry in entries:
-        if entry.is_symlink():
-            raise FolderInputError(entry.path, f"{entry.path!r} is a symbolic link: file tables store regular files only (copy the target in, or remove the link)")
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError as e:
-            raise FolderInputError(entry.path, f"cannot read {entry.path!r}: {e.strerror or e}") from None
+            path = os.path.join(directory, entry.name)
+            raise FolderInputError(path, f"cannot read {path!r}: {e.strerror or e}") from None
         mode = st.st_mode
-        if stat.S_ISREG(mode):  # an unreadable file is refused when it is read (new or changed files only)
-            paths.append(prefix + entry.name)
-            sizes.append(st.st_size)
-            mtimes.append(st.st_mtime_ns)
-            executable.append(bool(mode & stat.S_IXUSR))
+        if mode & _FORMAT == _REGULAR:  # an unreadable file is refused when it is read (new or changed files only)
+            add_path(prefix + entry.name)
+            add_size(st.st_size)
+            add_mtime(st.st_mtime_ns)
+            add_executable(mode & stat.S_IXUSR != 0)
         elif stat.S_ISDIR(mode):
-            _scan_dir(entry.path, prefix + entry.name + "/", listing)
+            path = os.path.join(directory, entry.name)
+            sub = _open_dir(path, fd, entry.name)
+            try:
+                _scan_dir(path, prefix + entry.name + "/", listing, sub)
+            finally:
+                os.close(sub)
+        elif stat.S_ISLNK(mode):
+            path = os.path.join(directory, entry.name)
+            raise FolderInputError(path, f"{path!r} is a symbolic link: file tables store regular files only (copy the target in, or remove the link)")
         else:
-            raise FolderInputError(entry.path, f"{entry.path!r} is not a regular file or directory")
+            path = os.path.join(directory, entry.name)
+            raise FolderInputError(path, f"{path!r} is not a regular file or directory")
 
 
-def _check_names(entries: list[os.DirEntry[str]]) -> None:
+_FORMAT, _REGULAR = stat.S_IFMT(0o177777), stat.S_IFREG  # S_ISREG(mode) without a call per file
+
+
+def _check_names(entries: list[os.DirEntry[str]], directory: str) -> None:
     """FolderInputError naming the first name that is not valid UTF-8 (checked per directory at once)."""
     try:
-        "".join(e.name for e in entries).encode("utf-8")
+        "".join([e.name for e in entries]).encode("utf-8")
     except UnicodeEncodeError:
         for e in entries:
             try:
                 e.name.encode("utf-8")
             except UnicodeEncodeError:
-                raise FolderInputError(os.fsencode(e.path), f"file name {os.fsencode(e.path)!r} is not valid UTF-8") from None
+                path = os.fsencode(os.path.join(directory, e.name))
+                raise FolderInputError(path, f"file name {path!r} is not valid UTF-8") from None
 
 
 # --- adding a folder ------------------------------------------------------------------------------------------

@@ -247,3 +247,27 @@ def test_the_kept_pool_works_in_a_forked_child(tmp_path):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert marker.read_text() == "ok"
+
+
+def test_the_listing_opens_each_directory_by_its_descriptor_without_following_links(tmp_path):
+    src = tmp_path / "src"
+    write(src, {"a/b/c": b"1", "a/d": b"2", "e": b"3"})
+    listing = filetable.scan(src)
+    assert sorted(listing.paths) == ["a/b/c", "a/d", "e"]
+    assert listing.sizes[listing.paths.index("a/b/c")] == 1
+    # a directory replaced by a link to another one after it was listed is not followed
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", src / "link")
+    parent = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with pytest.raises(logstore.FolderInputError, match="cannot list"):
+            filetable._open_dir(str(src / "link"), parent, "link")
+    finally:
+        os.close(parent)
+    with pytest.raises(logstore.FolderInputError, match="symbolic link"):
+        filetable.scan(src)
+    os.unlink(src / "link")
+    os.mkfifo(src / "a" / "fifo")
+    with pytest.raises(logstore.FolderInputError, match="not a regular file or directory") as e:
+        filetable.scan(src)
+    assert str(src / "a" / "fifo") in str(e.value)
