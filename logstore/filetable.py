@@ -237,11 +237,16 @@ class HeadRows:
     def read(head: Head) -> HeadRows:
         """The head's rows, read once from its state (with row ids: the commit builds its change rows from them)."""
         rows = operations.run_arrow(head.con, f"SELECT {ROW_ID}, {', '.join(ARROW_SCHEMA.names)} FROM {head.state_sql()}")
+        return HeadRows.of(rows, _identity(head.record))
+
+    @staticmethod
+    def of(rows: pa.Table, identity: tuple[Any, ...] | None) -> HeadRows:
+        """From rows with _row_id and the columns (a version's rows, or version 0's change rows)."""
         paths = rows.column("path").to_pylist()
         mtimes = rows.column("mtime").cast(pa.int64()).to_pylist()
         columns = [rows.column(n).to_pylist() for n in ("size", "sha256", "executable", ROW_ID)]
         index = {p: i for i, p in enumerate(paths)}
-        return HeadRows(paths, columns[0], columns[1], columns[2], mtimes, columns[3], index, _identity(head.record))
+        return HeadRows(paths, columns[0], columns[1], columns[2], mtimes, columns[3], index, identity)
 
     @cached_property
     def hashes(self) -> set[str]:
@@ -621,10 +626,12 @@ def _create(store: Store, name: str, batch: pa.Table, info: CommitInfo) -> Commi
         table_id=new_table_id(),
     )
     head = Head(base, Plan(-1, COLUMNS, None, -1, (), ()), store._connection().cursor(), name)
-    record = _publish_once(table._files, OPERATION, head, operations.append(head, batch, merge=False), info)
+    changes = operations.append(head, batch, merge=False)
+    record = _publish_once(table._files, OPERATION, head, changes, info)
     if record is None:
         raise TableExistsError(name)
     table._after_commit(record)
+    _remember(table, HeadRows.of(changes.rows, _identity(record)))  # every row inserted: the rows of version 0
     return record.commit
 
 
