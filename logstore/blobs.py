@@ -3,7 +3,8 @@ tables and blobs (format 4)").
 
 A blob is `blobs/<first two hex digits>/<sha256>` (the bytes as they are) or `blobs/<first two hex>/<sha256>.zst`
 (one zstd frame of them): the name says the encoding, so a reader never guesses from the content. Content is
-compressed when the first chunk compresses by at least MIN_SAVING and the whole file does too; content that starts
+compressed when the first chunk compresses by at least MIN_SAVING and the whole file does too (a file smaller than a
+chunk is compressed once, whole, and kept compressed if that saves MIN_SAVING); content that starts
 with the signature of an already-compressed format (JPEG, PNG, zip, gzip, zstd, Parquet, ...) is stored as is
 without trying. Blobs are published with put-if-absent, read in chunks of `chunk_size` bytes (memory stays bounded
 by a few chunks whatever the size) and checked against their size and SHA-256 as they are read.
