@@ -80,6 +80,7 @@ class Found:
     path: str
     encoding: str
     modified: float
+    stored: int = -1  # the stored (encoded) size, -1 if unknown
 
 
 class Blobs:
@@ -147,7 +148,7 @@ class Blobs:
                 info = self.storage.stat(path)
             except FileNotFoundError:
                 continue
-            return Found(path, encoding, info.modified)
+            return Found(path, encoding, info.modified, info.size)
         return None
 
     def publish(self, staged: Staged, *, sync_directory: bool = True) -> str:
@@ -237,14 +238,20 @@ class Blobs:
             raise CorruptionError(blob_path(sha256, RAW), None, "blob is missing")
         return found
 
-    def _stored_chunks(self, path: str) -> Iterator[bytes]:
-        """The stored bytes of `path`, one ranged read of chunk_size at a time."""
-        total = self.storage.size(path)
+    def _stored_chunks(self, path: str, total: int = -1) -> Iterator[bytes]:
+        """The stored bytes of `path` (`total` of them, if known), one ranged read of chunk_size at a time."""
+        total = self.storage.size(path) if total < 0 else total
         for start in range(0, total, self.chunk_size):
             yield self.storage.read_range(path, start, min(start + self.chunk_size, total))
 
     def _verified_chunks(self, found: Found, sha256: str, size: int) -> Iterator[bytes]:
-        return _content(self._stored_chunks(found.path), found, sha256, size, self.chunk_size)
+        if 0 <= found.stored <= self.chunk_size and size <= self.chunk_size:  # one read, one decompression
+            stored = self.storage.read_range(found.path, 0, found.stored) if found.stored else b""
+            content = _whole_content(stored, found, size)
+            if content is not None:
+                return _checked(content, found, sha256, size)
+            return _content(iter([stored]), found, sha256, size, self.chunk_size)  # to tell why it does not decode
+        return _content(self._stored_chunks(found.path, found.stored), found, sha256, size, self.chunk_size)
 
 
 def _content(stored: Iterator[bytes], found: Found, sha256: str, size: int, chunk_size: int) -> Iterator[bytes]:
@@ -268,6 +275,26 @@ def _content(stored: Iterator[bytes], found: Found, sha256: str, size: int, chun
         raise CorruptionError(found.path, None, f"blob content is not the {size} bytes with sha256 {sha256[:16]}... its rows name")
     if previous is not None:
         yield previous
+
+
+def _whole_content(stored: bytes, found: Found, size: int) -> bytes | None:
+    """The content of a blob read whole (at most a chunk), decompressed at once into at most `size` + 1 bytes; None
+    if it does not decode so (_content then says why, in chunks)."""
+    if found.encoding != ZSTD:
+        return stored
+    try:
+        if zstandard.frame_content_size(stored) > size:  # says it holds more than the row's size: not inflated
+            return None
+        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=size + 1)
+    except zstandard.ZstdError:
+        return None
+
+
+def _checked(content: bytes, found: Found, sha256: str, size: int) -> Iterator[bytes]:
+    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
+        raise CorruptionError(found.path, None, f"blob content is not the {size} bytes with sha256 {sha256[:16]}... its rows name")
+    if content:
+        yield content
 
 
 def _stage_whole(content: bytes, out: BinaryIO, staged: str) -> Staged:

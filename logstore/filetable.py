@@ -677,15 +677,16 @@ def checkout(
     root = Path(directory)
     if root.exists() and not root.is_dir():
         raise OutputExistsError(root)
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
+    fresh = not root.is_dir() or not any(root.iterdir())  # nothing there to keep or replace
+    if not fresh and not overwrite:
         raise OutputExistsError(root)
     root.mkdir(parents=True, exist_ok=True)
     wanted = {row["path"]: row for row in rows}
     _clear_extras(root, wanted)
+    for parent in sorted({p.rsplit("/", 1)[0] for p in wanted if "/" in p}):  # each directory made once
+        os.makedirs(root / parent, exist_ok=True)
     blobs = Blobs(table._storage, **({"chunk_size": chunk_size} if chunk_size is not None else {}))
-    with ThreadPoolExecutor(THREADS) as pool:
-        for _ in pool.map(lambda row: _write_file(blobs, root, row, v), wanted.values()):
-            pass
+    _run_all([functools.partial(_write_file, blobs, str(root), row, v, fresh=fresh) for row in wanted.values()])
     return v
 
 
@@ -719,29 +720,40 @@ def _clear_extras(root: Path, wanted: dict[str, dict[str, Any]]) -> None:
             shutil.rmtree(target)
 
 
-def _write_file(blobs: Blobs, root: Path, row: dict[str, Any], version: int) -> None:
-    target = root / row["path"]
+def _write_file(blobs: Blobs, root: str, row: dict[str, Any], version: int, *, fresh: bool) -> None:
+    """Write one row's file under `root` (its directory exists): under a temporary name, verified, with its mode and
+    mtime set through the open file, then renamed into place; kept as it is if it matches the row (not looked for
+    in a directory that was empty)."""
+    target = os.path.join(root, row["path"])
     mtime_ns = _us(row["mtime"]) * 1000
-    try:
-        st = os.stat(target, follow_symlinks=False)
-        if stat.S_ISREG(st.st_mode) and st.st_size == row["size"] and st.st_mtime_ns == mtime_ns and bool(st.st_mode & stat.S_IXUSR) == row["executable"]:
-            return
-    except FileNotFoundError:
-        pass
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+    if not fresh:
+        try:
+            st = os.stat(target, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode) and st.st_size == row["size"] and st.st_mtime_ns == mtime_ns and bool(st.st_mode & stat.S_IXUSR) == row["executable"]:
+                return
+        except FileNotFoundError:
+            pass
+    temp = os.path.join(os.path.dirname(target), f"{TEMP_PREFIX}{uuid.uuid4().hex}")
+    placed = False
     try:
         with open(temp, "wb") as out:
             blobs.write_to(row["sha256"], row["size"], out)
-        mode = os.stat(temp).st_mode & 0o777
-        os.chmod(temp, mode | ((mode & 0o444) >> 2) if row["executable"] else mode & ~0o111)
-        os.utime(temp, ns=(mtime_ns, mtime_ns))
+            out.flush()
+            mode = os.fstat(out.fileno()).st_mode & 0o777
+            wanted = mode | ((mode & 0o444) >> 2) if row["executable"] else mode & ~0o111
+            if wanted != mode:
+                os.fchmod(out.fileno(), wanted)
+            os.utime(out.fileno(), ns=(mtime_ns, mtime_ns))
         os.replace(temp, target)
+        placed = True
     except CorruptionError as e:
         raise CorruptionError(e.path, version, f"{e.reason} (file {row['path']!r})") from None
     finally:
-        if temp.exists():
-            temp.unlink()
+        if not placed:
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
 
 
 # --- vacuum, verify, sync ---------------------------------------------------------------------------------------
