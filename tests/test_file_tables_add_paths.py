@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -271,3 +272,38 @@ def test_the_listing_opens_each_directory_by_its_descriptor_without_following_li
     with pytest.raises(logstore.FolderInputError, match="not a regular file or directory") as e:
         filetable.scan(src)
     assert str(src / "a" / "fifo") in str(e.value)
+
+
+def test_a_small_blob_read_whole_is_still_checked(tmp_path):
+    """A blob of at most a chunk is read in one read and decompressed at once: a frame inflating to more than its
+    row's size (or saying so), other content, or a damaged frame is refused as in the chunked read."""
+    import tracemalloc
+
+    import zstandard
+
+    store = logstore.init(tmp_path / "store")
+    src = tmp_path / "src"
+    text = b"some text that compresses well " * 400
+    write(src, {"a.txt": text})
+    store.add_files("f", src)
+    t = store.table("f")
+    sha = t.read().to_pylist()[0]["sha256"]
+    blob = Path(store.path) / blobs.blob_path(sha, blobs.ZSTD)
+    original = blob.read_bytes()
+    bomb = zstandard.ZstdCompressor().compress(b"\0" * 200_000_000)  # ~6 KB saying 200 MB
+    other = zstandard.ZstdCompressor().compressobj()
+    unsized = other.compress(text + b"and more") + other.flush()  # no content size in the frame: inflates past the row's
+    for stored, reason in ((bomb, "is not the"), (unsized, "is not the"), (original[:-5], "does not decode|is not the"), (b"\x28\xb5\x2f\xfd" + b"\xff" * 40, "does not decode")):
+        blob.write_bytes(stored)
+        tracemalloc.start()
+        try:
+            with pytest.raises(logstore.CorruptionError, match=reason):
+                t.checkout(tmp_path / f"out-{os.urandom(4).hex()}")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 50_000_000  # the 200 MB the bomb claims were never allocated
+        report = store.table("f").verify(full=True)
+        assert not report.ok and any(re.search(reason, p.message) for p in report.problems), report.problems
+    blob.write_bytes(original)
+    assert checked_out(t, tmp_path, 0) == folder(src) and store.table("f").verify(full=True).ok
