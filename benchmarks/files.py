@@ -39,6 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import logstore  # noqa: E402
+from logstore import filetable  # noqa: E402
 
 DEFAULT_DVC = "/work/wt/dvc-venv/bin/dvc"
 
@@ -144,6 +145,7 @@ def main() -> None:
     parser.add_argument("--dvc", default=os.environ.get("DVC", DEFAULT_DVC), help="the dvc executable ('' to skip DVC)")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--keep", help="work in this directory and keep it")
+    parser.add_argument("--cold", action="store_true", help="forget the head's rows before each add (as a new process, e.g. the CLI, starts)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="files-bench-"))
@@ -169,6 +171,7 @@ def main() -> None:
     floors: list[float] = []
     durable_floors: list[float] = []
     dvc_add: list[float] = []
+    loads: list[float] = []  # the 1-minute load average after each version: the machine is shared
     paths = sorted(sizes)
     changed: list[str] = paths
     for v in range(args.versions + 1):
@@ -182,6 +185,8 @@ def main() -> None:
             unique[digest] = os.path.getsize(data / path)
         floor = floor_seconds(data, changed)
         durable = durable_floor_seconds(data, changed, work / "scratch") if v > 0 else 0.0
+        if args.cold:
+            filetable._known_heads.clear()
         seconds = timed(lambda: store.add_files("data", data, message=f"v{v}"))
         if v > 0:
             floors.append(floor)
@@ -191,7 +196,8 @@ def main() -> None:
             d = timed(lambda: (run([args.dvc, "add", "-q", "data"], repo), run(["git", "add", "data.dvc", ".gitignore"], repo), run(["git", "commit", "-qm", f"v{v}"], repo)))
             if v > 0:
                 dvc_add.append(d)
-        print(f"version {v}: logstore add {seconds:.2f}s (floor {floor:.2f}s, durable floor {durable:.2f}s)" + (f", dvc add+commit {d:.2f}s" if use_dvc else ""), flush=True)
+        loads.append(os.getloadavg()[0])
+        print(f"version {v}: logstore add {seconds:.3f}s (floor {floor:.3f}s, durable floor {durable:.3f}s)" + (f", dvc add+commit {d:.2f}s" if use_dvc else "") + f"; load {loads[-1]:.2f}", flush=True)
     table = store.table("data")
     assert table.version == args.versions
 
@@ -239,6 +245,7 @@ def main() -> None:
         print(f"{name:42} {mine:10.3f} {'' if theirs is None else f'{theirs:10.3f}':>10} {'' if ratio is None else f'{ratio:8.2f}x':>8}")
     if use_dvc:
         print(f"{'DVC cache vs logstore store':42} {'':10} {'':10} {dvc_cache / store_bytes:7.2f}x")
+    print(f"load average (1 min) during the adds: {min(loads):.2f}-{max(loads):.2f}, at the end {os.getloadavg()[0]:.2f}")
     if not args.keep:
         shutil.rmtree(work)
 

@@ -3,7 +3,8 @@ tables and blobs (format 4)").
 
 A blob is `blobs/<first two hex digits>/<sha256>` (the bytes as they are) or `blobs/<first two hex>/<sha256>.zst`
 (one zstd frame of them): the name says the encoding, so a reader never guesses from the content. Content is
-compressed when the first chunk compresses by at least MIN_SAVING and the whole file does too; content that starts
+compressed when the first chunk compresses by at least MIN_SAVING and the whole file does too (a file smaller than a
+chunk is compressed once, whole, and kept compressed if that saves MIN_SAVING); content that starts
 with the signature of an already-compressed format (JPEG, PNG, zip, gzip, zstd, Parquet, ...) is stored as is
 without trying. Blobs are published with put-if-absent, read in chunks of `chunk_size` bytes (memory stays bounded
 by a few chunks whatever the size) and checked against their size and SHA-256 as they are read.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -78,6 +80,7 @@ class Found:
     path: str
     encoding: str
     modified: float
+    stored: int = -1  # the stored (encoded) size, -1 if unknown
 
 
 class Blobs:
@@ -91,13 +94,20 @@ class Blobs:
 
     # --- writing --------------------------------------------------------------------------------------------
 
-    def stage(self, local: str) -> Staged:
+    def stage(self, local: str, *, size: int | None = None) -> Staged:
         """Read the local file `local` once, in chunks: hash it and write its blob (compressed or not) to a staging
-        file. FolderInputError if it cannot be read."""
+        file. FolderInputError if it cannot be read. `size` (what a listing saw) lets a file smaller than a chunk be
+        read in one read and compressed at most once (_stage_whole)."""
         staged = self.storage.staging_file(".blob")
         try:
             with _open_input(local) as source, open(staged, "wb") as out:
-                first = source.read(self.chunk_size)
+                if size is not None and size < self.chunk_size:
+                    first = _read(source, size + 1)
+                    if len(first) <= size:  # the whole file (it did not grow since it was listed)
+                        return _stage_whole(first, out, staged)
+                    first += _read(source, self.chunk_size - len(first))
+                else:
+                    first = _read(source, self.chunk_size)
                 digest, size = hashlib.sha256(first), len(first)
                 if _worth_compressing(first):
                     sha, size, compressed = self._write_zstd(source, first, digest, out)
@@ -106,7 +116,7 @@ class Blobs:
                     out.seek(0)
                     out.truncate()
                     source.seek(0)
-                    first = source.read(self.chunk_size)
+                    first = _read(source, self.chunk_size)
                     digest, size = hashlib.sha256(first), len(first)
                 out.write(first)
                 for chunk in _chunks_of(source, self.chunk_size):
@@ -138,7 +148,7 @@ class Blobs:
                 info = self.storage.stat(path)
             except FileNotFoundError:
                 continue
-            return Found(path, encoding, info.modified)
+            return Found(path, encoding, info.modified, info.size)
         return None
 
     def publish(self, staged: Staged, *, sync_directory: bool = True) -> str:
@@ -228,14 +238,20 @@ class Blobs:
             raise CorruptionError(blob_path(sha256, RAW), None, "blob is missing")
         return found
 
-    def _stored_chunks(self, path: str) -> Iterator[bytes]:
-        """The stored bytes of `path`, one ranged read of chunk_size at a time."""
-        total = self.storage.size(path)
+    def _stored_chunks(self, path: str, total: int = -1) -> Iterator[bytes]:
+        """The stored bytes of `path` (`total` of them, if known), one ranged read of chunk_size at a time."""
+        total = self.storage.size(path) if total < 0 else total
         for start in range(0, total, self.chunk_size):
             yield self.storage.read_range(path, start, min(start + self.chunk_size, total))
 
     def _verified_chunks(self, found: Found, sha256: str, size: int) -> Iterator[bytes]:
-        return _content(self._stored_chunks(found.path), found, sha256, size, self.chunk_size)
+        if 0 <= found.stored <= self.chunk_size and size <= self.chunk_size:  # one read, one decompression
+            stored = self.storage.read_range(found.path, 0, found.stored) if found.stored else b""
+            content = _whole_content(stored, found, size)
+            if content is not None:
+                return _checked(content, found, sha256, size)
+            return _content(iter([stored]), found, sha256, size, self.chunk_size)  # to tell why it does not decode
+        return _content(self._stored_chunks(found.path, found.stored), found, sha256, size, self.chunk_size)
 
 
 def _content(stored: Iterator[bytes], found: Found, sha256: str, size: int, chunk_size: int) -> Iterator[bytes]:
@@ -261,9 +277,58 @@ def _content(stored: Iterator[bytes], found: Found, sha256: str, size: int, chun
         yield previous
 
 
+def _whole_content(stored: bytes, found: Found, size: int) -> bytes | None:
+    """The content of a blob read whole (at most a chunk), decompressed at once into at most `size` + 1 bytes; None
+    if it does not decode so (_content then says why, in chunks)."""
+    if found.encoding != ZSTD:
+        return stored
+    try:
+        if zstandard.frame_content_size(stored) > size:  # says it holds more than the row's size: not inflated
+            return None
+        return zstandard.ZstdDecompressor().decompress(stored, max_output_size=size + 1)
+    except zstandard.ZstdError:
+        return None
+
+
+def _checked(content: bytes, found: Found, sha256: str, size: int) -> Iterator[bytes]:
+    if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
+        raise CorruptionError(found.path, None, f"blob content is not the {size} bytes with sha256 {sha256[:16]}... its rows name")
+    if content:
+        yield content
+
+
+def _stage_whole(content: bytes, out: BinaryIO, staged: str) -> Staged:
+    """The blob of a whole file's `content` (smaller than a chunk) written to `out`: compressed once, kept if that
+    saves MIN_SAVING (no separate trial on a sample: for small files it would cost as much as the compression)."""
+    sha = hashlib.sha256(content).hexdigest()
+    if _may_compress(content):
+        packed = _compressor().compress(content)
+        if len(packed) <= (1 - MIN_SAVING) * len(content):
+            out.write(packed)
+            return Staged(sha, len(content), ZSTD, staged)
+    out.write(content)
+    return Staged(sha, len(content), RAW, staged)
+
+
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor at LEVEL (a compressor is not to be used by two threads at once)."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=LEVEL)
+    return compressor
+
+
+def _may_compress(first: bytes) -> bool:
+    """Whether content starting with `first` may be worth compressing: not tiny, not of a compressed format."""
+    return not (len(first) < 64 or first.startswith(COMPRESSED_SIGNATURES) or first[4:8] == b"ftyp")  # mp4/mov/heic
+
+
 def _worth_compressing(first: bytes) -> bool:
     """Whether to try zstd: the first chunk is not of a compressed format and compresses by MIN_SAVING."""
-    if len(first) < 64 or first.startswith(COMPRESSED_SIGNATURES) or first[4:8] == b"ftyp":  # mp4/mov/heic
+    if not _may_compress(first):
         return False
     sample = first[: 1024 * 1024]
     return len(zstandard.ZstdCompressor(level=1).compress(sample)) <= (1 - MIN_SAVING) * len(sample)
@@ -274,6 +339,13 @@ def _open_input(local: str) -> BinaryIO:
         return open(local, "rb")
     except OSError as e:
         raise FolderInputError(local, f"cannot read {local!r}: {e.strerror or e}") from None
+
+
+def _read(f: BinaryIO, n: int) -> bytes:
+    try:
+        return f.read(n)
+    except OSError as e:
+        raise FolderInputError(getattr(f, "name", "?"), f"cannot read {getattr(f, 'name', '?')!r}: {e.strerror or e}") from None
 
 
 def _chunks_of(f: BinaryIO, chunk_size: int) -> Iterator[bytes]:

@@ -155,7 +155,7 @@ def test_unchanged_files_are_not_read_again_and_check_reads_all(store, tmp_path,
     store.add_files("f", src)
     staged = []
     original = blobs.Blobs.stage
-    monkeypatch.setattr(blobs.Blobs, "stage", lambda self, local: staged.append(local) or original(self, local))
+    monkeypatch.setattr(blobs.Blobs, "stage", lambda self, local, **kw: staged.append(local) or original(self, local, **kw))
     write(src, {"f3": b"changed"})
     assert store.add_files("f", src).version == 1
     assert [Path(p).name for p in staged] == ["f3"]
