@@ -61,6 +61,7 @@ from .errors import CorruptionError, LogstoreError
 from .layout import COMPACTED_DATA_DIR, COMPACTION_DIR  # noqa: F401 - known by these names here too
 from .layout import compaction_name as record_name  # noqa: F401 - the file name of the record of block first..last
 from .log import DataFile
+from .scan import integers
 
 if TYPE_CHECKING:
     from .planner import TableFiles
@@ -486,8 +487,8 @@ def _ordered(rows: pa.Table) -> bool:
     so a merged block usually is, and its sort can be skipped."""
     if rows.num_rows < 2:
         return True
-    version = rows.column(layout.VERSION).to_numpy()
-    row_id = rows.column(layout.ROW_ID).to_numpy()
+    version = integers(rows.column(layout.VERSION))  # not to_numpy: pyarrow's conversion imports pandas
+    row_id = integers(rows.column(layout.ROW_ID))
     step_v, step_r = np.diff(version), np.diff(row_id)
     return bool(np.all((step_v > 0) | ((step_v == 0) & (step_r > 0))))
 

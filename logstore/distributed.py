@@ -34,8 +34,8 @@ from .commit import PUBLISH_WINDOW, ROW_GROUP_ROWS, _base_fingerprint, change_fi
 from .errors import InvalidInputError, SchemaMismatchError
 from .layout import INSERT, OP, ROW_ID, VERSION
 from .log import DataFile
-from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
-from .schema import Column, arrow_schema, conform
+from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys, change_schema
+from .schema import Column, conform
 
 if TYPE_CHECKING:
     from .log import Commit
@@ -257,7 +257,7 @@ def _changes(head: Head, attempt: _Attempt, files: TableFiles) -> DistributedCha
     rows = sum(w.file.rows for w in attempt.written)
     old = _base_fingerprint(head) if head.record.version >= 0 else 0
     new = (old + sum(w.row_hash for w in attempt.written)) % fingerprint.MOD
-    empty = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns))).empty_table()
+    empty = change_schema(columns).empty_table()
     return DistributedChanges(empty, columns, head.record.next_row_id + rows, fingerprint=new, written=tuple(w.file for w in attempt.written), staged_rows=rows)
 
 

@@ -291,16 +291,12 @@ def change_set(head: Head, *, add: Any = None, drop: Any = None, rename: Any = N
     """The commit of an ALTER on `head` (operations.Head): no change rows, the new columns and key, and the content
     fingerprint (unchanged by a rename or an added column without default; else one hashing scan of the head's rows
     read in the new columns; nothing is written but the commit record)."""
-    import pyarrow as pa
-
     from . import fingerprint
-    from .layout import OP, ROW_ID
-    from .operations import ChangeSet
-    from .schema import arrow_schema
+    from .operations import ChangeSet, change_schema
 
     record = head.record
     altered = alter(head.columns, head.key, record.version + 1, add=add, drop=drop, rename=rename, widen=widen)
-    rows = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string()), *arrow_schema(altered.columns)]).empty_table()
+    rows = change_schema(altered.columns).empty_table()
     if altered.rehash or record.fingerprint is None:
         content = fingerprint.of_plan(head.con, replace(head.plan, columns=altered.columns))
     else:

@@ -56,7 +56,7 @@ from .errors import (
 from .log import Commit, CommitRecord, new_table_id
 from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
 from .operations import Head
-from .schema import Column, arrow_schema
+from .schema import Column
 
 if TYPE_CHECKING:
     from .selectors import Moment, Tag, Version
@@ -360,7 +360,7 @@ def _known_changes(head: Head, known: HeadRows, batch: pa.Table, deleted: list[s
             ops.append(UPDATE)
             old.append(j)
     gone = [known.index[p] for p in deleted]
-    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(head.columns)))
+    schema = operations.change_schema(head.columns)
     new = batch.add_column(0, ROW_ID, pa.array(row_ids, pa.int64())).add_column(1, OP, pa.array(ops, pa.string()))
     removals = known.images(gone).select([ROW_ID]).append_column(OP, pa.array([DELETE] * len(gone), pa.string()))
     for name in ARROW_SCHEMA.names:
@@ -379,7 +379,7 @@ def _hash_sums(head: Head, old: pa.Table, new: pa.Table) -> tuple[int, int]:
     name = f"logstore_files_images_{uuid.uuid4().hex}"
     head.con.register(name, both)
     try:
-        sql = f"SELECT {side}, (sum({fingerprint.row_hash_sql(head.columns)}::HUGEINT) % {fingerprint.MOD})::UBIGINT FROM {name} GROUP BY {side}"
+        sql = f"SELECT {side}, {fingerprint.sum_expression(head.columns)} FROM {name} GROUP BY {side}"
         sums = dict(head.con.execute(sql).fetchall())
     finally:
         head.con.unregister(name)

@@ -88,7 +88,12 @@ def _balanced_sum(terms: list[str]) -> str:
 
 def sum_sql(relation: str, columns: tuple[Column, ...]) -> str:
     """SQL returning one value: the sum of row_hash over `relation` (a subquery or table name), mod 2^64."""
-    return f"SELECT coalesce(sum({row_hash_sql(columns)}::HUGEINT) % {MOD}, 0)::UBIGINT FROM {relation}"
+    return f"SELECT {sum_expression(columns)} FROM {relation}"
+
+
+def sum_expression(columns: tuple[Column, ...]) -> str:
+    """The aggregate: the sum of row_hash over the rows it aggregates (0 for none), mod 2^64, as UBIGINT."""
+    return f"coalesce(sum({row_hash_sql(columns)}::HUGEINT) % {MOD}, 0)::UBIGINT"
 
 
 def of_plan(con: duckdb.DuckDBPyConnection, plan: Plan) -> int:

@@ -34,7 +34,7 @@ from .commit import ROW_GROUP_ROWS, _base_fingerprint, change_file_encoding, pub
 from .errors import InvalidInputError
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
-from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys
+from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys, change_schema
 from .schema import Column, arrow_schema, conform, quote
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def append(head: Head, staged: Staged, *, merge: bool, storage) -> StagedChanges
         storage.delete_staged(target)
         raise
     old = _base_fingerprint(head) if head.record.version >= 0 else 0
-    empty = _change_schema(columns, version=False).empty_table()
+    empty = change_schema(columns).empty_table()
     next_id = head.record.next_row_id + staged.rows
     return StagedChanges(empty, columns, next_id, fingerprint=(old + added) % fingerprint.MOD, staged=target, staged_rows=staged.rows)
 
@@ -166,7 +166,7 @@ def _write_changes(head: Head, staged: Staged, target: str, version: int, merge:
             rows = conformed.add_column(0, ROW_ID, ids)
             rows = rows.add_column(1, OP, pa.repeat(pa.scalar(INSERT, pa.string()), rows.num_rows))
             out.add(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
-        out.finish(_change_schema(columns, version=True))
+        out.finish(change_schema(columns, version=True))
     if next_id - head.record.next_row_id != staged.rows:
         raise InvalidInputError(staged.paths[0], f"the input changed while it was written: {next_id - head.record.next_row_id} rows read, {staged.rows} expected")
     return columns
@@ -205,12 +205,6 @@ class _RowGroups:
             self.writer = pq.ParquetWriter(self.target, table.schema, compression="zstd", **change_file_encoding(table.schema.names))
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
         self.pending, self.rows = [], 0
-
-
-def _change_schema(columns: tuple[Column, ...], *, version: bool) -> pa.Schema:
-    """The schema of a change file's rows of `columns`: `_row_id`, `_op`, (`_version`,) the columns."""
-    meta = [pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + ([pa.field(VERSION, pa.int64())] if version else [])
-    return pa.schema(meta + list(arrow_schema(columns)))
 
 
 def _row_hash_sum(head: Head, path: str, columns: tuple[Column, ...]) -> int:
@@ -322,7 +316,7 @@ def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage,
         con.close()
         storage.delete_staged(source)
         shutil.rmtree(spill, ignore_errors=True)
-    empty = _change_schema(columns, version=False).empty_table()
+    empty = change_schema(columns).empty_table()
     fresh = counts[1] == 0 and counts[2] == 0  # new rows always take new row ids
     return StagedChanges(empty, columns, next_id, fingerprint=new, staged=target, staged_rows=sum(counts), counts=counts, inserts_only=fresh)
 
@@ -387,7 +381,7 @@ def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], versi
     schema, as operations._change_set casts them); their counts (inserts, updates, deletes) and the next row id."""
     import pyarrow.compute as pc
 
-    schema = _change_schema(columns, version=False)
+    schema = change_schema(columns)
     reader = con.sql(sql).to_arrow_reader(batch_size=ROW_GROUP_ROWS)
     counts = dict.fromkeys((INSERT, UPDATE, DELETE), 0)
     next_id = next_row_id
@@ -400,7 +394,7 @@ def _write_result(con, sql: str, target: str, columns: tuple[Column, ...], versi
             if len(inserted):
                 next_id = max(next_id, pc.max(inserted).as_py() + 1)
             out.add(rows.add_column(2, VERSION, pa.repeat(pa.scalar(version, pa.int64()), rows.num_rows)))
-        out.finish(_change_schema(columns, version=True))
+        out.finish(change_schema(columns, version=True))
     return (counts[INSERT], counts[UPDATE], counts[DELETE]), next_id
 
 

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from . import evolution, expressions, fingerprint, statistics
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
 from .log import CommitRecord
-from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, Plan
+from .materialize import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION, Plan
 from .schema import Column, arrow_schema, conform, quote
 
 OLD_HASH = "__old_hash"
@@ -445,8 +445,15 @@ def _with_change_columns(batch: pa.Table, ids: pa.Array, op: str) -> pa.Table:
     return rows.add_column(1, OP, pa.array([op] * batch.num_rows, pa.string()))
 
 
+def change_schema(columns, *, version: bool = False) -> pa.Schema:
+    """The schema of change rows of `columns`: `_row_id`, `_op`, (`_version`, as stored in a change file,) then the
+    columns."""
+    meta = [pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + ([pa.field(VERSION, pa.int64())] if version else [])
+    return pa.schema(meta + list(arrow_schema(columns)))
+
+
 def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = None) -> ChangeSet:
-    schema = pa.schema([pa.field(ROW_ID, pa.int64()), pa.field(OP, pa.string())] + list(arrow_schema(columns)))
+    schema = change_schema(columns)
     # update and delete hash the old images in their own scan; pc.sum of uint64 wraps, i.e. it is mod 2^64
     old_hash = (pc.sum(rows.column(OLD_HASH)).as_py() or 0) if OLD_HASH in rows.column_names else None
     new_hash = (pc.sum(rows.column(NEW_HASH)).as_py() or 0) if NEW_HASH in rows.column_names else None

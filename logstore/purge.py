@@ -246,8 +246,8 @@ def _rewrite(files: TableFiles, path: str, mask: np.ndarray, new_path: str, *, w
     compression = meta.row_group(0).column(0).compression.lower() if meta.num_row_groups else "zstd"
     staged = storage.staging_file(".parquet")
     try:
-        codec = compression if compression != "uncompressed" else "none"
-        with pq.ParquetWriter(staged, f.schema_arrow, compression=codec, **change_file_encoding(f.schema_arrow.names)) as writer:
+        kept_compression = compression if compression != "uncompressed" else "none"
+        with pq.ParquetWriter(staged, f.schema_arrow, compression=kept_compression, **change_file_encoding(f.schema_arrow.names)) as writer:
             for g in range(meta.num_row_groups):
                 part = mask[starts[g] : starts[g + 1]]
                 group = _take(read[g], ~part) if g in read else f.read_row_group(g)

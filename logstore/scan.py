@@ -343,10 +343,8 @@ def integers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
             raise ValueError(f"expected integers, found {chunk.type}")
         if chunk.null_count:
             raise ValueError(f"{chunk.null_count} NULL values where integers are expected")
-        dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(chunk.type) else 'u'}{chunk.type.bit_width // 8}")
-        data = chunk.buffers()[1]
-        if len(chunk) and data is not None:
-            parts.append(np.frombuffer(data, dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize))
+        if len(chunk):
+            parts.append(_codes(chunk))
     if not parts:
         return np.zeros(0, dtype=np.int64)
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -367,7 +365,8 @@ def equals(column: pa.ChunkedArray, value: str) -> np.ndarray:
 
 
 def _codes(indices: pa.Array) -> np.ndarray:
-    """A dictionary's index array as numpy (slots of NULLs hold arbitrary codes: mask them with _valid)."""
+    """An integer array's values as a numpy view of its buffer (a dictionary's indices, or a column's values; slots
+    of NULLs hold arbitrary values: mask them with _valid)."""
     dtype = np.dtype(f"{'i' if pa.types.is_signed_integer(indices.type) else 'u'}{indices.type.bit_width // 8}")
     data = indices.buffers()[1]
     if data is None or not len(indices):
