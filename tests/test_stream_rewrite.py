@@ -54,8 +54,9 @@ def _input(op: tuple) -> pa.Table:
         table = pa.concat_tables([table, table.slice(0, 1)])
     elif flaw == "null key":
         table = pa.concat_tables([table, pa.table({name: pa.nulls(1, f.type) for name, f in zip(table.column_names, table.schema)})])
-    elif flaw == "bad type":
-        bad = table.slice(0, 1).set_column(1, "x", pa.array(["not a number"]))
+    elif flaw == "bad type":  # a row whose x is text (for an empty write, the whole input)
+        one = table.slice(0, 1) if n else rows(range(start, start + 1), tag, extra=extra)
+        bad = one.set_column(1, "x", pa.array(["not a number"]))
         table = pa.concat_tables([table.cast(bad.schema), bad])
     return table
 
