@@ -13,6 +13,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import wait
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import author as authors
-from . import evolution, fingerprint, layout, marker, timestamps
+from . import evolution, fingerprint, layout, marker, recent, threads, timestamps
 from .errors import CommitConflictError, FileTableWriteError, InvalidInputError
 from .layout import DELETE, INSERT, ROW_ID, UPDATE, VERSION
 from .log import Commit, CommitRecord, DataFile
@@ -120,17 +121,12 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     inserted, updated, deleted = (changes.count(op) for op in (INSERT, UPDATE, DELETE))
     staged = getattr(changes, "staged", None)  # change files written already: ingest.py's, distributed.py's
     fresh = getattr(changes, "inserts_only", True) if staged is not None else (inserted == changes.rows.num_rows and _min_row_id(changes.rows) >= base.next_row_id)
-    new_fingerprint = changes.fingerprint
-    if new_fingerprint is None:
-        new_fingerprint = fingerprint.advance(_base_fingerprint(head), head, changes.rows, changes.columns, old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh)
     started = time.monotonic()
     rows = _with_version(changes.rows, version) if changes.rows.num_rows else None
     preimages = changes.preimages and deleted > 0
     if preimages:
         _require_format_5(files.storage)  # format-4 logstores must refuse a store whose delete rows hold values
-    written = (_write_rows(files, version, rows, inserts_only=fresh),) if rows is not None else ()
-    if staged is not None:
-        written = changes.publish(files, version)  # type: ignore[attr-defined]
+    new_fingerprint, written = _fingerprint_beside_files(files, head, changes, fresh=fresh, write=lambda: _write_files(files, version, rows, changes, fresh=fresh))
     record = CommitRecord(
         commit=Commit(
             version=version,
@@ -169,6 +165,36 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     return record, rows
 
 
+def _write_files(files: TableFiles, version: int, rows: pa.Table | None, changes: ChangeSet, *, fresh: bool) -> tuple[DataFile, ...]:
+    """The commit's data files: its change rows written now, or the ones ingest.py/distributed.py staged."""
+    if getattr(changes, "staged", None) is not None:
+        return changes.publish(files, version)  # type: ignore[attr-defined]
+    return (_write_rows(files, version, rows, inserts_only=fresh),) if rows is not None else ()
+
+
+def _fingerprint_beside_files(files: TableFiles, head: Head, changes: ChangeSet, *, fresh: bool, write: Callable[[], tuple[DataFile, ...]]) -> tuple[int | None, tuple[DataFile, ...]]:
+    """The new fingerprint and the written data files. The fingerprint's DuckDB query (~2-4 ms, mostly binding its
+    expression) runs on a worker thread while this one encodes, writes and fsyncs the change file (both release
+    the GIL). If either fails, the files written are removed: nothing references them."""
+    if changes.fingerprint is not None:
+        return changes.fingerprint, write()
+    computing = threads.submit(
+        fingerprint.advance, _base_fingerprint(head), head, changes.rows, changes.columns,
+        old_hash=changes.old_hash, new_hash=changes.new_hash, fresh=fresh,
+    )
+    written: tuple[DataFile, ...] = ()
+    try:
+        written = write()
+    finally:
+        wait([computing])  # never leave the head's connection in use by the worker
+    try:
+        return computing.result(), written
+    except BaseException:
+        for f in written:
+            files.storage.delete(files.path(f.path))
+        raise
+
+
 def _require_format_5(storage) -> None:
     """Raise the store's marker to 5 before the first commit whose delete rows hold pre-images (docs/format.md): one
     small read of the marker per such commit (no cache: a store may be replaced under the same location)."""
@@ -199,24 +225,32 @@ def _with_version(rows: pa.Table, version: int) -> pa.Table:
 
 
 def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only: bool) -> DataFile:
-    """Write stored change rows as a Parquet file under a unique name; return its description.
+    """Write stored change rows as a Parquet file under a unique name; return its description."""
+    relative = layout.new_change_file(version)
+    size, digest = write_parquet(files.storage, files.path(relative), rows)
+    return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
-    The file is built in memory (a commit's change file is small) and hashed there, then written to a staging
-    file in one write: no second pass over the file to hash it."""
+
+def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int = ROW_GROUP_ROWS, sync_directory: bool = True) -> tuple[int, str]:
+    """Publish rows (a change file's or a compacted file's, at a unique `path`) as Parquet; return size and SHA-256.
+
+    The file is built in memory (these files are small) and hashed there, then written to a staging file in one
+    write: no second pass over the file to hash it. The table is kept for a compaction of this process that
+    will merge the file (recent.py)."""
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(rows.column_names))
+    pq.write_table(rows, sink, compression="zstd", row_group_size=row_group_size, **change_file_encoding(rows.column_names))
     data = sink.getvalue()
     digest = hashlib.sha256(data).hexdigest()
-    staged = files.storage.staging_file(".parquet")
+    staged = storage.staging_file(".parquet")
     try:
         with open(staged, "wb") as f:
             f.write(data)
     except BaseException:
-        files.storage.delete_staged(staged)
+        storage.delete_staged(staged)
         raise
-    relative = layout.new_change_file(version)
-    publish_staged(files.storage, files.path(relative), staged, known=(data.size, digest))
-    return DataFile(path=relative, rows=rows.num_rows, size=data.size, sha256=digest, inserts_only=inserts_only)
+    storage.put_staged_if_absent(path, staged, sync_directory=sync_directory)
+    recent.remember(storage.location, path, digest, rows, data)
+    return data.size, digest
 
 
 DICTIONARY_PAGE_BYTES = 16 << 10  # a column's dictionary page grows to this, then the column is written plain
@@ -238,13 +272,14 @@ def change_file_encoding(names) -> dict:
     }
 
 
-def publish_staged(storage, path: str, staged: str, *, known: tuple[int, str] | None = None) -> tuple[int, str]:
-    """Publish a staged file; return its size and SHA-256 (`known` if the caller computed them from its bytes)."""
+def publish_staged(storage, path: str, staged: str, *, known: tuple[int, str] | None = None, sync_directory: bool = True) -> tuple[int, str]:
+    """Publish a staged file; return its size and SHA-256 (`known` if the caller computed them from its bytes).
+    sync_directory=False: as for storage.put_staged_if_absent."""
     if known is None:
         with open(staged, "rb") as f:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
         known = (os.path.getsize(staged), digest)
-    storage.put_staged_if_absent(path, staged)
+    storage.put_staged_if_absent(path, staged, sync_directory=sync_directory)
     return known
 
 

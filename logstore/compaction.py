@@ -42,12 +42,12 @@ small commits keeps about 9 * log10(n) files per kind instead of n. Set LOGSTORE
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
 import warnings
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import codec, evolution, integrity, layout, timestamps
+from . import codec, evolution, integrity, layout, recent, threads, timestamps
 from .commit import PUBLISH_WINDOW
 from .errors import CorruptionError, LogstoreError
 from .layout import COMPACTED_DATA_DIR, COMPACTION_DIR  # noqa: F401 - known by these names here too
@@ -73,6 +73,7 @@ ROW_GROUP_ROWS = 65_536
 CARRY_MIN_BYTES = 1 << 20  # an input at least this big, and bigger than all other inputs together, is kept as is
 CARRY_ALWAYS_BYTES = 64 << 20  # an input this big is always kept as is
 MAX_MERGE_BYTES = 512 << 20  # a block whose files to rewrite exceed this is not compacted
+IN_MEMORY_BYTES = 64 << 20  # a merged file of inputs up to this size is encoded in memory (else through a staging file)
 AUTO_MAX_MEAN_BYTES = 256 << 10  # automatic compaction only merges small files (this, times FANOUT per level above 1)
 
 
@@ -394,21 +395,20 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
         if sum(f.file.size for f in rest) > MAX_MERGE_BYTES:
             return None
         replaces_list: list[str] = []
-        try:
-            for inserts_only in (True, False):
-                group = [f for f in rest if f.file.inserts_only == inserts_only]
-                if len(group) == 1:
-                    carried.append(group[0])
-                elif group:
-                    merged = _merge(files, first, last, group, inserts_only)
-                    if merged is None:  # column types differ across the block: leave it to smaller blocks
-                        _delete(storage, prefix, written)
-                        return None
-                    written.append(merged)
-                    replaces_list.extend(f.file.path for f in group)
+        groups = [[f for f in rest if f.file.inserts_only == inserts_only] for inserts_only in (True, False)]
+        carried += [group[0] for group in groups if len(group) == 1]
+        groups = [group for group in groups if len(group) > 1]
+        try:  # the two groups (inserts only, the rest) merged at once: encoding and fsyncs release the GIL
+            merged = threads.run_all([functools.partial(_merge, files, first, last, group, written) for group in groups])
+            storage.sync_directories([layout.join(prefix, f.file.path) for f in written])
         except BaseException:
             _delete(storage, prefix, written)
             raise
+        if any(m is None for m in merged):  # column types differ across the block: leave it to smaller blocks
+            _delete(storage, prefix, written)
+            return None
+        for group in groups:
+            replaces_list.extend(f.file.path for f in group)
         listed = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
         replaces = tuple(replaces_list)
     record = CompactionRecord(first, last, level, listed, replaces, timestamps.encode(timestamps.now()), log.table_id())
@@ -439,8 +439,10 @@ def _delete(storage, prefix: str, files) -> None:
         storage.delete(layout.join(prefix, f.file.path))
 
 
-def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], inserts_only: bool) -> CompactedFile | None:
-    from .commit import change_file_encoding, publish_staged
+def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], written: list[CompactedFile]) -> CompactedFile | None:
+    """Merge the group's files into one compacted file, published (its directory entry not yet fsynced) and added to
+    `written` (also when a later step fails, so that the caller can remove it); None if column types differ."""
+    from .commit import change_file_encoding, publish_staged, write_parquet
 
     storage, prefix = files.storage, files.prefix
     parts = _read_inputs(storage, prefix, group)
@@ -454,32 +456,39 @@ def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile],
     merged = merged.select(order + [n for n in merged.column_names if not n.startswith("_")])
     if not _ordered(merged):
         merged = merged.sort_by([(layout.VERSION, "ascending"), (layout.ROW_ID, "ascending")])
-    staged = storage.staging_file(".parquet")
-    try:
-        pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(merged.column_names))
-    except BaseException:
-        storage.delete_staged(staged)
-        raise
     relative = layout.new_compacted_file(first, last)
-    size, digest = publish_staged(storage, layout.join(prefix, relative), staged)
+    path = layout.join(prefix, relative)
+    inserts_only = group[0].file.inserts_only
     held = frozenset().union(*(f.columns for f in group))
-    return CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
+    if sum(f.file.size for f in group) <= IN_MEMORY_BYTES:  # encoded and hashed in memory, written in one go
+        size, digest = write_parquet(storage, path, merged, row_group_size=ROW_GROUP_ROWS, sync_directory=False)
+    else:
+        staged = storage.staging_file(".parquet")
+        try:
+            pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(merged.column_names))
+        except BaseException:
+            storage.delete_staged(staged)
+            raise
+        size, digest = publish_staged(storage, path, staged, sync_directory=False)
+    done = CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
+    written.append(done)
+    return done
 
 
 def _read_inputs(storage, prefix: str, group: list[CompactedFile]) -> list[pa.Table]:
-    """The rows of the block's input files, each checked against its size and SHA-256 first. Small files are read
-    with ParquetFile.read (a third of read_table's cost: no dataset), a few threads at a time (the reads and hashes
-    release the GIL)."""
+    """The rows of the block's input files: the table itself for a file this process wrote lately (recent.py),
+    else the file, checked against its size and SHA-256 first and read with ParquetFile.read (a third of
+    read_table's cost: no dataset), on the process's worker threads (the reads and hashes release the GIL)."""
 
     def read(f: CompactedFile) -> pa.Table:
         full = layout.join(prefix, f.file.path)
+        kept = recent.recall(storage.location, full, f.file.sha256)
+        if kept is not None:
+            return kept
         integrity.check_file(storage, full, f.file.size, f.file.sha256, None, what="change file (compaction input)")
         return pq.ParquetFile(storage.url(full)).read()
 
-    if len(group) < 4:
-        return [read(f) for f in group]
-    with ThreadPoolExecutor(max_workers=min(4, len(group))) as pool:
-        return list(pool.map(read, group))
+    return threads.run_all([functools.partial(read, f) for f in group])
 
 
 def _ordered(rows: pa.Table) -> bool:
