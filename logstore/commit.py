@@ -231,14 +231,14 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 
-def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int = ROW_GROUP_ROWS, sync_directory: bool = True) -> tuple[int, str]:
+def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | None = None, sync_directory: bool = True) -> tuple[int, str]:
     """Publish rows (a change file's or a compacted file's, at a unique `path`) as Parquet; return size and SHA-256.
 
     The file is built in memory (these files are small) and hashed there, then written to a staging file in one
     write: no second pass over the file to hash it. The table is kept for a compaction of this process that
-    will merge the file (recent.py)."""
+    will merge the file (recent.py). Row groups of ROW_GROUP_ROWS unless `row_group_size` says otherwise."""
     sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd", row_group_size=row_group_size, **change_file_encoding(rows.column_names))
+    pq.write_table(rows, sink, compression="zstd", row_group_size=row_group_size or ROW_GROUP_ROWS, **change_file_encoding(rows.column_names))
     data = sink.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     staged = storage.staging_file(".parquet")
