@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import author as authors
@@ -211,6 +210,7 @@ def _base_fingerprint(head: Head) -> int:
 
 
 def _min_row_id(rows: pa.Table) -> int:
+    import pyarrow.compute as pc
     return pc.min(rows.column(ROW_ID)).as_py() if rows.num_rows else 0
 
 

@@ -49,7 +49,6 @@ from typing import IO, Any, BinaryIO, Protocol, TypeAlias, cast
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import zstandard
@@ -471,6 +470,7 @@ def _json_reject(src: _Source, base: str, typed: str, columns: dict[str, str]) -
 
 def _first_lost(raw: pa.Table, lenient: pa.Table) -> tuple[int, str] | None:
     """The first (row, column) holding text in `raw` but null in `lenient`: a value the typed read rejected."""
+    import pyarrow.compute as pc
     found = None
     for name in raw.column_names:
         lost = pc.and_(pc.is_valid(raw.column(name)), pc.is_null(lenient.column(name)))

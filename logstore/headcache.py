@@ -45,7 +45,6 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import integrity, planner
@@ -121,6 +120,7 @@ class _Lookup:
         self.pending_rows += rows.num_rows
 
     def index(self) -> None:
+        import pyarrow.compute as pc
         if not self.pending:
             return
         rows = pa.concat_tables(self.pending) if len(self.pending) > 1 else self.pending[0]
@@ -331,6 +331,7 @@ def _indexed(record: CommitRecord, column: str, base: pa.Table) -> _Lookup:
 def _merged(lookup: _Lookup, record: CommitRecord) -> _Lookup:
     """The lookup with its change rows applied to its base (`record` is the version they reach): the base rows no
     change row replaced, plus the newest change row of each row id unless it is a delete."""
+    import pyarrow.compute as pc
     base = lookup.base
     if len(lookup.touched):
         replaced, _ = _positions_of(lookup.touched, _int64s(base.column(ROW_ID)))
@@ -374,6 +375,7 @@ def _find(lookup: _Lookup, values: pa.Array) -> pa.Table:
     """The head rows whose key is one of `values`: the base rows holding them (binary search), except those a change
     row replaced, plus the newest change row of every row id that held one of them or replaced such a base row,
     unless it is a delete (a superset of the head rows holding the keys: the predicate is applied to them again)."""
+    import pyarrow.compute as pc
     wanted = np.unique(values.to_numpy(zero_copy_only=False).astype(np.int64, copy=False))
     found, at = _positions_of(lookup.keys, wanted)
     at = at[found]

@@ -87,7 +87,7 @@ def check_history(root, ops) -> None:
             for n in op[1]:
                 parts.append(rows(range(start, start + n)))
                 start += n
-            t.append(rows([0]).slice(0, 0)) if start == next_key else distributed.append(t, distributed.Local(parts), merge=True, info=CommitInfo())
+            t.append(rows([0]).slice(0, 0), schema_mode="merge") if start == next_key else distributed.append(t, distributed.Local(parts), merge=True, info=CommitInfo())
             next_key = start
         elif op[0] == "snapshot":
             t.snapshot()
