@@ -23,12 +23,12 @@ pytestmark = pytest.mark.usefixtures("cli_env")
 def history(tmp_path, monkeypatch):
     """Table `t` (key id): 3000 rows at version 0, then 13 commits (updates, deletes, appends); compaction (every 10
     commits) keeps version 0's insert-only file in block 0..9 (as it keeps any file of 1 MiB or more that is bigger
-    than the rest of the block: here 4 KiB)."""
+    than the rest of the block, and any of 64 MiB or more: here 16 KiB)."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(compaction, "CARRY_MIN_BYTES", 4096)
+    monkeypatch.setattr(compaction, "CARRY_ALWAYS_BYTES", 16 << 10)
     store = logstore.init(tmp_path / ".logstore")
     n = 3000
-    t = store.create_table("t", pa.table({"id": list(range(n)), "x": [i * 10 for i in range(n)], "s": [f"row {i}" for i in range(n)]}), key="id")
+    t = store.create_table("t", pa.table({"id": list(range(n)), "x": [i * 10 for i in range(n)], "s": [f"row {i} {'x' * (i % 40)}" for i in range(n)]}), key="id")
     for i in range(1, 14):
         if i % 3 == 0:
             t.delete(where=f"id % 101 = {i}")
@@ -36,6 +36,8 @@ def history(tmp_path, monkeypatch):
             t.update({"x": f"x + {i}"}, where=f"id % 97 = {i % 7}")
         else:
             t.append(pa.table({"id": [10000 + i], "x": [i], "s": [f"new{i}"]}))
+    sizes = {f.path: f.size for f in t._files.log.read(0).files}
+    assert min(sizes.values()) >= 16 << 10, sizes  # version 0's file is kept as it is by compaction
     return store, t
 
 
