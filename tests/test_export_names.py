@@ -98,3 +98,18 @@ def test_cli_sql_parquet_with_duplicate_names(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     t = pq.read_table(tmp_path / "d.parquet")
     assert t.column_names == NAMES and [t.column(i)[0].as_py() for i in range(5)] == VALUES
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_names_with_quotes_commas_and_case(tmp_path, fmt):
+    """Names are quoted in the alias list as in the SELECT: quotes, commas and spaces, differing by case only."""
+    query = 'SELECT 1 AS "we""ird, name", 2 AS "WE""IRD, NAME", 3 AS """"'
+    target = tmp_path / f"w.{fmt}"
+    export.write_relation(connection.new().sql(query), target)
+    expected = {'we"ird, name': 1, 'WE"IRD, NAME_1': 2, '"': 3}
+    if fmt == "parquet":
+        assert pq.read_table(target).to_pylist() == [expected]
+    elif fmt == "csv":
+        assert list(csv.DictReader(io.StringIO(target.read_text()))) == [{k: str(v) for k, v in expected.items()}]
+    else:
+        assert json.loads(target.read_text(), object_pairs_hook=_no_repeats) == [expected]
