@@ -14,7 +14,7 @@ from .output import (
     TABLE_ROWS,
     count,
     output_options,
-    render_arrow,
+    render,
     render_one,
     render_relation,
     status,
@@ -84,7 +84,8 @@ def diff(state, table, a, b, summary, limit, fmt, output, file_format, force):
     notes += [f"columns removed: {', '.join(facts['columns_removed'])}"] if facts.get("columns_removed") else []
     for note in notes:
         status(note)
-    render_arrow(_readable(rows), fmt, empty="(no differences)")
+    records, fields = _readable(rows)
+    render(records, fmt, fields=fields, empty="(no differences)")
     if more:
         status(f"(first {count(shown, 'row')} shown; raise --limit to see more)")
 
@@ -141,20 +142,15 @@ def _facts(rows: pa.Table) -> dict:
     return json.loads(raw) if raw else {}
 
 
-def _readable(rows: pa.Table) -> pa.Table:
-    """For people: drop `_old_` columns no shown row changed, and show the changed columns as one string."""
-    import pyarrow.compute as pc
-
+def _readable(rows: pa.Table) -> tuple[list[dict], list[str]]:
+    """For people: the rows as records without the `_old_` columns no shown row changed, the changed columns as one
+    string; and the names of the columns kept. (In Python, not pyarrow.compute: a Python string in a compute call
+    makes pyarrow import pandas, 0.3-0.5 s, tests/test_cli_imports.py.)"""
     from logstore.changes import CHANGED_COLUMNS, OLD_PREFIX
 
-    keep = []
-    for name in rows.column_names:
-        if name.startswith(OLD_PREFIX) and rows.column(name).null_count == rows.num_rows:
-            continue
-        keep.append(name)
-    rows = rows.select(keep)
-    if CHANGED_COLUMNS in rows.column_names:
-        i = rows.column_names.index(CHANGED_COLUMNS)
-        joined = pc.binary_join(rows.column(i), ", ")
-        rows = rows.set_column(i, CHANGED_COLUMNS, joined)
-    return rows
+    keep = [n for n in rows.column_names if not (n.startswith(OLD_PREFIX) and rows.column(n).null_count == rows.num_rows)]
+    records = rows.select(keep).to_pylist()
+    for r in records:
+        if r.get(CHANGED_COLUMNS) is not None:
+            r[CHANGED_COLUMNS] = ", ".join(r[CHANGED_COLUMNS])
+    return records, keep

@@ -41,8 +41,10 @@ INTRO = """# The `logstore` command line
   `sql -f/--file` is `sql --query-file` (`sql -f` is `--format`, as everywhere).
 - **Output**: listings print a table for people; `-f/--format json` prints ONE JSON document (an array of objects,
   or an object for `info` and `verify`) with stable field names and ISO-8601 UTC times
-  (`2022-01-01T00:00:00.000000Z`); `--format csv` prints a header row and one row per record. Colours only on a
-  terminal and never with `NO_COLOR`. Progress bars (stderr) only on a terminal and only for work of more than a
+  (`2022-01-01T00:00:00.000000Z`); `--format csv` prints a header row and one row per record. Columns of one
+  name (`sql "SELECT 1 AS a, 2 AS a"`, `SELECT *` of a join of two tables with `id`) are written under the unique
+  names DuckDB gives them (`a`, `a_1`; names compare case-insensitively), each with its own values, in every format
+  (table, CSV, JSON, Parquet). Colours only on a terminal and never with `NO_COLOR`. Progress bars (stderr) only on a terminal and only for work of more than a
   few MB.
 - **Errors**: a failed command changes nothing, prints one line `error: ...` on stderr and exits with status 1
   (usage errors: status 2). `--debug` (or `LOGSTORE_DEBUG=1`) shows the traceback instead.

@@ -124,23 +124,29 @@ class _File:
     schema: tuple | None = None  # the exact (ordered, typed) columns the file was written with, when known
     key: tuple = ()  # the file's identity (store, path, size, SHA-256): the cache key of its narrow columns (scan.py)
     physical: tuple | None = None  # the columns (with identities) it holds (evolution.layout)
+    versions: tuple[int, int] | None = None  # the versions first..last of the unit it stands for (compaction.cover)
 
 
 class _Range:
-    """The commit records of versions first..last and the change files that hold their rows."""
+    """The commit records of versions first..last and the change files that hold their rows.
 
-    def __init__(self, files: TableFiles, first: int, last: int):
+    `rows_only` (diff): only the row ids of the change rows are wanted, never their values: the records are read
+    when asked for (columns_at), not all of the range's, and the files' schemas are not worked out."""
+
+    def __init__(self, files: TableFiles, first: int, last: int, *, rows_only: bool = False):
         self.log = files.log
         self.first, self.last = first, last
-        self.records = {r.version: r for r in files.log.read_range(max(first, 0), last)}  # through log checkpoints
+        self.records = {} if rows_only else {r.version: r for r in files.log.read_range(max(first, 0), last)}  # through log checkpoints
         self.change_files: list[_File] = []
         self.changed_versions = [v for v, r in self.records.items() if r.files]
         # format 5: versions whose delete rows hold the deleted rows' values (their pre-images)
         self.preimage_versions = [v for v, r in self.records.items() if r.preimages]
-        for path, size, sha256, held, version, inserts_only, schema, physical in _range_files(files, max(first, 0), last, self.records):
+        for path, size, sha256, held, version, inserts_only, schema, physical, unit in _range_files(
+            files, max(first, 0), last, self.records, values=not rows_only
+        ):
             integrity.check_file(files.storage, files.path(path), size, sha256, version, what="change file")
             key = (files.storage.location, files.path(path), size, sha256)
-            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema, key, physical))
+            self.change_files.append(_File(files.url(path), held, version, inserts_only, schema, key, physical, unit))
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         if version not in self.records:
@@ -199,6 +205,8 @@ class _Range:
         parts = []
         holding = np.array(self.preimage_versions, dtype=np.int64)
         for f in change_files:
+            if not self._may_hold_rows(f):
+                continue
             rid, ver, deleted = scan.change_rows(f.url, f.key)
             wanted = (ver >= self.first) & (ver <= self.last)
             if skip_preimages and len(holding):
@@ -207,16 +215,50 @@ class _Range:
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
+    def _may_hold_rows(self, f: _File) -> bool:
+        """False for a file of a compacted block reaching past the range whose `_version` statistics show no row of
+        the range (e.g. version 0's data file kept in block 0..99, for a range from version 1): its narrow columns
+        are then not read at all. A file without statistics may hold rows."""
+        if f.versions is None or (f.versions[0] >= self.first and f.versions[1] <= self.last):
+            return True
+        bounds = _version_bounds(f.url)
+        return bounds is None or (bounds[0] <= self.last and bounds[1] >= self.first)
+
+
+def _version_bounds(url: str) -> tuple[int, int] | None:
+    """The least and greatest `_version` of a change file by its row groups' statistics (its footer), or None if
+    any row group has none."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(url).metadata
+    except (pa.ArrowException, OSError):  # reported as scan.change_rows reports it, when it reads the file
+        return None
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if VERSION not in names:
+        return None
+    column = names.index(VERSION)
+    lows, highs = [], []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    return (int(min(lows)), int(max(highs))) if lows else None
+
+
 def _distinct(ids: np.ndarray) -> np.ndarray:
     """The distinct values of `ids`, sorted (np.unique hashes first, several times slower on these arrays)."""
     ids = np.sort(ids)
     return ids[np.concatenate([[True], ids[1:] != ids[:-1]])] if len(ids) else ids
 
 
-def _range_files(files: TableFiles, first: int, last: int, records: dict):
-    """(path, size, sha256, columns held, version or None, inserts_only) of the files standing for versions
-    first..last: compacted blocks where compaction.py has them (a block may reach past the range; rows are
-    filtered by _version), else each version's own files."""
+def _range_files(files: TableFiles, first: int, last: int, records: dict, *, values: bool = True):
+    """(path, size, sha256, columns held, version or None, inserts_only, schema, physical columns, (unit first,
+    unit last)) of the files standing for versions first..last: compacted blocks where compaction.py has them (a
+    block may reach past the range; rows are filtered by _version), else each version's own files. Without `values`
+    (only the files' row ids are read), schema and physical columns are None."""
     if last < first:
         return []
     out = []
@@ -225,8 +267,10 @@ def _range_files(files: TableFiles, first: int, last: int, records: dict):
             f = held.file
             plain = unit.compaction is None
             schema = records[unit.last].columns if plain and unit.last in records else None
-            physical = evolution.layout(files.log, unit.first, unit.last, frozenset(held.columns))
-            out.append((f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema, physical))
+            physical = evolution.layout(files.log, unit.first, unit.last, frozenset(held.columns)) if values else None
+            out.append(
+                (f.path, f.size, f.sha256, frozenset(held.columns), unit.last if plain else None, f.inserts_only, schema, physical, (unit.first, unit.last))
+            )
     return out
 
 
@@ -454,7 +498,7 @@ def preimage_mismatch(files: TableFiles, con: duckdb.DuckDBPyConnection, version
 def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset()) -> tuple[_Query, dict]:
     """SQL for diff(a, b) of resolved versions, and the schema facts (columns, added, removed)."""
     lo, hi = min(a, b), max(a, b)
-    span = _Range(files, lo + 1, hi)
+    span = _Range(files, lo + 1, hi, rows_only=True)
     cols_a, cols_b = span.columns_at(a), span.columns_at(b)
     ids_a, ids_b = span.idents_at(a), span.idents_at(b)
     key = files.log.read(b).key  # b's names of the key columns (a rename keeps a column in the key)

@@ -30,6 +30,10 @@ NULL empty in CSV and null in JSON; NaN and infinities as NULL; intervals as sec
 text in JSON (as written in CSV). Nested values (lists, structs, maps) are written by DuckDB: JSON arrays and
 objects in JSON, DuckDB's text form (`[1, 2]`, `{'a': 1}`) in CSV. Parquet keeps every type as it is.
 
+Column names: a name repeating an earlier one (case-insensitively: `SELECT 1 AS a, 2 AS a`, `SELECT *` of a join of
+two tables that both have `id`) is written under the unique name DuckDB gives it (`a_1`) in every format, each column
+with its own values (a JSON object with two `a` keys would lose one of them in most readers).
+
 Output is deterministic: the same rows in the same order give the same bytes (DuckDB's Parquet writer keeps row
 groups of ROW_GROUP_SIZE rows in order with any number of threads; checked by tests/test_cli_stream.py).
 """
@@ -133,7 +137,7 @@ def _write(relation: duckdb.DuckDBPyRelation, out: IO[bytes], fmt: str, store: S
         thread.start()
         try:
             try:
-                relation.query(_ROWS, _copy_sql(relation.columns, relation.types, _ROWS, fifo, fmt))
+                relation.query(_ROWS, _copy_sql(_names(relation), relation.types, _ROWS, fifo, fmt))
             except duckdb.PermissionException:  # the relation's connection may not write there: hand the rows over
                 _copy_over_arrow(relation, fifo, fmt)
         except duckdb.Error:
@@ -208,13 +212,27 @@ def _copy_over_arrow(relation: duckdb.DuckDBPyRelation, path: str, fmt: str) -> 
     try:
         con.register(_ROWS, reader)
         scan = con.sql(f"SELECT * FROM {_ROWS}")
-        con.execute(_copy_sql(scan.columns, scan.types, _ROWS, path, fmt))
+        con.execute(_copy_sql(_names(scan), scan.types, _ROWS, path, fmt))
     finally:
         con.close()
         reader.close()
 
 
+def _names(relation: duckdb.DuckDBPyRelation) -> list[str]:
+    """The names the relation's columns are written under: its own, except that a name repeating an earlier one
+    (DuckDB compares names case-insensitively: `SELECT 1 AS a, 2 AS a`, a join of two tables that both have `id`)
+    gets the unique name DuckDB gives it when the relation is read as a table (`a_1`), as DuckDB's own COPY, the
+    Parquet output and the CLI's table do."""
+    columns = list(relation.columns)
+    if len({c.lower() for c in columns}) == len(columns):
+        return columns
+    return list(relation.project("*").columns)  # binds only: nothing runs
+
+
 def _copy_sql(columns: list[str], types: list, source: str, path: str, fmt: str) -> str:
+    """The COPY of `source`'s rows to `path`; `columns` are its columns' unique names (_names), in order: each is
+    bound by position (the source's own names may repeat, and would each find its first column)."""
+    source = f"{source} AS {_ROWS}_named({', '.join(quote(c) for c in columns)})"
     if fmt == "parquet":
         # DuckDB writes a column REQUIRED when the statistics of what it reads show no NULL, so the same rows read
         # through other files (a snapshot, a compacted block) would give other bytes: a NULL the planner cannot rule

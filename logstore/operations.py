@@ -17,7 +17,6 @@ from functools import cached_property
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import evolution, expressions, fingerprint, statistics
 from .errors import InvalidExpressionError, KeyRequiredError, KeyViolationError, SchemaMismatchError
@@ -45,6 +44,8 @@ class ChangeSet:
     preimages: bool = False  # every delete row holds the deleted row's values (format 5; changes.py reads them)
 
     def count(self, op: str) -> int:
+        import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
         if self.rows.num_rows == 0:
             return 0
         return int(pc.sum(pc.equal(self.rows.column(OP), op)).as_py() or 0)
@@ -453,6 +454,8 @@ def change_schema(columns, *, version: bool = False) -> pa.Schema:
 
 
 def _change_set(rows: pa.Table, columns, head: Head, parameters: dict | None = None) -> ChangeSet:
+    import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
     schema = change_schema(columns)
     # update and delete hash the old images in their own scan; pc.sum of uint64 wraps, i.e. it is mod 2^64
     old_hash = (pc.sum(rows.column(OLD_HASH)).as_py() or 0) if OLD_HASH in rows.column_names else None
@@ -495,6 +498,8 @@ def _check_batch_keys(head: Head, batch: pa.Table) -> None:
 
 def _nan_keys(batch: pa.Table, key: list[str]) -> list:
     """The key values (at most 6) of the rows whose key holds a NaN."""
+    import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
     masks = [_holds_nan(batch.column(k).combine_chunks()) for k in key]
     mask = masks[0]
     for other in masks[1:]:
@@ -505,6 +510,8 @@ def _nan_keys(batch: pa.Table, key: list[str]) -> list:
 
 def _holds_nan(array: pa.Array) -> pa.Array:
     """Per value: does it hold a NaN, as a float or inside a list, struct or map value?"""
+    import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
     t = array.type
     if pa.types.is_floating(t):
         return pc.fill_null(pc.is_nan(array), False)
@@ -524,6 +531,8 @@ def _holds_nan(array: pa.Array) -> pa.Array:
 
 def _surely_valid_keys(batch: pa.Table, key: list[str]) -> bool:
     """A cheap pass: no nulls, and as many distinct keys as rows (else the exact SQL check finds the culprits)."""
+    import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
     exact = (pa.types.is_integer, pa.types.is_string, pa.types.is_large_string, pa.types.is_temporal)
     if not all(any(t(batch.schema.field(k).type) for t in exact) for k in key):
         return False  # floats (NaN, -0.0) and nested types: equality as DuckDB defines it, in the SQL check
@@ -559,6 +568,8 @@ def _check_new_keys(head: Head, batch: pa.Table) -> None:
 def _keys_past_every_file(head: Head, batch: pa.Table) -> bool:
     """True if an integer key's batch range overlaps no source file's key range (footer statistics, exact for
     integers): then no stored row, deleted or not, holds one of these keys, and no SQL needs to run."""
+    import pyarrow.compute as pc  # imported where used: reads (the CLI's diff) never need it
+
     if len(head.key) != 1 or not pa.types.is_integer(batch.schema.field(head.key[0]).type) or batch.num_rows == 0:
         return False
     bounds = pc.min_max(batch.column(head.key[0]))

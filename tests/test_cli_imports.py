@@ -77,6 +77,10 @@ def test_help_imports_no_data_library(tmp_path):
         ("show", "events", "--version", "2"),
         ("changes", "events", "0", "4", "-f", "csv"),
         ("diff", "events", "0", "4", "-f", "json"),
+        ("diff", "events", "1", "4", "-f", "csv"),
+        ("diff", "events", "4", "0", "-o", "{dir}/d.parquet"),
+        ("diff", "events", "0", "4", "--summary", "-f", "json"),
+        ("diff", "events", "0", "4"),
     ],
     ids=lambda args: " ".join(args[:2]) + " " + args[-1].rsplit("/", 1)[-1],
 )
