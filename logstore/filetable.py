@@ -23,7 +23,6 @@ The layout and rules are in docs/format.md, "File tables and blobs (format 4)".
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import os
 import shutil
@@ -529,11 +528,6 @@ def _diff(batch: pa.Table, deleted: list[str]) -> Any:
     return build
 
 
-def _us(moment: dt.datetime) -> int:
-    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
 def _unchanged_since_scan(e: Entry, s: Staged) -> None:
     try:
         st = os.stat(e.local, follow_symlinks=False)
@@ -798,8 +792,10 @@ def _write_file(blobs: Blobs, root: str, files: VersionFiles, version: int, i: i
             _replace(temp, target)
     except CorruptionError as e:
         raise CorruptionError(e.path, version, f"{e.reason} (file {path!r})") from None
-    except FileExistsError:  # appeared in the fresh directory since it was found empty: not overwritten
-        raise OutputExistsError(target) from None
+    except FileExistsError:
+        if not fresh:
+            raise
+        raise OutputExistsError(target) from None  # appeared in the fresh directory since it was found empty
 
 
 def _unchanged(target: str, size: int, mtime_ns: int, executable: bool) -> bool:
