@@ -15,7 +15,9 @@ Measured, in one run:
   changed files", measured on the same folder just before each add; and DVC's `dvc add` + `git commit`; as a
   reference (not the goal), the floor plus fsynced copies of the changed files, which any durable store pays;
 * checkout of version 0: into a workspace holding the latest version (what `git checkout` + `dvc checkout` do), and
-  into an empty directory; every logstore checkout is compared byte for byte with the folder as it was.
+  into an empty directory, `--checkouts` times, logstore and DVC alternately (the median is reported, and every
+  time with the load average: the machine is shared and its disk noisy); every checkout of either tool is compared
+  byte for byte with the folder as it was.
 Goals (issue 15): bytes <= 1.05x unique content and below DVC's cache; add <= 1.5x the floor; checkout of an old
 version at least as fast as DVC's.
 """
@@ -136,6 +138,28 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
+def empty_checkouts(table, work: Path, repo: Path, args: argparse.Namespace, state: dict[str, str], use_dvc: bool) -> tuple[list[float], list[float]]:
+    """Version 0 checked out into an empty directory `args.checkouts` times, logstore then DVC (`dvc checkout` after
+    removing its workspace folder, as the first session measured it), each checked byte for byte."""
+    ls_times: list[float] = []
+    dvc_times: list[float] = []
+    out = work / "ls-fresh"
+    for i in range(args.checkouts):
+        shutil.rmtree(out, ignore_errors=True)
+        load = os.getloadavg()[0]
+        ls_times.append(timed(lambda: table.checkout(out, version=0)))
+        assert folder_state(out) == state
+        line = f"checkout into an empty directory {i + 1}: logstore {ls_times[-1]:.3f}s (load {load:.2f})"
+        if use_dvc:
+            shutil.rmtree(repo / "data")
+            load = os.getloadavg()[0]
+            dvc_times.append(timed(lambda: run([args.dvc, "checkout", "-q", "data.dvc"], repo)))
+            assert folder_state(repo / "data") == state
+            line += f", dvc {dvc_times[-1]:.3f}s (load {load:.2f}): {ls_times[-1] / dvc_times[-1]:.2f}x"
+        print(line, flush=True)
+    return ls_times, dvc_times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=10_000)
@@ -145,6 +169,7 @@ def main() -> None:
     parser.add_argument("--dvc", default=os.environ.get("DVC", DEFAULT_DVC), help="the dvc executable ('' to skip DVC)")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--keep", help="work in this directory and keep it")
+    parser.add_argument("--checkouts", type=int, default=3, help="checkouts into an empty directory, each tool alternately")
     parser.add_argument("--cold", action="store_true", help="forget the head's rows before each add (as a new process, e.g. the CLI, starts)")
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -206,19 +231,6 @@ def main() -> None:
     table.checkout(ls_work)
     ls_old = timed(lambda: table.checkout(ls_work, version=0, overwrite=True))
     assert folder_state(ls_work) == states[0]
-    ls_fresh = timed(lambda: table.checkout(work / "ls-fresh", version=0))
-    assert folder_state(work / "ls-fresh") == states[0]
-    unique_bytes = sum(unique.values())
-    store_bytes = du(work / "store", skip="_staging")
-    rows = [
-        ("unique content (MB)", unique_bytes / 1e6, None, None),
-        ("stored bytes (MB)", store_bytes / 1e6, None, store_bytes / unique_bytes),
-        ("add of a version, median (s)", statistics.median(ls_add), None, statistics.median(ls_add) / statistics.median(floors)),
-        ("  floor: list folder + hash changed (s)", statistics.median(floors), None, None),
-        ("  ref: floor + fsynced copies of changed (s)", statistics.median(durable_floors), None, statistics.median(ls_add) / statistics.median(durable_floors)),
-        ("checkout v0 into latest workspace (s)", ls_old, None, None),
-        ("checkout v0 into empty dir (s)", ls_fresh, None, None),
-    ]
     if use_dvc:
         first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.split()
         commits = subprocess.run(["git", "log", "--format=%H", "--reverse"], cwd=repo, capture_output=True, text=True).stdout.split()
@@ -231,13 +243,23 @@ def main() -> None:
 
         dvc_old = timed(dvc_checkout)
         assert folder_state(data) == states[0]
-        shutil.rmtree(data)
-        dvc_fresh = timed(lambda: run([args.dvc, "checkout", "-q", "data.dvc"], repo))
-        assert folder_state(data) == states[0]
+    ls_fresh, dvc_fresh = empty_checkouts(table, work, repo, args, states[0], use_dvc)
+    unique_bytes = sum(unique.values())
+    store_bytes = du(work / "store", skip="_staging")
+    rows = [
+        ("unique content (MB)", unique_bytes / 1e6, None, None),
+        ("stored bytes (MB)", store_bytes / 1e6, None, store_bytes / unique_bytes),
+        ("add of a version, median (s)", statistics.median(ls_add), None, statistics.median(ls_add) / statistics.median(floors)),
+        ("  floor: list folder + hash changed (s)", statistics.median(floors), None, None),
+        ("  ref: floor + fsynced copies of changed (s)", statistics.median(durable_floors), None, statistics.median(ls_add) / statistics.median(durable_floors)),
+        ("checkout v0 into latest workspace (s)", ls_old, None, None),
+        ("checkout v0 into empty dir, median (s)", statistics.median(ls_fresh), None, None),
+    ]
+    if use_dvc:
         rows[1] = (rows[1][0], rows[1][1], dvc_cache / 1e6, store_bytes / unique_bytes)
         rows[2] = (rows[2][0], rows[2][1], statistics.median(dvc_add), rows[2][3])
         rows[5] = (rows[5][0], ls_old, dvc_old, ls_old / dvc_old)
-        rows[6] = (rows[6][0], ls_fresh, dvc_fresh, ls_fresh / dvc_fresh)
+        rows[6] = (rows[6][0], statistics.median(ls_fresh), statistics.median(dvc_fresh), statistics.median(ls_fresh) / statistics.median(dvc_fresh))
     print()
     print(f"{args.files} files, {args.megabytes} MB, {args.versions} versions changing {args.change:.0%} each; logstore {logstore.__version__}")
     print(f"{'':42} {'logstore':>10} {'dvc':>10} {'ratio':>8}")

@@ -73,6 +73,22 @@ class LocalStorage:
             f.seek(start)
             return f.read(max(end - start, 0))
 
+    def read_small(self, path: str, limit: int) -> bytes | None:
+        """The whole file in one open and one read if it holds at most `limit` bytes, else None; FileNotFoundError
+        if it does not exist. (Local disk only, for blobs: a checkout's per-file fast path, blobs.Blobs.whole; a lazy
+        clone's OnDemandStorage inherits it unchanged, as it fetches data files but never blobs.)"""
+        fd = os.open(os.path.join(self.location, path), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            expected = os.fstat(fd).st_size
+            if expected > limit:
+                return None
+            data = os.read(fd, expected + 1)
+            while len(data) <= expected and (more := os.read(fd, expected + 1 - len(data))):  # a short read
+                data += more
+            return data if len(data) <= limit else None
+        finally:
+            os.close(fd)
+
     def list(self, prefix: str) -> builtins.list[str]:
         """Names of the files directly inside the directory `prefix`, sorted; [] if it does not exist."""
         try:
