@@ -13,7 +13,7 @@ read once, with their row ids, and kept for the next add of the table in this pr
 version they are the rows of (`_known_heads`, matched by table id, version and content fingerprint); the commit's
 change rows and the two sums of the content fingerprint are computed from them and the few changed rows (one small
 query), exactly what the general upsert and delete would give (they run instead when another writer committed in
-between); the files are read, staged and published by one pool of THREADS threads kept across adds.
+between); the files are read, staged and published on the process's worker threads (threads.py), kept across adds.
 
 `checkout` writes a version as a folder, byte for byte, with executable bits and mtimes; `open_file` gives one
 file's content. Both verify every byte against the row's SHA-256 (CorruptionError).
@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 
-from . import fingerprint, names, operations, selectors, snapshot
+from . import fingerprint, names, operations, selectors, snapshot, threads
 from .blobs import RAW, ZSTD, Blobs, Staged, blob_path, parse_name
 from .commit import FILE_TABLE, CommitInfo, _publish_once, commit
 from .errors import (
@@ -81,7 +81,7 @@ OPERATION = "ADD FILES"
 # (committing nothing) if publishing its blobs and committing take longer than the other half
 BLOB_GRACE = 6 * 3600.0
 TEMP_PREFIX = ".logstore-checkout-"
-THREADS = 8  # files read and blobs published at a time
+THREADS = threads.SIZE  # files read and blobs published at a time: the process's worker threads
 CHECKOUT_THREADS = 4  # files checked out at a time (benchmarks/README.md, issue 15, fourth part)
 
 
@@ -582,26 +582,9 @@ def _sync_directories(storage: Any, paths: set[str]) -> None:
     _run_all([functools.partial(storage.sync_directories, group) for group in groups.values()])
 
 
-_pool_lock = threading.Lock()
-_pool_state: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    """THREADS worker threads kept for every add of this process (started once: starting 8 threads per add cost
-    ~8 ms on two busy cores); a forked child starts its own."""
-    global _pool_state
-    with _pool_lock:
-        if _pool_state is None or _pool_state[0] != os.getpid():
-            _pool_state = (os.getpid(), ThreadPoolExecutor(THREADS, thread_name_prefix="logstore-files"))
-        return _pool_state[1]
-
-
 def _run_all(tasks: list[Callable[[], None]]) -> None:
-    """Run the tasks on the pool; once all have finished, raise the first error."""
-    futures = [_pool().submit(task) for task in tasks]
-    wait(futures)
-    for f in futures:
-        f.result()
+    """Run the tasks on the process's worker threads (threads.py); once all have finished, raise the first error."""
+    threads.run_all(tasks)
 
 
 def _create(store: Store, name: str, batch: pa.Table, info: CommitInfo) -> Commit:
