@@ -71,7 +71,18 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from . import compaction, evolution, fingerprint, integrity, materialize, planner, scan, selectors, timestamps
+from . import (
+    compaction,
+    evolution,
+    fingerprint,
+    integrity,
+    materialize,
+    planner,
+    scan,
+    selectors,
+    statistics,
+    timestamps,
+)
 from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: also importable from here, as before
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .planner import TableFiles
@@ -214,38 +225,14 @@ class _Range:
             parts.append(rid[wanted])
         return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
-
     def _may_hold_rows(self, f: _File) -> bool:
         """False for a file of a compacted block reaching past the range whose `_version` statistics show no row of
         the range (e.g. version 0's data file kept in block 0..99, for a range from version 1): its narrow columns
         are then not read at all. A file without statistics may hold rows."""
         if f.versions is None or (f.versions[0] >= self.first and f.versions[1] <= self.last):
             return True
-        bounds = _version_bounds(f.url)
-        return bounds is None or (bounds[0] <= self.last and bounds[1] >= self.first)
-
-
-def _version_bounds(url: str) -> tuple[int, int] | None:
-    """The least and greatest `_version` of a change file by its row groups' statistics (its footer), or None if
-    any row group has none."""
-    import pyarrow.parquet as pq
-
-    try:
-        meta = pq.ParquetFile(url).metadata
-    except (pa.ArrowException, OSError):  # reported as scan.change_rows reports it, when it reads the file
-        return None
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if VERSION not in names:
-        return None
-    column = names.index(VERSION)
-    lows, highs = [], []
-    for g in range(meta.num_row_groups):
-        stats = meta.row_group(g).column(column).statistics
-        if stats is None or not stats.has_min_max:
-            return None
-        lows.append(stats.min)
-        highs.append(stats.max)
-    return (int(min(lows)), int(max(highs))) if lows else None
+        bounds = statistics.integer_range(f.url, VERSION)  # None if unreadable: the read then reports it
+        return bounds is None or bounds.overlaps(self.first, self.last)
 
 
 def _distinct(ids: np.ndarray) -> np.ndarray:

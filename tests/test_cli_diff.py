@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import logstore
-from logstore import changes, compaction, scan
+from logstore import changes, compaction, scan, statistics
 from logstore_cli.main import cli
 
 pytestmark = pytest.mark.usefixtures("cli_env")
@@ -79,8 +79,8 @@ def test_a_block_file_outside_the_range_is_not_read(history, monkeypatch):
 def test_the_bounds_of_a_file_by_its_statistics(history):
     store, t = history
     first = t._files.url(t._files.log.read(0).files[0].path)
-    assert changes._version_bounds(first) == (0, 0)
-    assert changes._version_bounds(first + ".missing") is None  # unreadable: left to the read that reports it
+    assert statistics.integer_range(first, "_version") == statistics.Range(0, 0)
+    assert statistics.integer_range(first + ".missing", "_version") is None  # unreadable: left to the read that reports it
 
 
 def test_every_pair_of_versions_matches_full_reads(history):
