@@ -13,5 +13,6 @@ import logstore.storage
 if __name__ == "__main__":
     logstore.storage._fsync = lambda path: None  # durability is not what the kill test checks
     store = logstore.open(sys.argv[1])
+    print("ready", flush=True)  # imported and opened: the parent's random moment falls within the add itself
     commit = store.add_files("f", sys.argv[2])
     print(commit.version, flush=True)

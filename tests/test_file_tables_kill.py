@@ -31,12 +31,29 @@ def test_a_killed_add_leaves_the_store_as_before(tmp_path, no_fsync):
     store.add_files("f", src)
     states = [folder(src)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    kills = 0
-    for round_ in range(6):
+
+    def change(round_: int) -> None:
         write(src, {f"d{i % 7}/f{i}": (os.urandom(20_000) if i % 2 else bytes([round_]) * 30_000) for i in range(0, 300, 1 + round_ % 3)})
         write(src, {f"d{round_ % 7}/f{round_}": None} if (src / f"d{round_ % 7}/f{round_}").exists() else {})
+
+    def start() -> subprocess.Popen:
         child = subprocess.Popen([sys.executable, CHILD, str(root), str(src)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.5, 5.0))
+        assert child.stdout is not None
+        child.stdout.readline()  # "ready": imported and opened, the add starts now
+        return child
+
+    change(6)  # one add left to finish: how long an add takes on this machine, now
+    child = start()
+    began = time.monotonic()
+    child.communicate()
+    add_seconds = time.monotonic() - began
+    assert child.returncode == 0
+    states.append(folder(src))
+    kills = 0
+    for round_ in range(6):
+        change(round_)
+        child = start()
+        time.sleep(rng.uniform(0.0, 0.9 * add_seconds))  # a random moment within the add
         child.kill()
         out, err = child.communicate()
         kills += child.returncode == -9
