@@ -409,7 +409,8 @@ def compact_block(files: TableFiles, level: int, first: int, *, only_small: bool
             return None
         for group in groups:
             replaces_list.extend(f.file.path for f in group)
-        listed = tuple(sorted(carried, key=lambda f: f.file.path)) + tuple(written)
+        made = tuple(m for m in merged if m is not None)  # in group order (inserts only first), not finishing order
+        listed = tuple(sorted(carried, key=lambda f: f.file.path)) + made
         replaces = tuple(replaces_list)
     record = CompactionRecord(first, last, level, listed, replaces, timestamps.encode(timestamps.now()), log.table_id())
     if time.monotonic() - started >= PUBLISH_WINDOW:  # vacuum may already treat its files as a dead compactor's
