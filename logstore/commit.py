@@ -231,23 +231,31 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 
-def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | None = None, sync_directory: bool = True) -> tuple[int, str]:
+def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | None = None, sync_directory: bool = True, in_memory: bool = True) -> tuple[int, str]:
     """Publish rows (a change file's or a compacted file's, at a unique `path`) as Parquet; return size and SHA-256.
 
-    The file is built in memory (these files are small) and hashed there, then written to a staging file in one
-    write: no second pass over the file to hash it. The table is kept for a compaction of this process that
-    will merge the file (recent.py). Row groups of ROW_GROUP_ROWS unless `row_group_size` says otherwise."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(rows, sink, compression="zstd", row_group_size=row_group_size or ROW_GROUP_ROWS, **change_file_encoding(rows.column_names))
-    data = sink.getvalue()
-    digest = hashlib.sha256(data).hexdigest()
+    `in_memory` (these files are usually small): the file is built in memory and hashed there, then written to a
+    staging file in one write, with no second pass over the file to hash it; and the table is kept for a compaction
+    of this process that will merge the file (recent.py). Else it is written to the staging file and hashed from
+    there. Row groups of ROW_GROUP_ROWS unless `row_group_size` says otherwise."""
+    options = {"compression": "zstd", "row_group_size": row_group_size or ROW_GROUP_ROWS, **change_file_encoding(rows.column_names)}
     staged = storage.staging_file(".parquet")
+    data = None
     try:
-        with open(staged, "wb") as f:
-            f.write(data)
+        if in_memory:
+            sink = pa.BufferOutputStream()
+            pq.write_table(rows, sink, **options)
+            data = sink.getvalue()
+            with open(staged, "wb") as f:
+                f.write(data)
+        else:
+            pq.write_table(rows, staged, **options)
     except BaseException:
         storage.delete_staged(staged)
         raise
+    if data is None:
+        return publish_staged(storage, path, staged, sync_directory=sync_directory)
+    digest = hashlib.sha256(data).hexdigest()
     storage.put_staged_if_absent(path, staged, sync_directory=sync_directory)
     recent.remember(storage.location, path, digest, rows, data)
     return data.size, digest
@@ -272,15 +280,14 @@ def change_file_encoding(names) -> dict:
     }
 
 
-def publish_staged(storage, path: str, staged: str, *, known: tuple[int, str] | None = None, sync_directory: bool = True) -> tuple[int, str]:
-    """Publish a staged file; return its size and SHA-256 (`known` if the caller computed them from its bytes).
+def publish_staged(storage, path: str, staged: str, *, sync_directory: bool = True) -> tuple[int, str]:
+    """Publish a staged file; return its size and SHA-256, computed from the staged file.
     sync_directory=False: as for storage.put_staged_if_absent."""
-    if known is None:
-        with open(staged, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        known = (os.path.getsize(staged), digest)
+    with open(staged, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    size = os.path.getsize(staged)
     storage.put_staged_if_absent(path, staged, sync_directory=sync_directory)
-    return known
+    return size, digest
 
 
 def _jsonable(value):

@@ -443,7 +443,7 @@ def _delete(storage, prefix: str, files) -> None:
 def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], written: list[CompactedFile]) -> CompactedFile | None:
     """Merge the group's files into one compacted file, published (its directory entry not yet fsynced) and added to
     `written` (also when a later step fails, so that the caller can remove it); None if column types differ."""
-    from .commit import change_file_encoding, publish_staged, write_parquet
+    from .commit import write_parquet
 
     storage, prefix = files.storage, files.prefix
     parts = _read_inputs(storage, prefix, group)
@@ -461,16 +461,8 @@ def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile],
     path = layout.join(prefix, relative)
     inserts_only = group[0].file.inserts_only
     held = frozenset().union(*(f.columns for f in group))
-    if sum(f.file.size for f in group) <= IN_MEMORY_BYTES:  # encoded and hashed in memory, written in one go
-        size, digest = write_parquet(storage, path, merged, row_group_size=ROW_GROUP_ROWS, sync_directory=False)
-    else:
-        staged = storage.staging_file(".parquet")
-        try:
-            pq.write_table(merged, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS, **change_file_encoding(merged.column_names))
-        except BaseException:
-            storage.delete_staged(staged)
-            raise
-        size, digest = publish_staged(storage, path, staged, sync_directory=False)
+    in_memory = sum(f.file.size for f in group) <= IN_MEMORY_BYTES
+    size, digest = write_parquet(storage, path, merged, row_group_size=ROW_GROUP_ROWS, sync_directory=False, in_memory=in_memory)
     done = CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
     written.append(done)
     return done

@@ -798,11 +798,9 @@ def _write_new(path: str, content: bytes, mtime_ns: int, executable: bool) -> No
     fd = os.open(path, NEW_FILE, 0o666)
     try:
         try:
-            written = os.write(fd, content)
-            if written < len(content):  # a short write: the rest
-                view = memoryview(content)[written:]
-                while view:
-                    view = view[os.write(fd, view) :]
+            view = memoryview(content)
+            while view:  # one write, unless it is short
+                view = view[os.write(fd, view) :]
             if executable:
                 _make_executable(fd)
             os.utime(fd, ns=(mtime_ns, mtime_ns))

@@ -164,3 +164,12 @@ def test_a_failed_commit_leaves_no_file(store, monkeypatch, failing, operation):
     t.update(set={"score": "score + 1"}, where="id = 1", timestamp=START + dt.timedelta(hours=2))
     assert {r["id"]: r["score"] for r in t.read().to_pylist()} == {0: 0.0, 1: 1.5, 2: 1.0}
     assert logstore.open(store.path).table("t").verify().ok
+
+
+def test_a_merge_too_big_for_memory_writes_the_same_bytes(tmp_path, monkeypatch):
+    """A block whose inputs exceed IN_MEMORY_BYTES is encoded through a staging file and hashed from it: the same
+    compacted files as the in-memory path."""
+    in_memory = compacted_files(history(logstore.init(tmp_path / "a"), "t"))
+    monkeypatch.setattr(compaction, "IN_MEMORY_BYTES", 0)
+    through_staging = compacted_files(history(logstore.init(tmp_path / "b"), "t"))
+    assert len(in_memory) >= 2 and through_staging == in_memory
