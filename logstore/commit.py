@@ -125,7 +125,19 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     preimages = changes.preimages and deleted > 0
     if preimages:
         _require_format_5(files.storage)  # format-4 logstores must refuse a store whose delete rows hold values
-    new_fingerprint, written = _fingerprint_beside_files(files, head, changes, fresh=fresh, write=lambda: _write_files(files, version, rows, changes, fresh=fresh))
+    from . import premerge  # here: compaction.py, which it uses, imports this module
+
+    def write() -> tuple[DataFile, ...]:
+        written = _write_files(files, version, rows, changes, fresh=fresh)
+        if staged is None and rows is not None:
+            premerge.start(files, version, rows, inserts_only=fresh)  # the merge of the block this version may complete
+        return written
+
+    try:
+        new_fingerprint, written = _fingerprint_beside_files(files, head, changes, fresh=fresh, write=write)
+    except BaseException:
+        premerge.discard(files)
+        raise
     record = CommitRecord(
         commit=Commit(
             version=version,
@@ -154,6 +166,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     # link), so the change file is left for vacuum; only a lost race proves that nothing references it.
     published = time.monotonic() - started < PUBLISH_WINDOW and files.log.publish(record)
     if not published:
+        premerge.discard(files)
         for f in written:  # never referenced by any commit: remove it now rather than leave it to vacuum
             files.storage.delete(files.path(f.path))
         return None
@@ -231,25 +244,25 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 
-def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | None = None, sync_directory: bool = True, in_memory: bool = True) -> tuple[int, str]:
+def write_parquet(
+    storage, path: str, rows: pa.Table, *,
+    row_group_size: int | None = None, sync_directory: bool = True, in_memory: bool = True, encoded: pa.Buffer | None = None,
+) -> tuple[int, str]:
     """Publish rows (a change file's or a compacted file's, at a unique `path`) as Parquet; return size and SHA-256.
 
-    `in_memory` (these files are usually small): the file is built in memory and hashed there, then written to a
-    staging file in one write, with no second pass over the file to hash it; and the table is kept for a compaction
-    of this process that will merge the file (recent.py). Else it is written to the staging file and hashed from
-    there. Row groups of ROW_GROUP_ROWS unless `row_group_size` says otherwise."""
-    options = {"compression": "zstd", "row_group_size": row_group_size or ROW_GROUP_ROWS, **change_file_encoding(rows.column_names)}
+    `in_memory` (these files are usually small): the file is built in memory (or given as `encoded`, which must be
+    encode_parquet(rows) with the same row_group_size) and hashed there, then written to a staging file in one
+    write, with no second pass over the file to hash it; and the table is kept for a compaction of this process
+    that will merge the file (recent.py). Else it is written to the staging file and hashed from there."""
     staged = storage.staging_file(".parquet")
     data = None
     try:
-        if in_memory:
-            sink = pa.BufferOutputStream()
-            pq.write_table(rows, sink, **options)
-            data = sink.getvalue()
+        if in_memory or encoded is not None:
+            data = encoded if encoded is not None else encode_parquet(rows, row_group_size=row_group_size)
             with open(staged, "wb") as f:
                 f.write(data)
         else:
-            pq.write_table(rows, staged, **options)
+            pq.write_table(rows, staged, **_parquet_options(rows, row_group_size))
     except BaseException:
         storage.delete_staged(staged)
         raise
@@ -259,6 +272,20 @@ def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | N
     storage.put_staged_if_absent(path, staged, sync_directory=sync_directory)
     recent.remember(storage.location, path, digest, rows, data)
     return data.size, digest
+
+
+def encode_parquet(rows: pa.Table, *, row_group_size: int | None = None) -> pa.Buffer:
+    """The Parquet file of `rows` as logstore writes change and compacted files (row groups of ROW_GROUP_ROWS
+    unless `row_group_size` says otherwise)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(rows, sink, **_parquet_options(rows, row_group_size))
+    return sink.getvalue()
+
+
+def _parquet_options(rows: pa.Table, row_group_size: int | None) -> dict:
+    options = {"compression": "zstd", "row_group_size": row_group_size or ROW_GROUP_ROWS, **change_file_encoding(rows.column_names)}
+    options["use_dictionary"] = dictionary_columns(rows)
+    return options
 
 
 DICTIONARY_PAGE_BYTES = 16 << 10  # a column's dictionary page grows to this, then the column is written plain
@@ -278,6 +305,34 @@ def change_file_encoding(names) -> dict:
         "column_encoding": {ROW_ID: "DELTA_BINARY_PACKED"},
         "dictionary_pagesize_limit": DICTIONARY_PAGE_BYTES,
     }
+
+
+DICTIONARY_SAMPLE = 1024  # rows looked at per column to decide whether to try a dictionary
+PLAIN_DISTINCT = 0.9  # share of distinct values in that sample above which a column is written plain
+DICTIONARY_RULE_ROWS = 4096  # smaller files keep pyarrow's own choice: the rule would cost what it saves
+
+
+def dictionary_columns(rows: pa.Table) -> list[str]:
+    """The columns (not `_row_id`) worth a dictionary in a file of `rows`: for a file of DICTIONARY_RULE_ROWS rows
+    or more, those whose evenly spaced sample of DICTIONARY_SAMPLE values repeats values. A column with more than
+    PLAIN_DISTINCT of its sample distinct is written plain from the start: its dictionary would outgrow
+    DICTIONARY_PAGE_BYTES, and pyarrow builds it before falling back, which costs time and leaves a useless
+    dictionary page. A column whose dictionary fits that page (at most 2,048 eight-byte values) shows ~80%
+    distinct in such a sample, so it keeps its dictionary. Only the file's encoding changes, never its rows."""
+    names = [n for n in rows.column_names if n != ROW_ID]
+    if rows.num_rows < DICTIONARY_RULE_ROWS:
+        return names
+    step = rows.num_rows // DICTIONARY_SAMPLE
+    positions = pa.array(range(0, step * DICTIONARY_SAMPLE, step), pa.int64())
+    kept = []
+    for name in names:
+        try:
+            distinct = len(rows.column(name).take(positions).unique())
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            distinct = 0  # a type without a hash kernel (nested): keep pyarrow's own choice, a dictionary
+        if distinct <= PLAIN_DISTINCT * DICTIONARY_SAMPLE:
+            kept.append(name)
+    return kept
 
 
 def publish_staged(storage, path: str, staged: str, *, sync_directory: bool = True) -> tuple[int, str]:
