@@ -12,12 +12,14 @@ inputs: the same earlier files (path and SHA-256, in order) and, as the last inp
 recognised by its table in recent.py being the very table the merge used (the one its file was encoded from).
 Anything else (the commit lost its race, another writer compacted first, the block's files differ from the guess,
 the worker failed) leaves the compaction to merge as before; the stored result is the same bytes either way.
-One merge is kept per table, the newest.
+One merge is kept per table, the newest, and at most KEPT in all (a merge no compaction took, because the block
+was not compacted after all, is dropped when the table's next block starts, or when KEPT other tables started one).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -33,8 +35,10 @@ class _Started:
     merged: Future  # (earlier inputs as (path, sha256), merged table, its encoding) or None
 
 
+KEPT = 4
+
 _lock = threading.Lock()
-_started: dict[tuple[str, str], _Started] = {}  # (store location, table prefix) -> the newest merge started
+_started: OrderedDict[tuple[str, str], _Started] = OrderedDict()  # (store location, table prefix) -> its newest merge
 
 
 def start(files, version: int, rows: pa.Table, *, inserts_only: bool) -> None:
@@ -43,8 +47,12 @@ def start(files, version: int, rows: pa.Table, *, inserts_only: bool) -> None:
     if (version + 1) % compaction.FANOUT or not compaction.auto_enabled() or rows.nbytes >= compaction.CARRY_MIN_BYTES:
         return
     merged = threads.submit(_merge, files, version, rows, inserts_only)
+    key = (files.storage.location, files.prefix)
     with _lock:
-        _started[(files.storage.location, files.prefix)] = _Started(rows, merged)
+        _started.pop(key, None)
+        _started[key] = _Started(rows, merged)
+        while len(_started) > KEPT:
+            _started.popitem(last=False)
 
 
 def discard(files) -> None:

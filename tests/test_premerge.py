@@ -138,3 +138,17 @@ def test_dictionary_columns_skip_columns_of_distinct_values():
     dictionary = {meta.column(i).path_in_schema.split(".")[0] for i in range(meta.num_columns) if meta.column(i).has_dictionary_page}
     assert {"_op", "kind", "code"} <= dictionary and not dictionary & {"_row_id", "id", "text", "score"}
     assert pq.read_table(pa.BufferReader(data)).equals(rows)
+
+
+def test_merges_no_compaction_took_are_bounded(tmp_path, monkeypatch):
+    """Merges started for blocks no compaction then took (here: started by hand, no commit follows) are kept only
+    until KEPT other tables started one."""
+    monkeypatch.setattr(premerge, "KEPT", 2)
+    premerge._started.clear()
+    store = logstore.init(tmp_path)
+    for name in ("a", "b", "c"):
+        t = store.create_table(name, typed(range(4)), timestamp=START)
+        t.append(typed(range(4, 6)), timestamp=START + dt.timedelta(hours=1))
+        premerge.start(testing.files(t), 2, typed(range(6, 7)), inserts_only=True)
+    assert [key[1].rsplit("/", 1)[-1] for key in premerge._started] == ["b", "c"]
+    premerge._started.clear()
