@@ -125,19 +125,7 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     preimages = changes.preimages and deleted > 0
     if preimages:
         _require_format_5(files.storage)  # format-4 logstores must refuse a store whose delete rows hold values
-    from . import premerge  # here: compaction.py, which it uses, imports this module
-
-    def write() -> tuple[DataFile, ...]:
-        written = _write_files(files, version, rows, changes, fresh=fresh)
-        if staged is None and rows is not None:
-            premerge.start(files, version, rows, inserts_only=fresh)  # the merge of the block this version may complete
-        return written
-
-    try:
-        new_fingerprint, written = _fingerprint_beside_files(files, head, changes, fresh=fresh, write=write)
-    except BaseException:
-        premerge.discard(files)
-        raise
+    new_fingerprint, written = _fingerprint_beside_files(files, head, changes, fresh=fresh, write=lambda: _write_files(files, version, rows, changes, fresh=fresh))
     record = CommitRecord(
         commit=Commit(
             version=version,
@@ -166,7 +154,6 @@ def _publish(files: TableFiles, operation: str, head: Head, changes: ChangeSet, 
     # link), so the change file is left for vacuum; only a lost race proves that nothing references it.
     published = time.monotonic() - started < PUBLISH_WINDOW and files.log.publish(record)
     if not published:
-        premerge.discard(files)
         for f in written:  # never referenced by any commit: remove it now rather than leave it to vacuum
             files.storage.delete(files.path(f.path))
         return None
@@ -244,21 +231,18 @@ def _write_rows(files: TableFiles, version: int, rows: pa.Table, *, inserts_only
     return DataFile(path=relative, rows=rows.num_rows, size=size, sha256=digest, inserts_only=inserts_only)
 
 
-def write_parquet(
-    storage, path: str, rows: pa.Table, *,
-    row_group_size: int | None = None, sync_directory: bool = True, in_memory: bool = True, encoded: pa.Buffer | None = None,
-) -> tuple[int, str]:
+def write_parquet(storage, path: str, rows: pa.Table, *, row_group_size: int | None = None, sync_directory: bool = True, in_memory: bool = True) -> tuple[int, str]:
     """Publish rows (a change file's or a compacted file's, at a unique `path`) as Parquet; return size and SHA-256.
 
-    `in_memory` (these files are usually small): the file is built in memory (or given as `encoded`, which must be
-    encode_parquet(rows) with the same row_group_size) and hashed there, then written to a staging file in one
-    write, with no second pass over the file to hash it; and the table is kept for a compaction of this process
-    that will merge the file (recent.py). Else it is written to the staging file and hashed from there."""
+    `in_memory` (these files are usually small): the file is built in memory and hashed there, then written to a
+    staging file in one write, with no second pass over the file to hash it; and the table is kept for a compaction
+    of this process that will merge the file (recent.py). Else it is written to the staging file and hashed from
+    there. Row groups of ROW_GROUP_ROWS unless `row_group_size` says otherwise."""
     staged = storage.staging_file(".parquet")
     data = None
     try:
-        if in_memory or encoded is not None:
-            data = encoded if encoded is not None else encode_parquet(rows, row_group_size=row_group_size)
+        if in_memory:
+            data = encode_parquet(rows, row_group_size=row_group_size)
             with open(staged, "wb") as f:
                 f.write(data)
         else:

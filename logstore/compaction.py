@@ -442,32 +442,11 @@ def _delete(storage, prefix: str, files) -> None:
 
 def _merge(files: TableFiles, first: int, last: int, group: list[CompactedFile], written: list[CompactedFile]) -> CompactedFile | None:
     """Merge the group's files into one compacted file, published (its directory entry not yet fsynced) and added to
-    `written` (also when a later step fails, so that the caller can remove it); None if column types differ. The
-    merge the committing thread started beside the commit of the block's last version (premerge.py) is taken when
-    it merged exactly these files."""
-    from . import premerge
+    `written` (also when a later step fails, so that the caller can remove it); None if column types differ."""
     from .commit import write_parquet
 
     storage, prefix = files.storage, files.prefix
-    ready = premerge.take(storage, prefix, group)
-    merged, encoded = ready if ready is not None else (merge_tables(read_inputs(storage, prefix, group)), None)
-    if merged is None:
-        return None
-    relative = layout.new_compacted_file(first, last)
-    path = layout.join(prefix, relative)
-    inserts_only = group[0].file.inserts_only
-    held = frozenset().union(*(f.columns for f in group))
-    in_memory = sum(f.file.size for f in group) <= IN_MEMORY_BYTES
-    size, digest = write_parquet(storage, path, merged, row_group_size=ROW_GROUP_ROWS, sync_directory=False, in_memory=in_memory, encoded=encoded)
-    done = CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
-    written.append(done)
-    return done
-
-
-def merge_tables(parts: list[pa.Table]) -> pa.Table | None:
-    """The rows of a block's input files (in version order) as one compacted file holds them: concatenated, the
-    columns `_row_id`, `_op`, `_version` (then any other `_` column) first, sorted by `_version` then `_row_id`;
-    None if their column types differ."""
+    parts = _read_inputs(storage, prefix, group)
     try:
         merged = pa.concat_tables(parts, promote_options="default")
     except (pa.ArrowInvalid, pa.ArrowTypeError):
@@ -478,10 +457,18 @@ def merge_tables(parts: list[pa.Table]) -> pa.Table | None:
     merged = merged.select(order + [n for n in merged.column_names if not n.startswith("_")])
     if not _ordered(merged):
         merged = merged.sort_by([(layout.VERSION, "ascending"), (layout.ROW_ID, "ascending")])
-    return merged
+    relative = layout.new_compacted_file(first, last)
+    path = layout.join(prefix, relative)
+    inserts_only = group[0].file.inserts_only
+    held = frozenset().union(*(f.columns for f in group))
+    in_memory = sum(f.file.size for f in group) <= IN_MEMORY_BYTES
+    size, digest = write_parquet(storage, path, merged, row_group_size=ROW_GROUP_ROWS, sync_directory=False, in_memory=in_memory)
+    done = CompactedFile(DataFile(relative, merged.num_rows, size, digest, inserts_only), held)
+    written.append(done)
+    return done
 
 
-def read_inputs(storage, prefix: str, group: list[CompactedFile]) -> list[pa.Table]:
+def _read_inputs(storage, prefix: str, group: list[CompactedFile]) -> list[pa.Table]:
     """The rows of the block's input files: the table itself for a file this process wrote lately (recent.py),
     else the file, checked against its size and SHA-256 first and read with ParquetFile.read (a third of
     read_table's cost: no dataset), on the process's worker threads (the reads and hashes release the GIL)."""
