@@ -20,7 +20,7 @@ import duckdb
 
 from . import connection
 from .errors import SchemaChangeError, first_line
-from .schema import Column, check_distinct, quote
+from .schema import Column, check_distinct, literal, quote
 
 if TYPE_CHECKING:
     from .operations import ChangeSet, Head
@@ -97,11 +97,7 @@ def missing(c: Column) -> str:
     """The value of column `c` in a row written before it existed: its default, else NULL."""
     if c.default is None:
         return f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
-    return f"CAST({_literal(c.default)} AS {c.type}) AS {quote(c.name)}"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    return f"CAST({literal(c.default)} AS {c.type}) AS {quote(c.name)}"
 
 
 def physical_name(column: Column, source: Any) -> str | None:

@@ -54,8 +54,8 @@ from typing import IO, TYPE_CHECKING, cast
 import duckdb
 
 from . import connection
-from .files import PathName, _check_write_format, _compressed, _literal, _output_encoding, publish
-from .schema import quote
+from .files import PathName, _check_write_format, _compressed, _output_encoding, publish
+from .schema import literal, quote
 
 if TYPE_CHECKING:
     from .store import Store
@@ -241,10 +241,10 @@ def _copy_sql(columns: list[str], types: list, source: str, path: str, fmt: str)
         # order (and on one thread)
         rows = f"SELECT CASE WHEN random() < 0 THEN NULL ELSE COLUMNS(*) END FROM {source}"  # each column, its name kept
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
-        return f"COPY ({rows}) TO {_literal(path)} ({options})"
+        return f"COPY ({rows}) TO {literal(path)} ({options})"
     select = ", ".join(_text_column(name, str(type_), fmt) for name, type_ in zip(columns, types))
     options = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true", "ndjson": "FORMAT json"}[fmt]
-    return f"COPY (SELECT {select} FROM {source}) TO {_literal(path)} ({options})"
+    return f"COPY (SELECT {select} FROM {source}) TO {literal(path)} ({options})"
 
 
 def _text_column(name: str, type_: str, fmt: str) -> str:

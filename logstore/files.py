@@ -55,7 +55,7 @@ import zstandard
 
 from . import connection
 from .errors import InputValueError, InvalidInputError, OutputExistsError, first_line
-from .schema import columns_from_any
+from .schema import columns_from_any, literal
 
 READ_FORMATS = ("parquet", "csv", "tsv", "json", "ndjson")
 WRITE_FORMATS = ("parquet", "csv", "json", "ndjson")
@@ -251,7 +251,7 @@ def _read_path(path: str, fmt: str, options: _Options, label: str) -> pa.Table:
     con = connection.new()  # reads the file the user named, wherever it is
     try:
         if fmt == "parquet":
-            return con.sql(f"SELECT * FROM read_parquet({_literal(path)})").to_arrow_table()
+            return con.sql(f"SELECT * FROM read_parquet({literal(path)})").to_arrow_table()
         source = _Source(con, path, fmt, compression, options, label)
         return _read_csv(source) if fmt in ("csv", "tsv") else _read_json(source)
     except duckdb.Error as e:
@@ -315,14 +315,14 @@ def _read_csv(src: _Source) -> pa.Table:
     delim = ", delim = '\\t'" if src.fmt == "tsv" else ""
     sniffed = src.con.execute(
         "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, Columns "
-        f"FROM sniff_csv({_literal(src.path)}, compression = '{src.compression}'{delim}{_sniff_formats(src.options)})"
+        f"FROM sniff_csv({literal(src.path)}, compression = '{src.compression}'{delim}{_sniff_formats(src.options)})"
     ).fetchall()[0]
     columns = {c["name"]: src.options.types.get(c["name"], c["type"]) for c in sniffed[7]}
-    formats = f", dateformat = {_literal(src.options.date_format or ISO_DATE)}"
+    formats = f", dateformat = {literal(src.options.date_format or ISO_DATE)}"
     if src.options.timestamp_format:
-        formats += f", timestampformat = {_literal(src.options.timestamp_format)}"
+        formats += f", timestampformat = {literal(src.options.timestamp_format)}"
     arguments = (
-        f"{_literal(src.path)}, compression = '{src.compression}', auto_detect = false, {_dialect(sniffed)}, "
+        f"{literal(src.path)}, compression = '{src.compression}', auto_detect = false, {_dialect(sniffed)}, "
         f"columns = {_struct(columns)}{formats}"
     )
     table, reject = _scan_csv(src.con, arguments)
@@ -350,17 +350,17 @@ def _scan_csv(con: duckdb.DuckDBPyConnection, arguments: str) -> tuple[pa.Table,
 
 def _sniff_formats(options: _Options) -> str:
     """Only the formats the caller named: the sniffer's own guesses are what the read then refuses."""
-    text = f", dateformat = {_literal(options.date_format)}" if options.date_format else ""
+    text = f", dateformat = {literal(options.date_format)}" if options.date_format else ""
     if options.timestamp_format:
-        text += f", timestampformat = {_literal(options.timestamp_format)}"
+        text += f", timestampformat = {literal(options.timestamp_format)}"
     return text
 
 
 def _dialect(sniffed: Sequence[Any]) -> str:
     delim, quote, escape, newline, comment, skip, header = (_plain(v) for v in sniffed[:7])
-    text = f"delim = {_literal(delim)}, quote = {_literal(quote)}, escape = {_literal(escape)}, skip = {int(skip)}"
-    text += f", comment = {_literal(comment)}, header = {'true' if header else 'false'}"
-    return text + (f", new_line = {_literal(newline)}" if newline else "")
+    text = f"delim = {literal(delim)}, quote = {literal(quote)}, escape = {literal(escape)}, skip = {int(skip)}"
+    text += f", comment = {literal(comment)}, header = {'true' if header else 'false'}"
+    return text + (f", new_line = {literal(newline)}" if newline else "")
 
 
 def _plain(value: Any) -> Any:
@@ -427,7 +427,7 @@ def _temporal(type_: str) -> str | None:
 
 def _read_json(src: _Source) -> pa.Table:
     layout = "auto" if src.fmt == "json" else "newline_delimited"
-    base = f"{_literal(src.path)}, format = '{layout}', compression = '{src.compression}'"
+    base = f"{literal(src.path)}, format = '{layout}', compression = '{src.compression}'"
     formats = _sniff_formats(src.options)
     sniffed = src.con.execute(f"DESCRIBE SELECT * FROM read_json({base}{formats})").fetchall()
     columns = {name: _json_type(src.options.types.get(name), type_) for name, type_, *_ in sniffed}
@@ -501,7 +501,7 @@ def _open_input(path: str, compression: str) -> io.BufferedIOBase:
 
 
 def _struct(columns: dict[str, str]) -> str:
-    return "{" + ", ".join(f"{_literal(name)}: {_literal(type_)}" for name, type_ in columns.items()) + "}"
+    return "{" + ", ".join(f"{literal(name)}: {literal(type_)}" for name, type_ in columns.items()) + "}"
 
 
 # --- writing -------------------------------------------------------------------------------------------------
@@ -686,10 +686,6 @@ class _CountingWriter:
 
     def tell(self) -> int:
         return self.count
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 __all__ = ["READ_FORMATS", "WRITE_FORMATS", "format_of", "json_value", "output_format", "read_file", "read_files", "write_file"]

@@ -24,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from .materialize import DELETE, INSERT, OP, ROW_ID, Plan
-from .schema import Column, quote
+from .schema import Column, literal, quote
 
 ALGORITHM = "duckdb-hash-rowsum-v1"
 MOD = 1 << 64
@@ -67,12 +67,12 @@ def row_hash_sql(columns: tuple[Column, ...], alias: str | None = None) -> str:
 
 def _cell_sql(column: Column, prefix: str) -> str:
     name = f"{prefix}{quote(column.name)}"
-    return f"CASE WHEN {name} IS NULL THEN 0::HUGEINT ELSE hash({_literal(column.ident)}, CAST({name} AS {column.type}))::HUGEINT END"
+    return f"CASE WHEN {name} IS NULL THEN 0::HUGEINT ELSE hash({literal(column.ident)}, CAST({name} AS {column.type}))::HUGEINT END"
 
 
 def _list_cells_sql(group: list[Column], type_: str, prefix: str) -> str:
     """The sum of the cell hashes of columns of one type, as HUGEINT: one list of values, one lambda."""
-    names = "[" + ", ".join(_literal(c.ident) for c in group) + "]"
+    names = "[" + ", ".join(literal(c.ident) for c in group) + "]"
     values = "[" + ", ".join(f"CAST({prefix}{quote(c.name)} AS {type_})" for c in group) + "]"
     cell = f"CASE WHEN v IS NULL THEN 0::HUGEINT ELSE hash({names}[i], v)::HUGEINT END"
     return f"list_sum(list_transform({values}, lambda v, i: {cell}))"
@@ -167,10 +167,6 @@ def _from_head(column: Column, held: Column | None) -> str:
 
 def _value(con, sql: str) -> int:
     return int(con.execute(sql).fetchall()[0][0])  # execute: bound once (con.sql binds to describe, then to run)
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _escape(text: str) -> str:

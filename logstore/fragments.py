@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 from . import evolution, integrity, layout, planner
 from .errors import InvalidInputError, SchemaMismatchError, VersionFilesGoneError
 from .materialize import _project
-from .scan import ScanPlan, Slice, _bits, _literal
-from .schema import Column, arrow_schema, quote
+from .scan import ScanPlan, Slice, _bits
+from .schema import Column, arrow_schema, literal, quote
 
 if TYPE_CHECKING:
     import dask.dataframe
@@ -78,7 +78,7 @@ class Piece:
             conditions.append(f"get_bit(from_base64('{bits}')::BIT, CAST(file_row_number - {self.start} AS INTEGER)) = 0")
         numbered = ", file_row_number = true" if not self.whole or self.dead is not None else ""
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        return f"SELECT {_project(columns, self.held, self.mapped)} FROM read_parquet({_literal(url)}{numbered}){where}"
+        return f"SELECT {_project(columns, self.held, self.mapped)} FROM read_parquet({literal(url)}{numbered}){where}"
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from .errors import InvalidInputError
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .log import DataFile
 from .operations import ChangeSet, Head, _check_batch_keys, _check_new_keys, change_schema
-from .schema import Column, arrow_schema, conform, quote
+from .schema import Column, arrow_schema, conform, literal, quote
 
 if TYPE_CHECKING:
     from .log import Commit
@@ -305,7 +305,7 @@ def rewrite(head: Head, staged: Staged, operation: str, *, merge: bool, storage,
         if head.key:
             _check_staged_keys(local, source)
         name = "upsert_batch" if operation == "UPSERT" else "overwrite_batch"
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({_literal(source)})")
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({literal(source)})")
         sql = operations.upsert_sql(local, columns) if operation == "UPSERT" else operations.overwrite_sql(local, columns)
         target = storage.staging_file(".parquet")
         staged_files.append(target)
@@ -354,7 +354,7 @@ def _check_staged_keys(head: Head, source: str) -> None:
 
     key = list(head.key)
     cols = ", ".join(quote(k) for k in key)
-    relation = f"read_parquet({_literal(source)})"
+    relation = f"read_parquet({literal(source)})"
     nulls = head.con.sql(f"SELECT {cols} FROM {relation} WHERE {' OR '.join(f'{quote(k)} IS NULL' for k in key)} LIMIT 6").fetchall()
     if nulls:
         raise KeyViolationError(key, "null values", [_key_value(r) for r in nulls])
@@ -408,17 +408,13 @@ def _op_counts(rows: pa.Table) -> list[tuple[str, int]]:
 def _advance(head: Head, old: int, changes: str, columns: tuple[Column, ...]) -> int:
     """fingerprint.advance over a change file: the head's fingerprint `old`, less the row hashes of the head rows
     whose ids the file changes (old images), plus those of its rows that are not deletes (new images)."""
-    relation = f"read_parquet({_literal(changes)})"
+    relation = f"read_parquet({literal(changes)})"
     added = int(head.con.execute(fingerprint.sum_sql(f"(SELECT * FROM {relation} WHERE {OP} <> '{DELETE}') AS c", columns)).fetchall()[0][0])
     if head.record.version < 0:
         return added % fingerprint.MOD
     old_rows = f"(SELECT * FROM {head.state_sql()} AS h SEMI JOIN (SELECT {ROW_ID} FROM {relation}) AS c USING ({ROW_ID})) AS o"
     removed = int(head.con.execute(fingerprint.sum_sql(old_rows, head.columns)).fetchall()[0][0])
     return (old - removed + added) % fingerprint.MOD
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def rewrite_changes(head: Head, data: pa.Table | Staged, operation: str, *, merge: bool, storage, staged_files: list[str]) -> ChangeSet:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import evolution
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION  # noqa: F401 - the change-row columns; re-exported
-from .schema import Column, quote
+from .schema import Column, literal, quote
 
 
 @dataclass(frozen=True)
@@ -149,6 +149,6 @@ def _scan(sources) -> str:
     """A read_parquet of the sources; union_by_name only when their columns differ (it reads every footer to bind)."""
     if len(sources) == 1 and sources[0].table:
         return quote(sources[0].url)
-    urls = ", ".join("'" + s.url.replace("'", "''") + "'" for s in sources)
+    urls = ", ".join(literal(s.url) for s in sources)
     same = len({(s.columns, s.physical) for s in sources}) <= 1
     return f"read_parquet([{urls}]{'' if same else ', union_by_name = true'})"

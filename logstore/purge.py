@@ -68,7 +68,7 @@ from .errors import CommitConflictError, CorruptionError
 from .layout import DELETE, OP, ROW_ID, VERSION
 from .log import Commit, CommitRecord
 from .materialize import _project
-from .schema import Column
+from .schema import Column, literal
 
 if TYPE_CHECKING:
     from .planner import TableFiles
@@ -163,7 +163,7 @@ def _lineage(files: TableFiles, con, inv: _Inventory, where: str, columns: tuple
         if holding and OP in held and VERSION in held:
             not_delete = f"({OP} <> '{DELETE}' OR {VERSION} IN ({', '.join(map(str, holding))})) AND "
         inner = f"{ROW_ID}{', ' + OP if OP in held else ''}{', ' + VERSION if VERSION in held and not_delete else ''}"
-        parts.append(f"SELECT {ROW_ID} FROM (SELECT {inner}, {_project(columns, held)} FROM read_parquet({_literal(url)})) AS t WHERE {not_delete}({where})")
+        parts.append(f"SELECT {ROW_ID} FROM (SELECT {inner}, {_project(columns, held)} FROM read_parquet({literal(url)})) AS t WHERE {not_delete}({where})")
     if not parts:
         return np.zeros(0, dtype=np.int64)
     found = np.zeros(0, dtype=np.int64)
@@ -178,10 +178,6 @@ def _held(inv: _Inventory, path: str, url: str) -> frozenset[str]:
     if path not in inv.columns:
         inv.columns[path] = frozenset(pq.read_schema(url).names)
     return inv.columns[path]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # --- rewriting files --------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from . import layout
 from .layout import DELETE, OP, ROW_ID, VERSION
 from .materialize import Source, _project
-from .schema import Column, quote
+from .schema import Column, literal, quote
 
 CACHE_MAX_BYTES = 256 << 20  # row-id arrays of base files kept per process
 JOIN_MAX_ROWS = 1 << 16  # files with dead rows read in one scan with others only up to this size
@@ -111,7 +111,7 @@ class ScanPlan:
                 position = f"CAST(file_index AS INTEGER) * {_stride(part)} + {position}"
             conditions.append(f"get_bit(from_base64('{bits}')::BIT, {position}) = 0")
         numbered = ", file_row_number = true" if any(b is not None for b in bitmaps) else ""
-        files = _literal(urls[0]) if len(urls) == 1 else f"[{', '.join(_literal(u) for u in urls)}]"
+        files = literal(urls[0]) if len(urls) == 1 else f"[{', '.join(literal(u) for u in urls)}]"
         where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         return f"SELECT {select} FROM read_parquet({files}{numbered}){where}"
 
@@ -143,10 +143,6 @@ class ScanPlan:
         wanted = ([ROW_ID] if row_id else []) + ([VERSION] if version else []) + wanted
         filter_ = f" WHERE ({where})" if where else ""
         return f"SELECT {', '.join(wanted)} FROM ({self.relation_sql(row_id=row_id, version=version)}) AS v{filter_}"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _stride(part: Sequence[Slice]) -> int:

@@ -47,6 +47,11 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def columns_from_arrow(schema: pa.Schema) -> tuple[Column, ...]:
     check_distinct(schema.names)  # DuckDB would rename a repeated name ('a', 'a' -> 'a', 'a_1')
     con = connection.new(files=connection.Confined())  # no file access: it runs schema text users give
