@@ -16,6 +16,7 @@ import logstore
 
 from .context import State
 from .output import error
+from .shutdown import exiting
 
 
 class LogstoreGroup(click.Group):
@@ -98,11 +99,12 @@ def main() -> None:
     # numpy's OpenBLAS starts a thread per core when numpy is imported (~40 ms of CPU at each start); the CLI does
     # no linear algebra. Set before anything imports numpy; an explicit setting in the environment wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    try:
-        cli(prog_name="logstore")
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.exit(1)
+    with exiting():  # then leave at once, without Python's teardown (shutdown.py)
+        try:
+            cli(prog_name="logstore")
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(1)
 
 
 # --- commands: one import and one add_command line each ------------------------------------------------------
