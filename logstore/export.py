@@ -24,7 +24,8 @@ Files: written to a temporary file next to the target and published at once (fil
 replaced only with `force`; a failed write leaves nothing behind). Streams (stdout, a BytesIO, anything with
 `write`): rows already written cannot be taken back when a query fails part-way.
 
-Text output is the CLI's scripting contract, cast in SQL before DuckDB writes it: times ISO 8601 with
+Text output is the CLI's scripting contract, cast in SQL before DuckDB writes it (plain TIMESTAMP columns in CSV: by
+the CSV writer's TIMESTAMPFORMAT, the same text): times ISO 8601 with
 microseconds (`2022-01-01T00:00:00.000000`), those with a time zone in UTC with a `Z`; booleans true/false;
 NULL empty in CSV and null in JSON; NaN and infinities as NULL; intervals as seconds; blobs as base64; decimals as
 text in JSON (as written in CSV). Nested values (lists, structs, maps) are written by DuckDB: JSON arrays and
