@@ -6,8 +6,11 @@ status through click, errors included) leaves with os._exit instead, after doing
 done that matters:
 
 1. atexit handlers run (logging's flush, tempfile's and weakref finalizers, multiprocessing's, a sitecustomize's);
-2. every DuckDB connection logstore made is closed (logstore.connection.close_all), so DuckDB removes its temporary
-   (spill) directory as it does when a connection closes at teardown;
+2. every DuckDB connection logstore made that spilled to disk is closed (logstore.connection.close_all), so DuckDB
+   removes its temporary directory as it does when a connection closes at teardown. One that did not is left to
+   the process's end: closing it would only free its memory (~10 ms for the store's connection after a big read),
+   which is also why the command's store is kept (keep) instead of being freed, and its connection closed, when the
+   command returns;
 3. stdout and stderr are flushed. A reader of stdout gone by then (`logstore log | head`) makes the status 1 without
    a message, as a broken pipe met during the command does; another failure (a full disk) is said on stderr, status
    1 (Python's exit printed "Exception ignored ... BrokenPipeError" / "OSError" and returned 120 for either).
@@ -28,10 +31,21 @@ import threading
 from collections.abc import Iterator
 from typing import NoReturn
 
+_leaving = threading.Event()  # set inside exiting(): the process leaves through leave()
+_kept: list[object] = []
+
+
+def keep(obj: object) -> None:
+    """Keep `obj` (the command's store) alive until the process leaves through leave(); a no-op outside exiting()
+    (`cli` called from Python: tests, CliRunner)."""
+    if _leaving.is_set():
+        _kept.append(obj)
+
 
 @contextlib.contextmanager
 def exiting() -> Iterator[None]:
     """Run the block (the command), then leave the process with its exit status (leave)."""
+    _leaving.set()
     try:
         yield
     except SystemExit as e:
@@ -49,7 +63,7 @@ def leave(code: object) -> NoReturn:
     atexit._run_exitfuncs()  # noqa: SLF001 - what Python's exit runs first; they are run once (the list is cleared)
     if "logstore.connection" in sys.modules:  # else no connection was made (and no DuckDB imported for nothing)
         with contextlib.suppress(Exception):
-            sys.modules["logstore.connection"].close_all()
+            sys.modules["logstore.connection"].close_all(only_spilled=True)
     if not _flushed(sys.stdout) and status == 0:
         status = 1
     _flushed(sys.stderr)

@@ -211,3 +211,40 @@ def test_a_thread_still_running_is_waited_for(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "thread.txt").read_text() == "done"
+
+
+def test_close_all_of_spilled_connections_only(tmp_path):
+    """What leave() does: a connection whose database spilled to disk is closed (DuckDB removes its temporary
+    directory); one that did not is left open (closing it would only free memory, ~10 ms, before os._exit)."""
+    from logstore import connection
+
+    spill = tmp_path / "spill"
+    spilled = connection.new(settings={"memory_limit": "30MB", "temp_directory": str(spill), "threads": 1})
+    spilled.execute("CREATE TEMP TABLE x AS SELECT range AS i, md5(range::VARCHAR) AS s FROM range(2000000)")
+    spilled.sql("SELECT * FROM x ORDER BY s DESC LIMIT 1").fetchall()
+    quiet = connection.new(settings={"temp_directory": str(tmp_path / "never")})
+    quiet.sql("SELECT count(*) FROM range(1000)").fetchall()
+    closed = connection.new()
+    closed.close()
+    assert spill.exists()
+    connection.close_all(only_spilled=True)
+    assert not spill.exists()
+    import duckdb
+
+    with pytest.raises(duckdb.ConnectionException):
+        spilled.sql("SELECT 1").fetchall()
+    assert quiet.sql("SELECT 1").fetchall() == [(1,)]
+    quiet.close()
+
+
+def test_the_store_is_kept_only_when_leaving_through_main(store_dir):
+    """cli/context.py hands the command's store to shutdown.keep (so its connection is not closed one by one before
+    os._exit); `cli` called from Python (tests, CliRunner) keeps nothing: no store outlives its command there."""
+    from click.testing import CliRunner
+
+    from logstore_cli import shutdown
+    from logstore_cli.main import cli
+
+    result = CliRunner().invoke(cli, ["--store", str(store_dir / "store"), "tables"])
+    assert result.exit_code == 0, result.output
+    assert shutdown._kept == []
