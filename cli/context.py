@@ -7,6 +7,8 @@ from pathlib import Path
 
 import logstore
 
+from .shutdown import keep
+
 STORE_DIR = ".logstore"
 MARKER = "logstore.json"
 
@@ -35,6 +37,7 @@ class State:
     def store(self) -> logstore.Store:
         if self._store is None:
             self._store = logstore.open(locate_store(self.store_option))
+            keep(self._store)  # its connections are not closed one by one when the command returns (shutdown.py)
         return self._store
 
     def table(self, name: str) -> logstore.Table:

@@ -47,7 +47,8 @@ INTRO = """# The `logstore` command line
   (table, CSV, JSON, Parquet). Colours only on a terminal and never with `NO_COLOR`. Progress bars (stderr) only on a terminal and only for work of more than a
   few MB.
 - **Errors**: a failed command changes nothing, prints one line `error: ...` on stderr and exits with status 1
-  (usage errors: status 2). `--debug` (or `LOGSTORE_DEBUG=1`) shows the traceback instead.
+  (usage errors: status 2). `--debug` (or `LOGSTORE_DEBUG=1`) shows the traceback instead. A reader of stdout that
+  goes away early (`logstore changes events 0 -f csv | head`) ends the command with status 1 and no message.
 
 ## Commands
 """

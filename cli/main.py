@@ -7,6 +7,7 @@ Adding a command: write it in its own module (reuse `output.output_options`/`ren
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -16,6 +17,7 @@ import logstore
 
 from .context import State
 from .output import error
+from .shutdown import exiting
 
 
 class LogstoreGroup(click.Group):
@@ -98,11 +100,15 @@ def main() -> None:
     # numpy's OpenBLAS starts a thread per core when numpy is imported (~40 ms of CPU at each start); the CLI does
     # no linear algebra. Set before anything imports numpy; an explicit setting in the environment wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    try:
-        cli(prog_name="logstore")
-    except BrokenPipeError:
-        _silence_stdout()
-        sys.exit(1)
+    # the youngest generation collected every 10,000 new objects instead of 700: while a command imports its ~400
+    # modules, 26 collections instead of 95 (`diff`: 3-10 ms less); cyclic garbage waits a little longer
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    with exiting():  # then leave at once, without Python's teardown (shutdown.py)
+        try:
+            cli(prog_name="logstore")
+        except BrokenPipeError:
+            _silence_stdout()
+            sys.exit(1)
 
 
 # --- commands: one import and one add_command line each ------------------------------------------------------

@@ -24,7 +24,8 @@ Files: written to a temporary file next to the target and published at once (fil
 replaced only with `force`; a failed write leaves nothing behind). Streams (stdout, a BytesIO, anything with
 `write`): rows already written cannot be taken back when a query fails part-way.
 
-Text output is the CLI's scripting contract, cast in SQL before DuckDB writes it: times ISO 8601 with
+Text output is the CLI's scripting contract, cast in SQL before DuckDB writes it (plain TIMESTAMP columns in CSV: by
+the CSV writer's TIMESTAMPFORMAT, the same text): times ISO 8601 with
 microseconds (`2022-01-01T00:00:00.000000`), those with a time zone in UTC with a `Z`; booleans true/false;
 NULL empty in CSV and null in JSON; NaN and infinities as NULL; intervals as seconds; blobs as base64; decimals as
 text in JSON (as written in CSV). Nested values (lists, structs, maps) are written by DuckDB: JSON arrays and
@@ -243,7 +244,10 @@ def _copy_sql(columns: list[str], types: list, source: str, path: str, fmt: str)
         options = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
         return f"COPY ({rows}) TO {literal(path)} ({options})"
     select = ", ".join(_text_column(name, str(type_), fmt) for name, type_ in zip(columns, types))
-    options = {"csv": "FORMAT csv, HEADER true", "json": "FORMAT json, ARRAY true", "ndjson": "FORMAT json"}[fmt]
+    # CSV: a TIMESTAMP column is written by the writer's own TIMESTAMPFORMAT (the bytes strftime gives, NULL, infinities,
+    # years before 1 and after 9999 included; nested values untouched either way), ~2x cheaper than strftime per value
+    csv = f"FORMAT csv, HEADER true, TIMESTAMPFORMAT '{LOCAL_FORMAT}'"
+    options = {"csv": csv, "json": "FORMAT json, ARRAY true", "ndjson": "FORMAT json"}[fmt]
     return f"COPY (SELECT {select} FROM {source}) TO {literal(path)} ({options})"
 
 
@@ -251,9 +255,13 @@ def _text_column(name: str, type_: str, fmt: str) -> str:
     """The SQL writing column `name` of DuckDB type `type_` as the text formats' contract says (module docstring)."""
     q = quote(name)
     kind = type_.upper()
+    if kind.endswith("]"):  # a list or array (of timestamps, decimals, ...): written by DuckDB, as structs and maps are
+        return q
     if kind in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         value = f"strftime({q} AT TIME ZONE 'UTC', '{UTC_FORMAT}')"
-    elif kind.startswith("TIMESTAMP"):  # TIMESTAMP, TIMESTAMP_S/_MS/_NS
+    elif kind == "TIMESTAMP" and fmt == "csv":
+        return q  # the CSV writer's TIMESTAMPFORMAT (_copy_sql)
+    elif kind.startswith("TIMESTAMP"):  # TIMESTAMP (JSON), TIMESTAMP_S/_MS/_NS
         value = f"strftime({q}, '{LOCAL_FORMAT}')"
     elif kind in ("DOUBLE", "FLOAT", "REAL"):
         value = f"CASE WHEN isfinite({q}) THEN {q} END"

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import logstore
-from logstore import changes, compaction, scan, statistics
+from logstore import changes, compaction, integrity, scan, statistics
 from logstore_cli.main import cli
 
 pytestmark = pytest.mark.usefixtures("cli_env")
@@ -99,3 +99,27 @@ def test_cli_csv_is_the_library_diff(history):
     assert [r["id"] for r in rows] == [str(r["id"]) for r in expected]
     assert [r["_change_type"] for r in rows] == [r["_change_type"] for r in expected]
     assert [r["_old_x"] for r in rows] == ["" if r["_old_x"] is None else str(r["_old_x"]) for r in expected]
+
+
+def test_a_damaged_change_file_fails_the_diff(history):
+    """Round 5: the range's files are found and checked (SHA-256 on first use) on a thread of their own while the
+    caller opens its connection (changes._diff_range). A change file of the range altered in place (same size, other
+    bytes) still fails every diff over it with CorruptionError naming it, raised in the caller's thread, and the CLI
+    with one `error:` line and no rows; a diff not reading it still works."""
+    store, t = history
+    damaged = t._files.log.read(13).files[0]
+    path = t._files.url(damaged.path)
+    with open(path, "r+b") as f:
+        f.seek(damaged.size // 2)
+        byte = f.read(1)
+        f.seek(damaged.size // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    integrity.forget()
+    for call in (lambda: t.diff(0, 13), lambda: t.diff_summary(13, 0), lambda: t.diff_relation(1, 13)):
+        with pytest.raises(logstore.CorruptionError, match="checksum mismatch") as caught:
+            call()
+        assert damaged.path in str(caught.value)
+    result = CliRunner().invoke(cli, ["diff", "t", "0", "13", "-f", "csv"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: ") and "checksum mismatch" in result.stderr, result.stderr
+    assert _got(t.diff(0, 12).to_pylist()) == _expected(t, 0, 12)
