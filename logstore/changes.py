@@ -88,7 +88,7 @@ from .errors import ChangeRangeError, InvalidInputError  # ChangeRangeError: als
 from .layout import DELETE, INSERT, OP, ROW_ID, UPDATE, VERSION
 from .planner import TableFiles
 from .scan import ScanPlan
-from .schema import Column, quote
+from .schema import Column, literal, quote
 
 CHANGE_TYPE = "_change_type"
 TIMESTAMP = "_timestamp"
@@ -265,10 +265,6 @@ def _range_files(files: TableFiles, first: int, last: int, records: dict, *, val
 # --- SQL building blocks -------------------------------------------------------------------------------------------
 
 
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _null(c: Column) -> str:
     return f"CAST(NULL AS {c.type}) AS {quote(c.name)}"
 
@@ -308,7 +304,7 @@ def _grouped_scan(sources, schemas: dict, select: str, where: str) -> str:
     parts = []
     for key, group in groups.items():
         held = frozenset().union(*(g.columns for g in group))
-        urls = ", ".join(_lit(g.url) for g in group)
+        urls = ", ".join(literal(g.url) for g in group)
         by_name = ", union_by_name = true" if key[:1] == ("file",) else ""
         parts.append(f"SELECT {select(held, group[0].physical)} FROM read_parquet([{urls}]{by_name}) WHERE {where}")
     return " UNION ALL ".join(f"({p})" for p in parts)
@@ -421,7 +417,7 @@ def changes_query(files: TableFiles, start_version: int, end_version: int, exclu
             f"o.{VERSION}, o.{ROW_ID}, 0 AS _ord FROM _old o LEFT JOIN _img i ON o.{ROW_ID} = i.{ROW_ID} AND o._pv = i.{VERSION}"
         ) + ")"
     if times:
-        values = ", ".join(f"({v}, TIMESTAMPTZ {_lit(timestamps.encode(t))})" for v, t in times)
+        values = ", ".join(f"({v}, TIMESTAMPTZ {literal(timestamps.encode(t))})" for v, t in times)
         ctes.append(f"_times AS (SELECT * FROM (VALUES {values}) AS t({VERSION}, {TIMESTAMP}))")
     else:
         ctes.append(f"_times AS (SELECT CAST(NULL AS BIGINT) AS {VERSION}, CAST(NULL AS TIMESTAMPTZ) AS {TIMESTAMP} WHERE false)")
@@ -513,7 +509,7 @@ def diff_query(files: TableFiles, a: int, b: int, exclude=frozenset(), *, span: 
     in_old, in_new = f"o.{ROW_ID} IS NOT NULL", f"n.{ROW_ID} IS NOT NULL"
     kind = f"CASE WHEN NOT {in_old} THEN 'insert' WHEN NOT {in_new} THEN 'delete' ELSE 'update' END"
     changed_list = (
-        "list_filter([" + ", ".join(f"CASE WHEN {d} THEN {_lit(n)} END" for n, d in distinct.items()) + "], lambda x: x IS NOT NULL)"
+        "list_filter([" + ", ".join(f"CASE WHEN {d} THEN {literal(n)} END" for n, d in distinct.items()) + "], lambda x: x IS NOT NULL)"
         if distinct
         else "CAST([] AS VARCHAR[])"
     )
@@ -559,7 +555,7 @@ def diff_summary(files: TableFiles, a, b) -> DiffSummary:
     query, facts = diff_query(files, va, vb, span=span)
     compared = [c.name for c in files.log.read(vb).columns if c.name not in facts["key"]]
     counts = [f"count(*) FILTER (WHERE {CHANGE_TYPE} = '{t}')" for t in DIFF_TYPES]
-    per_column = [f"count(*) FILTER (WHERE list_contains({CHANGED_COLUMNS}, {_lit(n)}))" for n in compared]
+    per_column = [f"count(*) FILTER (WHERE list_contains({CHANGED_COLUMNS}, {literal(n)}))" for n in compared]
     outer = (f"SELECT {', '.join(counts + per_column)} FROM (", ")")
     row = _run(files, query.within(*outer), lambda exclude: diff_query(files, va, vb, exclude, span=span)[0].within(*outer)).to_pylist()[0]
     values = list(row.values())
@@ -668,7 +664,7 @@ def _relation(files: TableFiles, build: Callable[[frozenset[int]], _Query]) -> d
 
         def opened() -> duckdb.DuckDBPyRelation:
             if query.plan is not None and query.plan.snapshot is not None:
-                con.sql(f"SELECT count(*) FROM read_parquet({_lit(query.plan.snapshot.url)})").fetchall()
+                con.sql(f"SELECT count(*) FROM read_parquet({literal(query.plan.snapshot.url)})").fetchall()
             return con.sql(query.sql)
 
         return planner.Attempt(query.plan, opened)
