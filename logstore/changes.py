@@ -574,7 +574,8 @@ def _diff_range(files: TableFiles, a: int, b: int) -> _Range:
     while this thread opens its DuckDB connection (which the diff's query runs on): the files are checked against
     their SHA-256 on their first use in a process (integrity.py), and hashing releases the GIL, so in a fresh process
     (the CLI) the two overlap (~50 -> ~35 ms for the standard workload's diff 0..300). The thread has ended when this
-    returns; its error, if any, is raised here."""
+    returns; its error, if any, is raised here. A thread of its own, not the pool of threads.py: the pool's threads
+    outlive the task, and the CLI leaves at once (os._exit) only when no other thread is alive (cli/shutdown.py)."""
     found: dict[str, Any] = {}
 
     def build() -> None:

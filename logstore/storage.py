@@ -86,7 +86,7 @@ class LocalStorage:
         """The whole file in one open and one read if it holds at most `limit` bytes, else None; FileNotFoundError
         if it does not exist. (Local disk only, for blobs: a checkout's per-file fast path, blobs.Blobs.whole; a lazy
         clone's OnDemandStorage inherits it unchanged, as it fetches data files but never blobs.)"""
-        fd = os.open(os.path.join(self.location, path), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(self._text(path), os.O_RDONLY | os.O_CLOEXEC)
         try:
             expected = os.fstat(fd).st_size
             if expected > limit:
